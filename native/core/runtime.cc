@@ -1,0 +1,122 @@
+// Process-level runtime: versions and build facts for `vicinity doctor`, thread settings, RNG
+// seeding and generators, memory counters.
+#include <ATen/ATen.h>
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <ATen/detail/CUDAHooksInterface.h>
+#include <dlfcn.h>
+
+#include "../build_config.h"
+#include "convert.h"
+#include "dispatch.h"
+#include "env_state.h"
+#include "errors.h"
+#include "tensor.h"
+
+
+namespace vicinity {
+namespace {
+
+using BlasGetThreads = int (*)();
+using BlasSetThreads = void (*)(int);
+
+int blas_threads() {
+  auto fn = reinterpret_cast<BlasGetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  return fn ? fn() : -1;
+}
+
+Napi::Value build_info(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto out = Napi::Object::New(env);
+  out.Set("torchVersion", VICINITY_TORCH_VERSION);
+  out.Set("torchSource", VICINITY_TORCH_SOURCE);
+  out.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI == 1));
+  out.Set("compiler", "g++ " __VERSION__);
+  out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
+  out.Set("parallelInfo", at::get_parallel_info());
+  out.Set("cudaAvailable", Napi::Boolean::New(env, at::hasCUDA()));
+  out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
+  out.Set("blasThreads", Napi::Number::New(env, blas_threads()));
+  return out;
+}
+
+Napi::Value set_num_threads(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  int n = info[0].As<Napi::Number>().Int32Value();
+  if (n < 1) throw_type(env, "setNumThreads: thread count must be >= 1, got " + std::to_string(n));
+  guarded(env, [&] { at::set_num_threads(n); });
+  return env.Undefined();
+}
+
+Napi::Value get_num_threads(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), at::get_num_threads());
+}
+
+Napi::Value set_blas_threads(const Napi::CallbackInfo& info) {
+  auto fn = reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  if (fn) fn(info[0].As<Napi::Number>().Int32Value());
+  return Napi::Boolean::New(info.Env(), fn != nullptr);
+}
+
+Napi::Value manual_seed(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  guarded(env, [&] {
+    uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+    auto seed_one = [seed](at::Generator gen) {
+      std::lock_guard<std::mutex> lock(gen.mutex());
+      gen.set_current_seed(seed);
+    };
+    seed_one(at::detail::getDefaultCPUGenerator());
+    if (at::hasCUDA()) {
+      for (int i = 0; i < at::detail::getCUDAHooks().getNumGPUs(); ++i) {
+        seed_one(at::detail::getCUDAHooks().getDefaultCUDAGenerator(i));
+      }
+    }
+  });
+  return env.Undefined();
+}
+
+void finalize_generator(Napi::Env, at::Generator* gen) { delete gen; }
+
+// A CPU generator of its own for per-call seeds; ops take it as their `generator` argument.
+Napi::Value make_generator(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  auto* gen = new at::Generator(at::make_generator<at::CPUGeneratorImpl>(seed));
+  return Napi::External<at::Generator>::New(env, gen, finalize_generator);
+}
+
+Napi::Value memory_counters(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  auto& c = counters();
+  auto out = Napi::Object::New(env);
+  out.Set("liveTensors", Napi::Number::New(env, static_cast<double>(c.live_tensors.load())));
+  out.Set("liveBytes", Napi::Number::New(env, static_cast<double>(c.live_bytes.load())));
+  out.Set("createdTensors", Napi::Number::New(env, static_cast<double>(c.created_tensors.load())));
+  return out;
+}
+
+Napi::Value from_typed_array(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsTypedArray()) throw_type(env, "fromTypedArray: data must be a TypedArray");
+  auto shape = int_list(env, info[1], "shape");
+  auto dtype = dtype_from_name(env, info[2].As<Napi::String>().Utf8Value());
+  return guarded(env, [&]() -> Napi::Value {
+    return TensorHandle::wrap(env, tensor_from_typed_array(env, info[0].As<Napi::TypedArray>(), shape, dtype));
+  });
+}
+
+}  // namespace
+
+void register_runtime(Napi::Env env, Napi::Object exports) {
+  exports.Set("buildInfo", Napi::Function::New(env, build_info, "buildInfo"));
+  exports.Set("setNumThreads", Napi::Function::New(env, set_num_threads, "setNumThreads"));
+  exports.Set("getNumThreads", Napi::Function::New(env, get_num_threads, "getNumThreads"));
+  exports.Set("setBlasThreads", Napi::Function::New(env, set_blas_threads, "setBlasThreads"));
+  exports.Set("manualSeed", Napi::Function::New(env, manual_seed, "manualSeed"));
+  exports.Set("makeGenerator", Napi::Function::New(env, make_generator, "makeGenerator"));
+  exports.Set("memoryCounters", Napi::Function::New(env, memory_counters, "memoryCounters"));
+  exports.Set("fromTypedArray", Napi::Function::New(env, from_typed_array, "fromTypedArray"));
+}
+
+}  // namespace vicinity

@@ -1,0 +1,290 @@
+/**
+ * Module: the base of every layer and model, after torch.nn.Module. Children, parameters and
+ * buffers are registered under their PyTorch state-dict names, written once as strings:
+ *
+ *   this.conv = this.register('conv1', new Conv2d({ ... }));
+ *   this.weight = this.registerParameter('weight', parameter(randn([n])));
+ *
+ * so `stateDict()` keys match PyTorch checkpoints (`layer1.0.conv1.weight`).
+ */
+import type { DType } from '../native/binding.js';
+import { noGrad } from '../tensor/autograd.js';
+import { keep } from '../tensor/scope.js';
+import { Tensor, type Device } from '../tensor/tensor.js';
+import { Parameter, parameter } from './parameter.js';
+
+export class StateDictError extends Error {
+  constructor(message: string, readonly report: LoadReport) {
+    super(message);
+    this.name = 'StateDictError';
+  }
+}
+
+export interface LoadReport {
+  /** Keys the module has but the state dict lacks. */
+  missing: string[];
+  /** Keys the state dict has but the module lacks. */
+  unexpected: string[];
+  /** Keys present in both with different shapes. */
+  mismatched: { key: string; expected: number[]; got: number[] }[];
+}
+
+export type StateDict = Map<string, Tensor>;
+
+export abstract class Module {
+  training = true;
+  private readonly parametersByName = new Map<string, Parameter | null>();
+  private readonly buffersByName = new Map<string, Tensor | null>();
+  private readonly nonPersistent = new Set<string>();
+  private readonly childrenByName = new Map<string, Module | null>();
+
+  abstract forward(...args: never[]): unknown;
+
+  // ---- registration --------------------------------------------------------------------------
+
+  /** Registers a child module under its state-dict name and returns it. */
+  register<M extends Module | null>(name: string, module: M): M {
+    checkName(name, this.childrenByName, 'module');
+    this.childrenByName.set(name, module);
+    return module;
+  }
+
+  /** Registers a parameter (a Tensor becomes a Parameter) and returns it. */
+  registerParameter(name: string, value: Tensor | null): Parameter {
+    checkName(name, this.parametersByName, 'parameter');
+    const p = value === null || value instanceof Parameter ? value : parameter(value);
+    this.parametersByName.set(name, p);
+    return p as Parameter;
+  }
+
+  /** Registers a buffer: state that is saved (unless persistent: false) but not trained. */
+  registerBuffer(name: string, value: Tensor | null, options: { persistent?: boolean } = {}): Tensor {
+    checkName(name, this.buffersByName, 'buffer');
+    if (value) keep(value);
+    this.buffersByName.set(name, value);
+    if (options.persistent === false) this.nonPersistent.add(name);
+    return value as Tensor;
+  }
+
+  /** Replaces a registered buffer's tensor (for code that rebinds, e.g. after `to()`). */
+  protected setBuffer(name: string, value: Tensor): void {
+    if (!this.buffersByName.has(name)) throw new Error(`${this.constructor.name}: no buffer '${name}'`);
+    this.buffersByName.set(name, keep(value));
+  }
+
+  getBuffer(name: string): Tensor | null {
+    return this.buffersByName.get(name) ?? null;
+  }
+
+  getParameter(name: string): Parameter | null {
+    return this.parametersByName.get(name) ?? null;
+  }
+
+  // ---- traversal -----------------------------------------------------------------------------
+
+  *namedChildren(): Generator<[string, Module]> {
+    for (const [name, m] of this.childrenByName) if (m) yield [name, m];
+  }
+
+  *children(): Generator<Module> {
+    for (const [, m] of this.namedChildren()) yield m;
+  }
+
+  /** This module and every descendant, depth first, with dotted names ('' for this one). */
+  *namedModules(prefix = '', seen = new Set<Module>()): Generator<[string, Module]> {
+    if (seen.has(this)) return;
+    seen.add(this);
+    yield [prefix, this];
+    for (const [name, child] of this.namedChildren()) {
+      yield* child.namedModules(prefix ? `${prefix}.${name}` : name, seen);
+    }
+  }
+
+  *modules(): Generator<Module> {
+    for (const [, m] of this.namedModules()) yield m;
+  }
+
+  /** Every parameter once (shared ones under their first name), in registration order. */
+  *namedParameters(): Generator<[string, Parameter]> {
+    const seen = new Set<Parameter>();
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, p] of m.parametersByName) {
+        if (!p || seen.has(p)) continue;
+        seen.add(p);
+        yield [prefix ? `${prefix}.${name}` : name, p];
+      }
+    }
+  }
+
+  parameters(): Parameter[] {
+    return Array.from(this.namedParameters(), ([, p]) => p);
+  }
+
+  *namedBuffers(options: { persistentOnly?: boolean } = {}): Generator<[string, Tensor]> {
+    for (const [prefix, m] of this.namedModules()) {
+      for (const [name, b] of m.buffersByName) {
+        if (!b || (options.persistentOnly && m.nonPersistent.has(name))) continue;
+        yield [prefix ? `${prefix}.${name}` : name, b];
+      }
+    }
+  }
+
+  buffers(): Tensor[] {
+    return Array.from(this.namedBuffers(), ([, b]) => b);
+  }
+
+  /** The number of parameter elements (torch: sum(p.numel() for p in m.parameters())). */
+  numParameters(options: { trainableOnly?: boolean } = {}): number {
+    let n = 0;
+    for (const p of this.parameters()) if (!options.trainableOnly || p.requiresGrad) n += p.numel;
+    return n;
+  }
+
+  /** Calls fn on every module, children first, like torch.nn.Module.apply. */
+  apply(fn: (m: Module) => void): this {
+    for (const child of this.children()) child.apply(fn);
+    fn(this);
+    return this;
+  }
+
+  // ---- modes and devices ---------------------------------------------------------------------
+
+  train(mode = true): this {
+    for (const m of this.modules()) m.training = mode;
+    return this;
+  }
+
+  eval(): this {
+    return this.train(false);
+  }
+
+  /**
+   * Moves parameters and floating-point buffers to a device and/or floating dtype, in place:
+   * parameters keep their identity (optimizers holding them stay valid), as in PyTorch.
+   */
+  to(target: Device | DType | { device?: Device; dtype?: DType }): this {
+    const spec = typeof target === 'string'
+      ? (target.startsWith('cpu') || target.startsWith('cuda') ? { device: target as Device } : { dtype: target as DType })
+      : target;
+    noGrad(() => {
+      for (const p of this.parameters()) {
+        const moved = p.to({ device: spec.device, dtype: isFloating(p.dtype) ? spec.dtype : undefined });
+        if (moved !== p) {
+          p._setData(moved);
+          moved.dispose();
+        }
+      }
+      for (const m of this.modules()) {
+        for (const [name, b] of m.buffersByName) {
+          if (!b) continue;
+          const moved = b.to({ device: spec.device, dtype: isFloating(b.dtype) ? spec.dtype : undefined });
+          if (moved !== b) {
+            m.buffersByName.set(name, keep(moved));
+            b.dispose();
+          }
+        }
+      }
+    });
+    return this;
+  }
+
+  /** Clears every parameter's gradient (set to none, PyTorch 2's default). */
+  zeroGrad(): void {
+    for (const p of this.parameters()) p.grad = null;
+  }
+
+  /** Frees every parameter and buffer now instead of waiting for garbage collection. */
+  dispose(): void {
+    for (const p of this.parameters()) p.dispose();
+    for (const b of this.buffers()) b.dispose();
+  }
+
+  // ---- state dicts ---------------------------------------------------------------------------
+
+  /** Parameters and persistent buffers under their PyTorch names, detached (sharing storage). */
+  stateDict(): StateDict {
+    const out: StateDict = new Map();
+    for (const [prefix, m] of this.namedModules()) {
+      const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
+      for (const [name, p] of m.parametersByName) if (p) out.set(key(name), p.detach());
+      for (const [name, b] of m.buffersByName) if (b && !m.nonPersistent.has(name)) out.set(key(name), b.detach());
+    }
+    return out;
+  }
+
+  /**
+   * Copies values into the module's own tensors (converting dtype and device). strict (default):
+   * any missing, unexpected or mis-shaped key throws a StateDictError listing all of them and
+   * nothing is loaded; strict: false loads what matches and returns the report.
+   */
+  loadStateDict(stateDict: StateDict | Record<string, Tensor>, options: { strict?: boolean } = {}): LoadReport {
+    const source = stateDict instanceof Map ? stateDict : new Map(Object.entries(stateDict));
+    const targets = this.stateTargets();
+    const report: LoadReport = { missing: [], unexpected: [], mismatched: [] };
+    for (const key of targets.keys()) if (!source.has(key)) report.missing.push(key);
+    for (const [key, value] of source) {
+      const target = targets.get(key);
+      if (!target) report.unexpected.push(key);
+      else if (!sameShape(target.shape, value.shape)) report.mismatched.push({ key, expected: target.shape, got: value.shape });
+    }
+    const problems = report.missing.length + report.unexpected.length + report.mismatched.length;
+    if ((options.strict ?? true) && problems > 0) {
+      throw new StateDictError(`${this.constructor.name}.loadStateDict: ${describeReport(report)}`, report);
+    }
+    const mismatched = new Set(report.mismatched.map((m) => m.key));
+    noGrad(() => {
+      for (const [key, value] of source) {
+        const target = targets.get(key);
+        if (target && !mismatched.has(key)) target.copy_(value);
+      }
+    });
+    return report;
+  }
+
+  private stateTargets(): Map<string, Tensor> {
+    const out = new Map<string, Tensor>();
+    for (const [prefix, m] of this.namedModules()) {
+      const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
+      for (const [name, p] of m.parametersByName) if (p) out.set(key(name), p);
+      for (const [name, b] of m.buffersByName) if (b && !m.nonPersistent.has(name)) out.set(key(name), b);
+    }
+    return out;
+  }
+
+  /** A one-line-per-module summary with parameter counts. */
+  toString(): string {
+    const lines: string[] = [];
+    for (const [name, m] of this.namedModules()) {
+      const depth = name === '' ? 0 : name.split('.').length;
+      const own = Array.from(m.parametersByName.values()).reduce((n, p) => n + (p?.numel ?? 0), 0);
+      lines.push(`${'  '.repeat(depth)}${name || '(root)'}: ${m.constructor.name}${own ? ` [${own} params]` : ''}`);
+    }
+    return lines.join('\n');
+  }
+}
+
+function checkName(name: string, map: Map<string, unknown>, kind: string): void {
+  if (name === '' || name.includes('.')) {
+    throw new TypeError(`register: ${kind} name '${name}' must be non-empty and contain no '.'`);
+  }
+  if (map.has(name)) throw new TypeError(`register: ${kind} '${name}' is already registered`);
+}
+
+function isFloating(dtype: DType): boolean {
+  return dtype === 'float32' || dtype === 'float64' || dtype === 'bfloat16' || dtype === 'float16';
+}
+
+function sameShape(a: number[], b: number[]): boolean {
+  return a.length === b.length && a.every((v, i) => v === b[i]);
+}
+
+export function describeReport(r: LoadReport, limit = 20): string {
+  const list = (keys: string[]) => keys.slice(0, limit).join(', ') + (keys.length > limit ? `, … (${keys.length} in all)` : '');
+  const parts: string[] = [];
+  if (r.missing.length) parts.push(`missing keys: ${list(r.missing)}`);
+  if (r.unexpected.length) parts.push(`unexpected keys: ${list(r.unexpected)}`);
+  if (r.mismatched.length) {
+    parts.push(`shape mismatches: ${r.mismatched.slice(0, limit).map((m) => `${m.key} expected [${m.expected}] got [${m.got}]`).join(', ')}`);
+  }
+  return parts.length ? parts.join('; ') : 'all keys match';
+}

@@ -1,0 +1,9 @@
+/** The generic op call the generated wrappers use (native/core/dispatch.cc). */
+import { native } from '../native/binding.js';
+
+/** A number or boolean where libtorch takes a Scalar; integral numbers become integer Scalars. */
+export type Scalar = number | boolean;
+export type MemoryFormat = 'contiguous' | 'channelsLast' | 'preserve';
+
+export const call: (id: number, args: unknown[]) => unknown = native.call;
+export const opId: (name: string, overload: string) => number = native.opId;
