@@ -7,7 +7,20 @@ export { Tensor, isDType, type DType, type Device, type NestedArray, type TypedD
 export * from './tensor/creation.js';
 export { scope, tidy, keep, currentScope, Scope } from './tensor/scope.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, grad, type GradOptions } from './tensor/autograd.js';
-export { memory, setNumThreads, getNumThreads, type MemoryInfo } from './tensor/memory.js';
+export { memory, flushFinalizers, setNumThreads, getNumThreads, type MemoryInfo } from './tensor/memory.js';
 export * as F from './ops/functional.js';
 export * as aten from './ops/generated/ops.gen.js';
 export { native } from './native/binding.js';
+export * as nn from './nn/index.js';
+export * as optim from './optim/index.js';
+export { Module, StateDictError, type LoadReport, type StateDict } from './nn/module.js';
+export { Parameter, parameter } from './nn/parameter.js';
+export {
+  saveSafetensors, loadStateDictFile, readStateDictFile, loadWeights, rawToTensor, tensorToRaw,
+  type LoadWeightsOptions,
+} from './checkpoint/tensor-io.js';
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './checkpoint/safetensors.js';
+export { readTorchCheckpoint, parseTorchCheckpoint } from './checkpoint/torch-pickle.js';
+export { extractStateDict, stripPrefix, renameKeys } from './checkpoint/state-dict-keys.js';
+export { CheckpointError, type RawTensor } from './checkpoint/raw-tensor.js';
+export { SmallConvNet, type SmallConvNetOptions } from './models/small-convnet.js';

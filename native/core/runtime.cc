@@ -76,14 +76,31 @@ Napi::Value manual_seed(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
-void finalize_generator(Napi::Env, at::Generator* gen) { delete gen; }
+// The generator state (mt19937 and friends) lives outside V8's heap: tell the GC its size.
+constexpr int64_t kGeneratorBytes = sizeof(at::CPUGeneratorImpl);
+
+void finalize_generator(Napi::Env env, at::Generator* gen) {
+  delete gen;
+  Napi::MemoryManagement::AdjustExternalMemory(env, -kGeneratorBytes);
+}
 
 // A CPU generator of its own for per-call seeds; ops take it as their `generator` argument.
 Napi::Value make_generator(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
   auto* gen = new at::Generator(at::make_generator<at::CPUGeneratorImpl>(seed));
+  Napi::MemoryManagement::AdjustExternalMemory(env, kGeneratorBytes);
   return Napi::External<at::Generator>::New(env, gen, finalize_generator);
+}
+
+// Re-seeds a generator in place: per-call seeds reuse one generator instead of making one per call.
+Napi::Value seed_generator(const Napi::CallbackInfo& info) {
+  auto env = info.Env();
+  if (!info[0].IsExternal()) throw_type(env, "seedGenerator: expected a generator");
+  at::Generator& gen = *info[0].As<Napi::External<at::Generator>>().Data();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_current_seed(static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()));
+  return env.Undefined();
 }
 
 Napi::Value memory_counters(const Napi::CallbackInfo& info) {
@@ -115,6 +132,7 @@ void register_runtime(Napi::Env env, Napi::Object exports) {
   exports.Set("setBlasThreads", Napi::Function::New(env, set_blas_threads, "setBlasThreads"));
   exports.Set("manualSeed", Napi::Function::New(env, manual_seed, "manualSeed"));
   exports.Set("makeGenerator", Napi::Function::New(env, make_generator, "makeGenerator"));
+  exports.Set("seedGenerator", Napi::Function::New(env, seed_generator, "seedGenerator"));
   exports.Set("memoryCounters", Napi::Function::New(env, memory_counters, "memoryCounters"));
   exports.Set("fromTypedArray", Napi::Function::New(env, from_typed_array, "fromTypedArray"));
 }

@@ -11,7 +11,7 @@
  * Python → JS:
  *   dict / OrderedDict → plain object when every key is a str (keys are defined as own properties,
  *                        so "__proto__" is an ordinary key), otherwise a Map (int or tuple keys)
- *   list, tuple        → array            int   → number, or bigint beyond ±2^53
+ *   list, tuple        → array            int   → number, or bigint outside ±(2^53 − 1)
  *   float              → number           str   → string
  *   bytes, bytearray   → Uint8Array       None  → null      bool → boolean
  *   set, frozenset     → Set
@@ -40,8 +40,6 @@ export class PyDict {
   readonly items = new Map<unknown, unknown>();
 }
 
-const MARK = Symbol('mark');
-
 function global(qualifiedName: string, call: (args: unknown[]) => unknown): PickleGlobal {
   return { qualifiedName, call };
 }
@@ -63,13 +61,22 @@ function toSet(args: unknown[], name: string): Set<unknown> {
   return new Set(args[0]);
 }
 
+function toBytes(args: unknown[], name: string): Uint8Array {
+  if (args.length === 0) return new Uint8Array(0);
+  if (args[0] instanceof Uint8Array) return args[0].slice();
+  throw new CheckpointError(`${name} is only read from bytes, got ${describe(args[0])}`);
+}
+
 /** Harmless data constructors that pickles of plain containers refer to. */
 const BUILTIN_GLOBALS: ReadonlyMap<string, PickleGlobal> = new Map(
   [
     global('collections.OrderedDict', (a) => pairsToDict(a, 'collections.OrderedDict')),
     global('builtins.set', (a) => toSet(a, 'set')),
     global('builtins.frozenset', (a) => toSet(a, 'frozenset')),
-    // Protocol 2 pickles Python 3 `bytes` as _codecs.encode(text, 'latin1').
+    // Protocol ≤ 2 pickles empty bytes as bytes(), bytearray as bytearray(bytes) …
+    global('builtins.bytes', (a) => toBytes(a, 'bytes')),
+    global('builtins.bytearray', (a) => toBytes(a, 'bytearray')),
+    // … and non-empty Python 3 `bytes` as _codecs.encode(text, 'latin1').
     global('_codecs.encode', (a) => {
       const [text, encoding] = a;
       if (typeof text !== 'string' || (encoding !== 'latin1' && encoding !== 'latin-1')) {
@@ -158,9 +165,7 @@ class Unpickler {
   private push(v: unknown): void { this.stack.push(v); }
   private pop(): unknown {
     if (this.stack.length === 0) this.fail('stack underflow');
-    const v = this.stack.pop();
-    if (v === MARK) this.fail('an opcode consumed a MARK as a value');
-    return v;
+    return this.stack.pop();
   }
   private top(): unknown {
     if (this.stack.length === 0) this.fail('stack underflow');
@@ -297,8 +302,9 @@ class Unpickler {
     try {
       return callable.call(args);
     } catch (err) {
-      if (err instanceof CheckpointError) throw new CheckpointError(`${this.source}: ${err.message}`, { cause: err });
-      throw err;
+      // Any failure — including allocation RangeErrors for absurd sizes — is reported, never a crash.
+      const problem = err instanceof CheckpointError ? err.message : `${callable.qualifiedName} failed: ${String(err)}`;
+      throw new CheckpointError(`${this.source}: ${problem}`, { cause: err });
     }
   }
 
@@ -329,6 +335,14 @@ function hintFor(qualified: string): string {
   if (qualified.startsWith('__torch__.')) {
     return 'this looks like a TorchScript archive — load it in Python with torch.jit.load and save ' +
       'model.state_dict() with torch.save';
+  }
+  if (/^torch\.\w+Storage$/.test(qualified)) {
+    return 'vicinity reads float32/64, bfloat16, float16, int8–int64, uint8 and bool tensors; ' +
+      'convert other dtypes (e.g. complex) before torch.save';
+  }
+  if (qualified.startsWith('torch._utils._rebuild_')) {
+    return 'vicinity reads dense tensors only; convert quantized or sparse tensors with .dequantize() / ' +
+      '.to_dense() before torch.save';
   }
   if (qualified.startsWith('numpy.')) {
     return 'convert NumPy values to Python numbers or torch tensors before torch.save';
@@ -380,5 +394,3 @@ function finalize(root: unknown): unknown {
   while (work.length > 0) work.pop()!();
   return result;
 }
-
-export { finalize as finalizePickleValue };

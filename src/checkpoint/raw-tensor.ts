@@ -4,6 +4,7 @@
  * deliberately not a libtorch tensor, so checkpoints can be inspected, converted and tested
  * without the native addon; turning a RawTensor into a live tensor is the tensor layer's job.
  */
+import { readFile } from 'node:fs/promises';
 
 export type DType =
   | 'float32' | 'float64' | 'bfloat16' | 'float16'
@@ -82,6 +83,23 @@ export function isRawTensor(value: unknown): value is RawTensor {
   if (typeof value !== 'object' || value === null) return false;
   const t = value as Partial<RawTensor>;
   return isDType(t.dtype) && Array.isArray(t.shape) && t.data instanceof Uint8Array;
+}
+
+/**
+ * Reads a whole checkpoint file. Node cannot read files over 2 GiB into one buffer; that case gets a
+ * CheckpointError with a way out instead of a bare RangeError. Other I/O errors (ENOENT, EACCES)
+ * pass through unchanged.
+ */
+export async function readCheckpointBytes(file: string): Promise<Uint8Array> {
+  try {
+    return await readFile(file);
+  } catch (err) {
+    if ((err as { code?: unknown }).code === 'ERR_FS_FILE_TOO_LARGE') {
+      throw new CheckpointError(`${file}: the file is larger than the 2 GiB Node can read at once; ` +
+        'split the state dict into several files (e.g. one per top-level module) and load each', { cause: err });
+    }
+    throw err;
+  }
 }
 
 /** A short description of a value's type, for error messages. */
@@ -168,7 +186,7 @@ export function bfloat16ToNumber(bits: number): number {
   return f32[0]!;
 }
 
-/** Round-to-nearest-even on the float32 bits, as torch's float -> bfloat16 conversion does. */
+/** Round-to-nearest-even on the float32 bits (doubles round to float32 first), as torch converts. */
 export function numberToBfloat16(x: number): number {
   f32[0] = x;
   const bits = u32[0]!;
@@ -185,8 +203,13 @@ export function float16ToNumber(bits: number): number {
   return sign * (1 + frac / 1024) * 2 ** (exp - 15);
 }
 
-/** IEEE binary16 with round-to-nearest-even, overflow to ±Infinity and gradual underflow. */
-export function numberToFloat16(x: number): number {
+/**
+ * IEEE binary16 with round-to-nearest-even, overflow to ±Infinity and gradual underflow. Like
+ * PyTorch (c10::Half has only a float constructor) the value is rounded to float32 first, so
+ * doubles convert exactly as `torch.tensor(x, dtype=torch.float64).half()` does.
+ */
+export function numberToFloat16(value: number): number {
+  const x = Math.fround(value);
   if (Number.isNaN(x)) return 0x7e00;
   const sign = x < 0 || Object.is(x, -0) ? 0x8000 : 0;
   const a = Math.abs(x);

@@ -10,11 +10,11 @@
  * Writing mirrors the reference too: tensors ordered by item size (largest first, so every tensor
  * is aligned to its item size) then by name, `__metadata__` first, header space-padded to 8 bytes.
  */
-import { open, readFile, rename, unlink, type FileHandle } from 'node:fs/promises';
+import { open, rename, unlink, type FileHandle } from 'node:fs/promises';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
-  CheckpointError, DTYPE_SIZE, type DType, type RawTensor, numel, validateRawTensor, describe,
+  CheckpointError, DTYPE_SIZE, type DType, type RawTensor, describe, numel, readCheckpointBytes, validateRawTensor,
 } from './raw-tensor.js';
 
 export interface Safetensors {
@@ -222,8 +222,7 @@ export function serializeSafetensors(tensors: TensorsInput, metadata?: Record<st
 
 /** Reads and parses a .safetensors file; errors name the path. */
 export async function readSafetensors(file: string): Promise<Safetensors> {
-  const bytes = await readFile(file);
-  return parseSafetensors(bytes, file);
+  return parseSafetensors(await readCheckpointBytes(file), file);
 }
 
 /**

@@ -68,6 +68,7 @@ export interface NativeAddon {
   setBlasThreads(n: number): boolean;
   manualSeed(seed: number): void;
   makeGenerator(seed: number): NativeGenerator;
+  seedGenerator(generator: NativeGenerator, seed: number): void;
   memoryCounters(): { liveTensors: number; liveBytes: number; createdTensors: number };
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: DType): TensorBase;
   isGradEnabled(): boolean;

@@ -42,9 +42,12 @@ export abstract class Module {
 
   // ---- registration --------------------------------------------------------------------------
 
-  /** Registers a child module under its state-dict name and returns it. */
-  register<M extends Module | null>(name: string, module: M): M {
-    checkName(name, this.childrenByName, 'module');
+  /**
+   * Registers a child module under its state-dict name and returns it. `{ replace: true }`
+   * swaps out an existing child of that name (PyTorch's attribute assignment).
+   */
+  register<M extends Module | null>(name: string, module: M, options: { replace?: boolean } = {}): M {
+    if (!(options.replace && this.childrenByName.has(name))) checkName(name, this.childrenByName, 'module');
     this.childrenByName.set(name, module);
     return module;
   }
@@ -201,14 +204,13 @@ export abstract class Module {
 
   // ---- state dicts ---------------------------------------------------------------------------
 
-  /** Parameters and persistent buffers under their PyTorch names, detached (sharing storage). */
+  /**
+   * Parameters and persistent buffers under their PyTorch names, detached (sharing storage). A
+   * module reachable by two paths appears under both, as in PyTorch's state_dict.
+   */
   stateDict(): StateDict {
     const out: StateDict = new Map();
-    for (const [prefix, m] of this.namedModules()) {
-      const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
-      for (const [name, p] of m.parametersByName) if (p) out.set(key(name), p.detach());
-      for (const [name, b] of m.buffersByName) if (b && !m.nonPersistent.has(name)) out.set(key(name), b.detach());
-    }
+    for (const [key, t] of this.stateTargets()) out.set(key, t.detach());
     return out;
   }
 
@@ -241,13 +243,12 @@ export abstract class Module {
     return report;
   }
 
-  private stateTargets(): Map<string, Tensor> {
-    const out = new Map<string, Tensor>();
-    for (const [prefix, m] of this.namedModules()) {
-      const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
-      for (const [name, p] of m.parametersByName) if (p) out.set(key(name), p);
-      for (const [name, b] of m.buffersByName) if (b && !m.nonPersistent.has(name)) out.set(key(name), b);
-    }
+  /** Every state entry by full name, visiting shared children once per path. */
+  private stateTargets(prefix = '', out = new Map<string, Tensor>()): Map<string, Tensor> {
+    const key = (name: string) => (prefix ? `${prefix}.${name}` : name);
+    for (const [name, p] of this.parametersByName) if (p) out.set(key(name), p);
+    for (const [name, b] of this.buffersByName) if (b && !this.nonPersistent.has(name)) out.set(key(name), b);
+    for (const [name, child] of this.namedChildren()) child.stateTargets(key(name), out);
     return out;
   }
 

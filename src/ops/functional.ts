@@ -109,7 +109,9 @@ export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
  * p while training and scales survivors by 1/(1-p).
  */
 export function dropPath(x: Tensor, p: number, training: boolean): Tensor {
+  if (!(p >= 0 && p <= 1)) throw new RangeError(`dropPath: p must be in [0, 1], got ${p}`);
   if (!training || p === 0) return x;
+  if (p === 1) return x.mul(0);  // every sample dropped (timm): avoid 0/0
   const keep = 1 - p;
   const shape = [x.shape[0], ...new Array<number>(x.ndim - 1).fill(1)];
   const mask = aten.bernoulli_p(aten.empty_memory_format(shape, x.dtype, null, x.device), keep);

@@ -135,9 +135,18 @@ export function eye(n: number, m = n, options: TensorOptions = {}): Tensor {
   return finish(aten.eye_m(n, m, options.dtype ?? 'float32', null, dev(options)), options);
 }
 
+// One generator, re-seeded for each `{ seed }` call: ops run synchronously, so calls cannot
+// interleave, and no generator state is allocated per call.
+let perCallGenerator: NativeGenerator | undefined;
+function seeded(seed: number): NativeGenerator {
+  perCallGenerator ??= native.makeGenerator(seed);
+  native.seedGenerator(perCallGenerator, seed);
+  return perCallGenerator;
+}
+
 /** Samples on the CPU with a generator, then moves: per-call seeds work on every device. */
 function sampled(make: (g: NativeGenerator | null, device: string | null) => Tensor, options: RandomOptions): Tensor {
-  const g = options.generator ?? (options.seed !== undefined ? generator(options.seed) : null);
+  const g = options.generator ?? (options.seed !== undefined ? seeded(options.seed) : null);
   if (g === null) return finish(make(null, dev(options)), options);
   const t = make(g, 'cpu');
   return finish(options.device && options.device !== 'cpu' ? t.to({ device: options.device }) : t, options);

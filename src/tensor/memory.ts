@@ -24,3 +24,13 @@ export function setNumThreads(n: number): void {
 export function getNumThreads(): number {
   return native.getNumThreads();
 }
+
+/**
+ * Lets Node run pending native finalizers. N-API defers the finalizers of collected tensor
+ * objects to the event loop, so a long loop that never awaits keeps their small native records
+ * (not their data: dispose() and scopes free that at once) until it yields. Training loops
+ * await this between steps; a synchronous loop of your own should too, every few steps.
+ */
+export function flushFinalizers(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}

@@ -157,6 +157,11 @@ export function view(self_: Tensor, size: number[]): Tensor {
   return call((ids.view ??= opId('aten::view', '')), [self_, size]) as Tensor;
 }
 
+/** `aten::view.dtype(Tensor(a) self, ScalarType dtype) -> Tensor(a)` */
+export function view_dtype(self_: Tensor, dtype: DType): Tensor {
+  return call((ids.view_dtype ??= opId('aten::view', 'dtype')), [self_, dtype]) as Tensor;
+}
+
 /** `aten::permute(Tensor(a) self, int[] dims) -> Tensor(a)` */
 export function permute(self_: Tensor, dims: number[]): Tensor {
   return call((ids.permute ??= opId('aten::permute', '')), [self_, dims]) as Tensor;

@@ -1,0 +1,49 @@
+#!/usr/bin/env node
+/** The `vicinity` command: one file per subcommand in src/cli/. */
+import { Command } from 'commander';
+import { readFileSync } from 'node:fs';
+import { doctor } from './doctor.js';
+import { train } from './train.js';
+
+const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+
+const program = new Command()
+  .name('vicinity')
+  .description('Local-attention vision networks (LA-layer, LESA, LSAG, HaloNet) on libtorch')
+  .version(pkg.version);
+
+program
+  .command('doctor')
+  .description('print libtorch, thread, BLAS, CUDA and addon facts; exit non-zero if something is wrong')
+  .option('--json', 'machine-readable output')
+  .action(async (options: { json?: boolean }) => {
+    process.exitCode = await doctor(options);
+  });
+
+const positiveInt = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer, got '${v}'`);
+  return n;
+};
+const nonNegative = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got '${v}'`);
+  return n;
+};
+
+program
+  .command('train')
+  .description('train and evaluate a classifier on Fashion-MNIST (the full Debian dataset if installed, else the bundled subset)')
+  .option('--data <source>', "'auto' (full if installed), 'full' or 'subset'", 'auto')
+  .option('--epochs <n>', 'training epochs', positiveInt('epochs'), 4)
+  .option('--batch-size <n>', 'batch size', positiveInt('batch-size'), 128)
+  .option('--lr <x>', 'peak learning rate (SGD, Nesterov momentum 0.9, cosine schedule)', nonNegative('lr'), 0.1)
+  .option('--weight-decay <x>', 'weight decay (not on norms and biases)', nonNegative('weight-decay'), 5e-4)
+  .option('--seed <n>', 'seed of initialisation and data order', (v) => Number(v), 0)
+  .option('--out <dir>', 'where the checkpoint and metrics go', 'runs/fashion-mnist')
+  .action(async (options) => {
+    if (!['auto', 'full', 'subset'].includes(options.data)) throw new Error(`--data must be auto, full or subset, got '${options.data}'`);
+    process.exitCode = await train(options);
+  });
+
+await program.parseAsync(process.argv);
