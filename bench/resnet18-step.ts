@@ -167,8 +167,12 @@ function exportState(dir: string): void {
 
 // ---- the PyTorch child ------------------------------------------------------------------------
 
-/** Per step: wall seconds, the loss before the update, CPU seconds other processes used meanwhile. */
-interface RunReply { times: number[]; losses: number[]; foreign: number[] }
+/**
+ * Per step: wall seconds, the loss before the update, CPU seconds other processes used meanwhile,
+ * and this process's user and system CPU seconds and minor page faults.
+ */
+interface RunReply { times: number[]; losses: number[]; foreign: number[]; userS: number[]; sysS: number[]; minorFaults: number[] }
+const emptyReply = (): RunReply => ({ times: [], losses: [], foreign: [], userS: [], sysS: [], minorFaults: [] });
 
 class PyTorchSide {
   private readonly child: ChildProcessWithoutNullStreams;
@@ -208,12 +212,16 @@ function machineBusyS(): number {
 const ownCpuS = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
 
 function runVicinity(n: number): RunReply {
-  const reply: RunReply = { times: [], losses: [], foreign: [] };
+  const reply = emptyReply();
   for (let i = 0; i < n; i++) {
-    const [busy0, own0, t0] = [machineBusyS(), ownCpuS(), performance.now()];
+    const [busy0, own0, r0, t0] = [machineBusyS(), ownCpuS(), process.resourceUsage(), performance.now()];
     reply.losses.push(step());
     reply.times.push((performance.now() - t0) / 1e3);
+    const r1 = process.resourceUsage();
     reply.foreign.push(Math.max(0, machineBusyS() - busy0 - (ownCpuS() - own0)));
+    reply.userS.push((r1.userCPUTime - r0.userCPUTime) / 1e6);
+    reply.sysS.push((r1.systemCPUTime - r0.systemCPUTime) / 1e6);
+    reply.minorFaults.push(r1.minorPageFault - r0.minorPageFault);
   }
   return reply;
 }
@@ -241,7 +249,12 @@ function summaries(r: RunReply) {
   const times = r.times.slice(warmup);
   const foreign = r.foreign.slice(warmup);
   const quiet = times.filter((t, i) => foreign[i] / t < QUIET_CORES);
-  return { ...summary(times), quiet: summary(quiet), foreignCores: foreign.map((f, i) => f / times[i]) };
+  const median = (xs: number[]) => summary(xs).medianS;
+  return {
+    ...summary(times), quiet: summary(quiet), foreignCores: foreign.map((f, i) => f / times[i]),
+    medianUserS: median(r.userS.slice(warmup)), medianSysS: median(r.sysS.slice(warmup)),
+    medianMinorFaults: median(r.minorFaults.slice(warmup)),
+  };
 }
 
 // ---- main -------------------------------------------------------------------------------------
@@ -251,12 +264,10 @@ exportState(stateDir);
 const py = new PyTorchSide(stateDir);
 const ready = await py.next<{ torch: string; threads: number; parameters: number; parallelInfo: string; clockTicks: number }>();
 clockTicks = ready.clockTicks;
-const vic: RunReply = { times: [], losses: [], foreign: [] };
-const pt: RunReply = { times: [], losses: [], foreign: [] };
+const vic = emptyReply();
+const pt = emptyReply();
 const append = (to: RunReply, r: RunReply) => {
-  to.times.push(...r.times);
-  to.losses.push(...r.losses);
-  to.foreign.push(...r.foreign);
+  for (const key of Object.keys(to) as (keyof RunReply)[]) to[key].push(...r[key]);
 };
 
 const t0 = performance.now();
@@ -292,6 +303,9 @@ const lossRelDiff = vic.losses.slice(0, compared).map((l, i) => Math.abs(l - pt.
 const vicStats = summaries(vic);
 const ptStats = summaries(pt);
 const quietRatio = vicStats.quiet.medianS / ptStats.quiet.medianS;
+// Steps alternate, so step i of each side ran at nearly the same time: their ratio cancels drift.
+const pairRatios = vic.times.slice(warmup).map((t, i) => t / pt.times[warmup + i]);
+const pairedRatio = summary(pairRatios).medianS;
 const info = v.native.buildInfo();
 const result = {
   date: new Date().toISOString(),
@@ -305,10 +319,11 @@ const result = {
   },
   parameters: { vicinity: model.numParameters(), pytorch: ready.parameters },
   firstLosses: { vicinity: vic.losses.slice(0, compared), pytorch: pt.losses.slice(0, compared), relDiff: lossRelDiff },
-  vicinity: { ...vicStats, timesS: vic.times, losses: vic.losses },
-  pytorch: { ...ptStats, timesS: pt.times, losses: pt.losses },
+  vicinity: { ...vicStats, steps: vic },
+  pytorch: { ...ptStats, steps: pt },
   ratio: vicStats.medianS / ptStats.medianS,
   quietRatio: Number.isFinite(quietRatio) ? quietRatio : null,
+  pairedRatio,
   liveTensorsAfter: v.memory().liveTensors,
   wallS: (performance.now() - t0) / 1e3,
   waitedForQuietS: waitedS,
@@ -319,9 +334,11 @@ console.log(`ResNet-18 step, batch ${batch}, ${threads} threads, OMP_WAIT_POLICY
   `${steps} timed steps (+${warmup} warm-up) in ${rounds} alternating rounds`);
 for (const [name, s] of [['vicinity', vicStats], ['pytorch', ptStats]] as const) {
   console.log(`  ${name.padEnd(9)} median ${ms(s.medianS)}  p10 ${ms(s.p10S)}  p90 ${ms(s.p90S)}  ` +
-    `(quiet steps: ${s.quiet.n}/${s.n}, median ${ms(s.quiet.medianS)})`);
+    `(quiet steps: ${s.quiet.n}/${s.n}, median ${ms(s.quiet.medianS)}); per step: user ${s.medianUserS.toFixed(2)} s, ` +
+    `sys ${s.medianSysS.toFixed(2)} s, ${s.medianMinorFaults} minor faults`);
 }
-console.log(`  ratio vicinity/pytorch ${result.ratio.toFixed(3)} (quiet steps: ${quietRatio.toFixed(3)})`);
+console.log(`  ratio vicinity/pytorch ${result.ratio.toFixed(3)} (quiet steps: ${quietRatio.toFixed(3)}; ` +
+  `median of alternating pairs: ${pairedRatio.toFixed(3)})`);
 console.log(`  first losses ${vic.losses.slice(0, compared).map((l) => l.toFixed(6))} ` +
   `vs ${pt.losses.slice(0, compared).map((l) => l.toFixed(6))} (max rel diff ${Math.max(...lossRelDiff).toExponential(1)})`);
 if (opts.out) writeFileSync(opts.out, JSON.stringify(result, null, 2) + '\n');

@@ -11,7 +11,8 @@ bytes}}) and data.bin, with the network's state dict under its PyTorch keys plus
 JSON line on stdout:
 
     {"cmd": "run", "steps": K}   -> {"times": [s, ...], "losses": [loss before each update, ...],
-                                     "foreign": [CPU-s used by other processes during each step, ...]}
+                                     "foreign": [CPU-s used by other processes during each step, ...],
+                                     "userS", "sysS", "minorFaults": [this process's, per step]}
     {"cmd": "exit"}              -> exits
 
 The step is the one the harness times in vicinity: zero grads (set to None), forward,
@@ -20,6 +21,7 @@ cross-entropy, backward, SGD (momentum 0.9, weight decay 5e-4), loss.item().
 import argparse
 import json
 import os
+import resource
 import sys
 import time
 
@@ -126,13 +128,17 @@ def main():
         cmd = json.loads(line)
         if cmd['cmd'] == 'exit':
             break
-        times, losses, foreign = [], [], []
+        reply = {'times': [], 'losses': [], 'foreign': [], 'userS': [], 'sysS': [], 'minorFaults': []}
         for _ in range(cmd['steps']):
-            busy0, own0, t0 = machine_busy_s(), time.process_time(), time.perf_counter()
-            losses.append(step())
-            times.append(time.perf_counter() - t0)
-            foreign.append(max(0.0, machine_busy_s() - busy0 - (time.process_time() - own0)))
-        print(json.dumps({'times': times, 'losses': losses, 'foreign': foreign}), flush=True)
+            busy0, own0, r0, t0 = machine_busy_s(), time.process_time(), resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+            reply['losses'].append(step())
+            reply['times'].append(time.perf_counter() - t0)
+            r1 = resource.getrusage(resource.RUSAGE_SELF)
+            reply['foreign'].append(max(0.0, machine_busy_s() - busy0 - (time.process_time() - own0)))
+            reply['userS'].append(r1.ru_utime - r0.ru_utime)
+            reply['sysS'].append(r1.ru_stime - r0.ru_stime)
+            reply['minorFaults'].append(r1.ru_minflt - r0.ru_minflt)
+        print(json.dumps(reply), flush=True)
 
 
 if __name__ == '__main__':

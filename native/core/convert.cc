@@ -49,11 +49,14 @@ int64_t to_int(Napi::Env env, const Napi::Value& v, const c10::Argument& argumen
   if (v.IsBoolean()) return v.As<Napi::Boolean>().Value() ? 1 : 0;
   if (v.IsBigInt()) {
     bool lossless = true;
-    return v.As<Napi::BigInt>().Int64Value(&lossless);
+    int64_t x = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw_type(env, "argument '" + argument.name() + "': BigInt does not fit in int64");
+    return x;
   }
   if (!v.IsNumber()) bad_argument(env, argument, v);
   double d = v.As<Napi::Number>().DoubleValue();
-  if (std::floor(d) != d) bad_argument(env, argument, v);
+  // 2^63 itself is out of range; the cast below is undefined beyond it.
+  if (std::floor(d) != d || std::fabs(d) >= 9.223372036854775808e18) bad_argument(env, argument, v);
   return static_cast<int64_t>(d);
 }
 
@@ -61,7 +64,9 @@ c10::Scalar to_scalar(Napi::Env env, const Napi::Value& v, const c10::Argument& 
   if (v.IsBoolean()) return c10::Scalar(v.As<Napi::Boolean>().Value());
   if (v.IsBigInt()) {
     bool lossless = true;
-    return c10::Scalar(static_cast<int64_t>(v.As<Napi::BigInt>().Int64Value(&lossless)));
+    int64_t x = v.As<Napi::BigInt>().Int64Value(&lossless);
+    if (!lossless) throw_type(env, "argument '" + argument.name() + "': BigInt does not fit in int64");
+    return c10::Scalar(x);
   }
   if (!v.IsNumber()) bad_argument(env, argument, v);
   double d = v.As<Napi::Number>().DoubleValue();

@@ -3,8 +3,9 @@
 #include <ATen/ATen.h>
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Parallel.h>
-#include <ATen/detail/CUDAHooksInterface.h>
 #include <dlfcn.h>
+
+#include <cmath>
 
 #include "../build_config.h"
 #include "convert.h"
@@ -16,6 +17,15 @@
 
 namespace vicinity {
 namespace {
+
+// Seeds are integers in [0, 2^53): NaN, fractions or negatives would silently alias other seeds.
+uint64_t seed_argument(Napi::Env env, const Napi::Value& v) {
+  double d = v.IsNumber() ? v.As<Napi::Number>().DoubleValue() : -1;
+  if (!(d >= 0 && d <= 9007199254740991.0 && std::floor(d) == d)) {
+    throw_type(env, "seed must be an integer in [0, 2^53), got " + (v.IsNumber() ? std::to_string(d) : std::string("a non-number")));
+  }
+  return static_cast<uint64_t>(d);
+}
 
 using BlasGetThreads = int (*)();
 using BlasSetThreads = void (*)(int);
@@ -35,7 +45,7 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
   out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
   out.Set("parallelInfo", at::get_parallel_info());
   out.Set("cudaAvailable", Napi::Boolean::New(env, at::hasCUDA()));
-  out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? at::detail::getCUDAHooks().getNumGPUs() : 0));
+  out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? static_cast<double>(at::getNumGPUs()) : 0.0));
   out.Set("blasThreads", Napi::Number::New(env, blas_threads()));
   return out;
 }
@@ -61,17 +71,7 @@ Napi::Value set_blas_threads(const Napi::CallbackInfo& info) {
 Napi::Value manual_seed(const Napi::CallbackInfo& info) {
   auto env = info.Env();
   guarded(env, [&] {
-    uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
-    auto seed_one = [seed](at::Generator gen) {
-      std::lock_guard<std::mutex> lock(gen.mutex());
-      gen.set_current_seed(seed);
-    };
-    seed_one(at::detail::getDefaultCPUGenerator());
-    if (at::hasCUDA()) {
-      for (int i = 0; i < at::detail::getCUDAHooks().getNumGPUs(); ++i) {
-        seed_one(at::detail::getCUDAHooks().getDefaultCUDAGenerator(i));
-      }
-    }
+    at::manual_seed(seed_argument(env, info[0]));  // the CPU generator and every CUDA device's, as torch.manual_seed
   });
   return env.Undefined();
 }
@@ -87,7 +87,7 @@ void finalize_generator(Napi::Env env, at::Generator* gen) {
 // A CPU generator of its own for per-call seeds; ops take it as their `generator` argument.
 Napi::Value make_generator(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  uint64_t seed = static_cast<uint64_t>(info[0].As<Napi::Number>().Int64Value());
+  uint64_t seed = seed_argument(env, info[0]);
   auto* gen = new at::Generator(at::make_generator<at::CPUGeneratorImpl>(seed));
   Napi::MemoryManagement::AdjustExternalMemory(env, kGeneratorBytes);
   return Napi::External<at::Generator>::New(env, gen, finalize_generator);
@@ -99,7 +99,7 @@ Napi::Value seed_generator(const Napi::CallbackInfo& info) {
   if (!info[0].IsExternal()) throw_type(env, "seedGenerator: expected a generator");
   at::Generator& gen = *info[0].As<Napi::External<at::Generator>>().Data();
   std::lock_guard<std::mutex> lock(gen.mutex());
-  gen.set_current_seed(static_cast<uint64_t>(info[1].As<Napi::Number>().Int64Value()));
+  gen.set_current_seed(seed_argument(env, info[1]));
   return env.Undefined();
 }
 

@@ -5,7 +5,9 @@
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <mutex>
 #include <sstream>
+#include <unordered_map>
 
 #include "convert.h"
 #include "env_state.h"
@@ -18,10 +20,54 @@ namespace {
 // pending and is refused, so only the binding creates tensors.
 thread_local at::Tensor* pending = nullptr;
 
-int64_t storage_bytes(const at::Tensor& t) {
-  // Views share their base's storage: count it once, on the owner, for the GC's pressure hint.
-  if (!t.defined() || t.is_view() || !t.has_storage()) return 0;
-  return static_cast<int64_t>(t.storage().nbytes());
+// Bytes are counted once per storage, however many handles share it (views, .grad reads,
+// detach(), aliases returned by in-place ops): memory() and the GC's pressure hint then reflect
+// what is really held. A handle keeps its storage alive, so a key cannot be reused while counted.
+class StorageLedger {
+ public:
+  // The bytes newly held: the storage's size for its first handle, else 0.
+  int64_t acquire(const void* key, int64_t bytes) {
+    if (key == nullptr) return 0;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto& entry = entries_[key];
+    if (entry.handles++ > 0) return 0;
+    entry.bytes = bytes;
+    return bytes;
+  }
+  // The bytes no longer held: the storage's size when its last handle goes, else 0.
+  int64_t release(const void* key) {
+    if (key == nullptr) return 0;
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto found = entries_.find(key);
+    if (found == entries_.end() || --found->second.handles > 0) return 0;
+    int64_t bytes = found->second.bytes;
+    entries_.erase(found);
+    return bytes;
+  }
+
+ private:
+  struct Entry {
+    int64_t handles = 0;
+    int64_t bytes = 0;
+  };
+  std::mutex mutex_;
+  std::unordered_map<const void*, Entry> entries_;
+};
+
+StorageLedger& ledger() {
+  static StorageLedger instance;
+  return instance;
+}
+
+const void* storage_key(const at::Tensor& t) {
+  if (!t.defined() || !t.has_storage()) return nullptr;
+  return t.storage().unsafeGetStorageImpl();
+}
+
+void account(Napi::Env env, int64_t delta) {
+  if (delta == 0) return;
+  counters().live_bytes += delta;
+  Napi::MemoryManagement::AdjustExternalMemory(env, delta);
 }
 
 class DataWorker : public Napi::AsyncWorker {
@@ -110,9 +156,8 @@ TensorHandle::TensorHandle(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Te
   auto& c = counters();
   c.live_tensors += 1;
   c.created_tensors += 1;
-  accounted_bytes_ = storage_bytes(tensor_);
-  c.live_bytes += accounted_bytes_;
-  if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(info.Env(), accounted_bytes_);
+  storage_ = storage_key(tensor_);
+  account(info.Env(), ledger().acquire(storage_, storage_ ? static_cast<int64_t>(tensor_.storage().nbytes()) : 0));
 }
 
 TensorHandle::~TensorHandle() { release(); }
@@ -121,10 +166,9 @@ void TensorHandle::release() {
   if (released_) return;
   released_ = true;
   tensor_ = at::Tensor();
-  auto& c = counters();
-  c.live_tensors -= 1;
-  c.live_bytes -= accounted_bytes_;
-  if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(Env(), -accounted_bytes_);
+  counters().live_tensors -= 1;
+  account(Env(), -ledger().release(storage_));
+  storage_ = nullptr;
 }
 
 const at::Tensor& TensorHandle::live(Napi::Env env) const {
@@ -177,7 +221,15 @@ Napi::Value TensorHandle::get_requires_grad(const Napi::CallbackInfo& info) {
 
 void TensorHandle::set_requires_grad(const Napi::CallbackInfo& info, const Napi::Value& value) {
   auto env = info.Env();
-  guarded(env, [&] { live(env).set_requires_grad(value.ToBoolean().Value()); });
+  guarded(env, [&] {
+    const auto& t = live(env);
+    if (!t.is_leaf()) {
+      throw Napi::Error::New(env, "requiresGrad can only be changed on leaf tensors; this one was computed by " +
+                                      std::string(t.grad_fn() ? t.grad_fn()->name() : "an op") +
+                                      ". Use detach() for a tensor without history");
+    }
+    t.set_requires_grad(value.ToBoolean().Value());
+  });
 }
 
 Napi::Value TensorHandle::get_grad(const Napi::CallbackInfo& info) {
@@ -193,7 +245,14 @@ void TensorHandle::set_grad(const Napi::CallbackInfo& info, const Napi::Value& v
     if (value.IsNull() || value.IsUndefined()) {
       live(env).mutable_grad().reset();
     } else {
-      live(env).mutable_grad() = unwrap(env, value, "grad");
+      const auto& t = live(env);
+      const auto& grad = unwrap(env, value, "grad");
+      if (!grad.sizes().equals(t.sizes()) || grad.scalar_type() != t.scalar_type() || grad.device() != t.device()) {
+        throw Napi::Error::New(env, "assigned grad must match the tensor: got " + c10::str(grad.sizes()) + " " +
+                                        dtype_name(grad.scalar_type()) + " on " + grad.device().str() + ", expected " +
+                                        c10::str(t.sizes()) + " " + dtype_name(t.scalar_type()) + " on " + t.device().str());
+      }
+      t.mutable_grad() = grad;
     }
   });
 }
@@ -247,7 +306,9 @@ Napi::Value TensorHandle::data_sync(const Napi::CallbackInfo& info) {
 
 Napi::Value TensorHandle::data_async(const Napi::CallbackInfo& info) {
   auto env = info.Env();
-  auto* worker = new DataWorker(env, live(env).detach());
+  // Snapshot now (on the stream, for CUDA): in-place writes after data() must not show.
+  at::Tensor snapshot = guarded(env, [&] { return live(env).detach().clone(); });
+  auto* worker = new DataWorker(env, std::move(snapshot));
   auto promise = worker->promise();
   worker->Queue();
   return promise;
@@ -280,13 +341,10 @@ Napi::Value TensorHandle::set_data(const Napi::CallbackInfo& info) {
   guarded(env, [&] {
     live(env);
     const at::Tensor& source = unwrap(env, info[0], "data");
-    auto& c = counters();
-    c.live_bytes -= accounted_bytes_;
-    if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, -accounted_bytes_);
     tensor_.set_data(source);
-    accounted_bytes_ = storage_bytes(tensor_);
-    c.live_bytes += accounted_bytes_;
-    if (accounted_bytes_ > 0) Napi::MemoryManagement::AdjustExternalMemory(env, accounted_bytes_);
+    account(env, -ledger().release(storage_));
+    storage_ = storage_key(tensor_);
+    account(env, ledger().acquire(storage_, storage_ ? static_cast<int64_t>(tensor_.storage().nbytes()) : 0));
   });
   return env.Undefined();
 }

@@ -49,7 +49,7 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   const at::Tensor& live(Napi::Env env) const;
 
   at::Tensor tensor_;
-  int64_t accounted_bytes_ = 0;
+  const void* storage_ = nullptr;  // the StorageImpl this handle is counted against
   bool released_ = false;
 };
 

@@ -49,7 +49,16 @@ interface Comparison {
   worst: { index: number; analytic: number; numerical: number };
 }
 
-/** Checks fn's analytic gradients against central differences; see the file header. */
+/**
+ * Checks fn's analytic gradients against central differences; see the file header.
+ *
+ * Errors: TypeError when a floating input or the output is not float64, when no input requires
+ * grad, or when fn does not return a Tensor. A wrong gradient is not an error: `ok` is false.
+ *
+ * Example:
+ *   const x = randn([2, 3], { dtype: 'float64', seed: 0 }).requiresGrad_();
+ *   const { ok, report } = gradcheck((t) => F.softmax(t, 1), [x]);
+ */
 export function gradcheck(fn: GradcheckFunction, inputs: Tensor[], options: GradcheckOptions = {}): GradcheckResult {
   const eps = options.eps ?? 1e-6;
   const atol = options.atol ?? 1e-5;

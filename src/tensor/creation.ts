@@ -113,6 +113,10 @@ export function zeros(shape: Shape, options: TensorOptions = {}): Tensor {
 export function ones(shape: Shape, options: TensorOptions = {}): Tensor {
   return finish(aten.ones(shape, options.dtype ?? 'float32', null, dev(options)), options);
 }
+/**
+ * Filled with `value`: float32 for numbers (JavaScript has no int/float distinction, as in
+ * tensor()), bool for booleans; pass `dtype: 'int64'` where torch.full would infer an integer.
+ */
 export function full(shape: Shape, value: number | boolean, options: TensorOptions = {}): Tensor {
   return finish(aten.full(shape, value, options.dtype ?? (typeof value === 'boolean' ? 'bool' : 'float32'), null, dev(options)), options);
 }

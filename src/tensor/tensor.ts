@@ -272,7 +272,11 @@ export class Tensor extends (native.TensorBase as unknown as new () => TensorBas
     else aten.add__Tensor(this, other, alpha);
     return this;
   }
-  sub_(other: Tensor, alpha?: number): this { aten.sub__Tensor(this, other, alpha); return this; }
+  sub_(other: Tensor | number, alpha?: number): this {
+    if (typeof other === 'number') aten.sub__Scalar(this, other, alpha);
+    else aten.sub__Tensor(this, other, alpha);
+    return this;
+  }
   mul_(other: Tensor | number): this {
     if (typeof other === 'number') aten.mul__Scalar(this, other);
     else aten.mul__Tensor(this, other);

@@ -56,6 +56,10 @@ const gridSamples: OpCase[] = [
 const interpolations: OpCase[] = [
   { name: 'interpolate nearest size', inputs: { x: IMG }, ts: ({ x }) => F.interpolate(x, { size: [7, 9] }), py: 'F.interpolate(x, size=(7, 9))', grad: true },
   { name: 'interpolate nearest scale 2', inputs: { x: IMG }, ts: ({ x }) => F.interpolate(x, { scaleFactor: 2 }), py: 'F.interpolate(x, scale_factor=2)', grad: true },
+  { name: 'interpolate nearest fractional scale 1.7', inputs: { x: IMG }, ts: ({ x }) => F.interpolate(x, { scaleFactor: 1.7 }),
+    py: 'F.interpolate(x, scale_factor=1.7)', grad: true },
+  { name: 'interpolate bilinear scale 0.6', inputs: { x: IMG }, ts: ({ x }) => F.interpolate(x, { scaleFactor: 0.6, mode: 'bilinear' }),
+    py: "F.interpolate(x, scale_factor=0.6, mode='bilinear', align_corners=False)", grad: true },
   { name: 'interpolate nearest downscale size', inputs: { x: IMG }, ts: ({ x }) => F.interpolate(x, { size: [3, 4] }), py: 'F.interpolate(x, size=(3, 4))', grad: true },
   { name: 'interpolate bilinear size', inputs: { x: IMG }, ts: ({ x }) => F.interpolate(x, { size: [8, 7], mode: 'bilinear' }),
     py: "F.interpolate(x, size=(8, 7), mode='bilinear', align_corners=False)", grad: true },

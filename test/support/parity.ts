@@ -7,7 +7,8 @@
  * float32, bool as uint8. Each case's Python code sees its inputs and params as local variables,
  * plus `torch`, `F` (torch.nn.functional) and `np`, and assigns `out`: a tensor, a number, or a
  * tuple/list/dict of them (named tuples such as torch.max's flatten by field name). Results come
- * back as Map<case, Map<key, Expected>> with keys `out`, `out.0`, `out.values`, ...
+ * back as Map<case, Map<key, Expected>> with keys `out`, `out.0`, `out.values`, ... A case whose
+ * Python raised has its traceback in torchErrors(results) and fails only where it is read.
  *
  * With `grad: [names]`, those inputs become leaves that require grad; Python draws a cotangent
  * per differentiable output (`cot`, `cot.0`, ... from a seeded generator) and returns the input
@@ -46,7 +47,19 @@ export interface TorchCase {
   grad?: string[];
 }
 
+/** Outputs by case name, then by key. */
 export type TorchResults = Map<string, Map<string, Expected>>;
+
+// Python's traceback per failed case, kept beside each results map so callers can still declare
+// `let results: TorchResults = new Map()`.
+const caseErrors = new WeakMap<TorchResults, Map<string, string>>();
+
+/** The tracebacks of the cases whose Python raised (empty when all ran). */
+export function torchErrors(results: TorchResults): Map<string, string> {
+  let errors = caseErrors.get(results);
+  if (!errors) caseErrors.set(results, (errors = new Map()));
+  return errors;
+}
 
 export const PYTHON = process.env.VICINITY_TEST_PYTHON ?? '/usr/bin/python3';
 
@@ -167,12 +180,12 @@ export function runTorch(cases: TorchCase[]): TorchResults {
     const raw = JSON.parse(readFileSync(path.join(dir, 'results.json'), 'utf8')) as Record<string, Record<string, unknown>>;
     const results: TorchResults = new Map();
     for (const [name, entries] of Object.entries(raw)) {
-      const map = new Map<string, Expected>();
       if (typeof entries.__error__ === 'string') {
-        map.set('__error__', { dtype: 'error', shape: [], data: new TextEncoder().encode(entries.__error__) as Uint8Array });
-      } else {
-        for (const [k, meta] of Object.entries(entries)) map.set(k, readExpected(dir, meta as Parameters<typeof readExpected>[1]));
+        torchErrors(results).set(name, entries.__error__);
+        continue;
       }
+      const map = new Map<string, Expected>();
+      for (const [k, meta] of Object.entries(entries)) map.set(k, readExpected(dir, meta as Parameters<typeof readExpected>[1]));
       results.set(name, map);
     }
     return results;
@@ -183,10 +196,10 @@ export function runTorch(cases: TorchCase[]): TorchResults {
 
 /** The outputs of one case; throws with Python's traceback if the case raised. */
 export function caseOutputs(results: TorchResults, name: string): Map<string, Expected> {
+  const error = caseErrors.get(results)?.get(name);
+  if (error !== undefined) throw new Error(`PyTorch raised in case '${name}':\n${error}`);
   const outputs = results.get(name);
   if (!outputs) throw new Error(`no PyTorch results for case '${name}' (did runTorch run it?)`);
-  const error = outputs.get('__error__');
-  if (error) throw new Error(`PyTorch raised in case '${name}':\n${new TextDecoder().decode(error.data)}`);
   return outputs;
 }
 
@@ -334,11 +347,12 @@ export function checkOpCase(c: OpCase, results: TorchResults): void {
     flattenResult(c.ts(inputs), 'out', produced);
     const keys = [...outputs.keys()].filter((k) => k === 'out' || k.startsWith('out.'));
     assert.deepEqual([...produced.keys()].sort(), keys.sort(), `${c.name}: output keys differ from PyTorch's`);
+    const tolerances = { rtol: c.rtol, atol: c.atol, checkDtype: c.checkDtype };
     for (const [key, value] of produced) {
       const label = `${c.name} ${key}`;
       const e = outputs.get(key)!;
-      if (value instanceof Tensor) assertClose(value, e, { ...c, label });
-      else assertClose(expectedTensor(e), value, { ...c, label: `${label} (number)` });
+      if (value instanceof Tensor) assertClose(value, e, { ...tolerances, label });
+      else assertClose(expectedTensor(e), value, { ...tolerances, label: `${label} (number)` });
     }
     if (wrt.length === 0) return;
     let loss: Tensor | null = null;
@@ -378,6 +392,7 @@ function runPending(): void {
   if (batch.length === 0) return;
   const results = runTorch(batch.map((c) => ({ name: c.name, inputs: c.inputs, params: c.params, code: c.py, grad: gradNames(c) })));
   for (const [k, v] of results) suiteResults.set(k, v);
+  for (const [k, e] of torchErrors(results)) torchErrors(suiteResults).set(k, e);
 }
 
 /**
@@ -387,7 +402,7 @@ function runPending(): void {
  */
 export function opSuite(title: string, cases: OpCase[]): void {
   for (const c of cases) {
-    if (pendingCases.some((p) => p.name === c.name) || suiteResults.has(c.name)) {
+    if (pendingCases.some((p) => p.name === c.name) || suiteResults.has(c.name) || torchErrors(suiteResults).has(c.name)) {
       throw new Error(`opSuite: duplicate case name '${c.name}'`);
     }
   }

@@ -236,18 +236,18 @@ test('la_normalized_weight checks its arguments with clear messages', () => {
   });
 });
 
-// Known deviations from PyTorch in native/core/tensor.cc (reported; run as todo until fixed).
-test('setting requiresGrad on a non-leaf is refused, as in PyTorch', { todo: 'tensor.cc set_requires_grad ignores it silently' }, () => {
+// Behaviour that follows PyTorch's checks in native/core/tensor.cc.
+test('setting requiresGrad on a non-leaf is refused, as in PyTorch', () => {
   assertNoLeaks(() => {
     const y = leaf([2], 30).mul(2);
-    assert.throws(() => { y.requiresGrad = false; }, /you can only change requires_grad flags of leaf variables/);
+    assert.throws(() => { y.requiresGrad = false; }, /requiresGrad can only be changed on leaf tensors; this one was computed by MulBackward1/);
   });
 });
 
-test('assigning a .grad of the wrong shape or dtype is refused, as in PyTorch', { todo: 'tensor.cc set_grad does not validate' }, () => {
+test('assigning a .grad of the wrong shape or dtype is refused, as in PyTorch', () => {
   assertNoLeaks(() => {
     const x = leaf([3], 31);
-    assert.throws(() => { x.grad = rn([4], 32); }, /assigned grad has data of a different size/);
-    assert.throws(() => { x.grad = rn([3], 33, 'float64'); }, /assigned grad has data of a different type/);
+    assert.throws(() => { x.grad = rn([4], 32); }, /assigned grad must match the tensor: got \[4\] float32 on cpu, expected \[3\] float32 on cpu/);
+    assert.throws(() => { x.grad = rn([3], 33, 'float64'); }, /assigned grad must match the tensor: got \[3\] float64/);
   });
 });

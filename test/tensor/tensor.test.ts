@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { arange, randn, scalar, tensor, zeros } from '../../src/tensor/creation.js';
-import { memory } from '../../src/tensor/memory.js';
+import { getNumThreads, memory, setNumThreads } from '../../src/tensor/memory.js';
 import { Tensor, type DType } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
 
@@ -153,13 +153,25 @@ test('data() resolves after the tensor is disposed (it reads a detached copy) an
   u.dispose();
 });
 
-test('toString() is libtorch\'s printout', () => {
+test('toString() is libtorch\'s printout, and print() logs it', (t) => {
   assertNoLeaks(() => {
-    const s = tensor([[1.5, -2], [0, 4]]).toString();
+    const x = tensor([[1.5, -2], [0, 4]]);
+    const s = x.toString();
     assert.match(s, /1\.5000/);
     assert.match(s, /\[ CPUFloatType\{2,2\} \]/);
     assert.match(tensor([1, 2], { dtype: 'int64' }).toString(), /\[ CPULongType\{2\} \]/);
+    const log = t.mock.method(console, 'log', () => undefined);
+    x.print();
+    assert.deepEqual(log.mock.calls.map((c) => c.arguments), [[s]]);
   });
+});
+
+test('setNumThreads / getNumThreads round trip', () => {
+  const previous = getNumThreads();
+  setNumThreads(1);
+  assert.equal(getNumThreads(), 1);
+  setNumThreads(previous);
+  assert.equal(getNumThreads(), previous);
 });
 
 test('memory counters count live tensors and owned bytes; views own no bytes', () => {
@@ -176,4 +188,24 @@ test('memory counters count live tensors and owned bytes; views own no bytes', (
   t.dispose();
   assert.equal(memory().liveTensors, base.liveTensors);
   assert.equal(memory().liveBytes, base.liveBytes);
+});
+
+// Snapshot semantics of data() and storage accounting in native/core/tensor.cc.
+test('data() returns the values at call time, not those of a later in-place write', async () => {
+  const t = tensor([1, 2, 3]);
+  const pending = t.data();
+  t.add_(10);
+  const values = Array.from((await pending) as Float32Array);
+  t.dispose();
+  assert.deepEqual(values, [1, 2, 3]);
+});
+
+test('liveBytes counts a shared storage once (grad reads, detach, no-op contiguous)', () => {
+  const x = zeros([1024]);
+  const base = memory().liveBytes;
+  const aliases = [x.detach(), x.contiguous(), x.detach()];
+  const grown = memory().liveBytes - base;
+  for (const a of aliases) a.dispose();
+  x.dispose();
+  assert.equal(grown, 0);
 });

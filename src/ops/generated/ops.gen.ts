@@ -1012,6 +1012,11 @@ export function sub__Tensor(self_: Tensor, other: Tensor, alpha?: Scalar): Tenso
   return call((ids.sub__Tensor ??= opId('aten::sub_', 'Tensor')), [self_, other, alpha]) as Tensor;
 }
 
+/** `aten::sub_.Scalar(Tensor(a!) self, Scalar other, Scalar alpha=1) -> Tensor(a!)` */
+export function sub__Scalar(self_: Tensor, other: Scalar, alpha?: Scalar): Tensor {
+  return call((ids.sub__Scalar ??= opId('aten::sub_', 'Scalar')), [self_, other, alpha]) as Tensor;
+}
+
 /** `aten::mul_.Tensor(Tensor(a!) self, Tensor other) -> Tensor(a!)` */
 export function mul__Tensor(self_: Tensor, other: Tensor): Tensor {
   return call((ids.mul__Tensor ??= opId('aten::mul_', 'Tensor')), [self_, other]) as Tensor;
