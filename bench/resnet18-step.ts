@@ -3,7 +3,8 @@
  * identical network in PyTorch (Debian's python3-torch at /usr/bin/python3), in one machine run.
  *
  *   node dist/bench/resnet18-step.js [--steps 10] [--warmup 2] [--rounds =steps] [--threads N]
- *     [--batch 64] [--omp-wait-policy passive|unset|active] [--openblas-threads N] [--out r.json]
+ *     [--batch 64] [--omp-wait-policy passive|unset|active] [--openblas-threads N]
+ *     [--max-wait 60] [--one-scope] [--out r.json]
  *
  * Network: CIFAR stem (3x3 conv 64, stride 1, no max-pool), BasicBlocks [2,2,2,2] of widths
  * 64/128/256/512 and strides 1/2/2/2 with 1x1 conv+BN projection shortcuts, global average pool,
@@ -15,14 +16,20 @@
  * - same process environment: OMP_WAIT_POLICY and OPENBLAS_NUM_THREADS are set before vicinity
  *   loads libtorch, and the PyTorch child inherits them; both use `--threads` intra-op threads;
  * - drift: PyTorch runs as a child process that waits on stdin, and the timed steps alternate in
- *   rounds (vicinity first in even rounds, PyTorch first in odd ones).
+ *   rounds (vicinity first in even rounds, PyTorch first in odd ones);
+ * - other processes (this machine is shared): each turn waits for a quiet machine (within
+ *   `--max-wait`), and every step records the CPU time other processes took meanwhile.
  * A step is timed from zeroing the grads to the loss read back, scope disposal included.
+ * `--omp-wait-policy active` makes the idle side's OpenMP threads spin while the other side runs,
+ * so it cannot be compared this way.
+ * Diagnostics per step: user/system CPU, minor page faults, and (vicinity) V8 GC time.
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import { PerformanceObserver } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 
@@ -38,6 +45,7 @@ const { values: opts } = parseArgs({
     'omp-wait-policy': { type: 'string' },
     'openblas-threads': { type: 'string' },
     'max-wait': { type: 'string', default: '60' },
+    'one-scope': { type: 'boolean', default: false },
     out: { type: 'string' },
   },
 });
@@ -137,10 +145,19 @@ const optimizer = new optim.SGD(model.parameters(), { lr, momentum: 0.9, weightD
 const x = v.randn([batch, 3, 32, 32], { seed: seed + 1 }).keep();
 const y = v.randint(0, 10, [batch], { seed: seed + 2 }).keep();
 
+/**
+ * Forward and loss run in their own tidy (the library's training loop does the same), so the
+ * forward intermediates' wrappers are disposed before backward and only what autograd saved stays
+ * alive, freed as backward goes — as in PyTorch, where refcounting does it. `--one-scope` keeps
+ * every intermediate until the step's scope ends instead (docs/benchmarks.md, "Memory retention").
+ */
+const forwardTidy = !opts['one-scope'];
+const lossOf = () => v.F.crossEntropy(model.forward(x), y);
+
 function step(): number {
   return v.tidy(() => {
     optimizer.zeroGrad();
-    const loss = v.F.crossEntropy(model.forward(x) as Tensor, y);
+    const loss = forwardTidy ? v.tidy(lossOf) : lossOf();
     loss.backward();
     optimizer.step();
     return loss.item() as number;
@@ -206,10 +223,20 @@ class PyTorchSide {
 let clockTicks = 100;
 /** CPU seconds the whole machine has spent busy (/proc/stat: all but idle and iowait). */
 function machineBusyS(): number {
-  const v = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
-  return (v.reduce((a, b) => a + b, 0) - v[3] - v[4]) / clockTicks;
+  const fields = readFileSync('/proc/stat', 'latin1').slice(0, 200).split('\n')[0].trim().split(/\s+/).slice(1, 9).map(Number);
+  return (fields.reduce((a, b) => a + b, 0) - fields[3] - fields[4]) / clockTicks;
 }
 const ownCpuS = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1e6; };
+
+// V8 garbage collections (the external-memory accounting of tensors triggers mark-compacts) and
+// the timed vicinity steps, on one clock; summed up at the end, since GC entries arrive late.
+const gcEntries: { start: number; duration: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcEntries.push({ start: e.startTime, duration: e.duration });
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+const timedWindows: [number, number][] = [];
+let timing = false;
 
 function runVicinity(n: number): RunReply {
   const reply = emptyReply();
@@ -217,6 +244,7 @@ function runVicinity(n: number): RunReply {
     const [busy0, own0, r0, t0] = [machineBusyS(), ownCpuS(), process.resourceUsage(), performance.now()];
     reply.losses.push(step());
     reply.times.push((performance.now() - t0) / 1e3);
+    if (timing) timedWindows.push([t0, performance.now()]);
     const r1 = process.resourceUsage();
     reply.foreign.push(Math.max(0, machineBusyS() - busy0 - (ownCpuS() - own0)));
     reply.userS.push((r1.userCPUTime - r0.userCPUTime) / 1e6);
@@ -284,10 +312,14 @@ async function waitQuiet(): Promise<void> {
   }
   waitedS += (performance.now() - start) / 1e3;
 }
-const vicinityTurn = async (n: number) => { await waitQuiet(); append(vic, runVicinity(n)); };
+const vicinityTurn = async (n: number, timed = true) => {
+  await waitQuiet();
+  timing = timed;
+  append(vic, runVicinity(n));
+};
 const pytorchTurn = async (n: number) => { await waitQuiet(); append(pt, await py.run(n)); };
 
-await vicinityTurn(warmup);
+await vicinityTurn(warmup, false);
 await pytorchTurn(warmup);
 for (let r = 0; r < rounds; r++) {
   const n = Math.floor(steps / rounds) + (r < steps % rounds ? 1 : 0);
@@ -296,6 +328,11 @@ for (let r = 0; r < rounds; r++) {
   await second(n);
 }
 py.close();
+await new Promise((resolve) => setTimeout(resolve, 50));
+gcObserver.disconnect();
+const gcMs = gcEntries
+  .filter((e) => timedWindows.some(([a, b]) => e.start >= a && e.start < b))
+  .reduce((sum, e) => sum + e.duration, 0);
 rmSync(stateDir, { recursive: true, force: true });
 
 const compared = Math.min(3, vic.losses.length);
@@ -311,10 +348,12 @@ const result = {
   date: new Date().toISOString(),
   machine: { cpus: os.availableParallelism(), model: os.cpus()[0]?.model ?? 'unknown', node: process.version },
   versions: { vicinityLibtorch: info.torchVersion, pytorch: ready.torch },
-  config: { batch, steps, warmup, rounds, threads, pytorchThreads: ready.threads, seed, lr },
+  config: { batch, steps, warmup, rounds, threads, pytorchThreads: ready.threads, seed, lr, forwardTidy },
   env: {
     OMP_WAIT_POLICY: policy === 'unset' ? '(unset)' : (process.env.OMP_WAIT_POLICY ?? null),
     OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
+    MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? null,
+    MALLOC_TRIM_THRESHOLD_: process.env.MALLOC_TRIM_THRESHOLD_ ?? null,
     blasThreads: v.native.buildInfo().blasThreads,
   },
   parameters: { vicinity: model.numParameters(), pytorch: ready.parameters },
@@ -324,6 +363,7 @@ const result = {
   ratio: vicStats.medianS / ptStats.medianS,
   quietRatio: Number.isFinite(quietRatio) ? quietRatio : null,
   pairedRatio,
+  vicinityGcMsPerStep: gcMs / steps,
   liveTensorsAfter: v.memory().liveTensors,
   wallS: (performance.now() - t0) / 1e3,
   waitedForQuietS: waitedS,
@@ -331,12 +371,14 @@ const result = {
 
 const ms = (s: number) => `${(s * 1e3).toFixed(1)} ms`;
 console.log(`ResNet-18 step, batch ${batch}, ${threads} threads, OMP_WAIT_POLICY=${result.env.OMP_WAIT_POLICY}, ` +
+  `${forwardTidy ? 'forward in its own tidy, ' : ''}` +
   `${steps} timed steps (+${warmup} warm-up) in ${rounds} alternating rounds`);
 for (const [name, s] of [['vicinity', vicStats], ['pytorch', ptStats]] as const) {
   console.log(`  ${name.padEnd(9)} median ${ms(s.medianS)}  p10 ${ms(s.p10S)}  p90 ${ms(s.p90S)}  ` +
     `(quiet steps: ${s.quiet.n}/${s.n}, median ${ms(s.quiet.medianS)}); per step: user ${s.medianUserS.toFixed(2)} s, ` +
     `sys ${s.medianSysS.toFixed(2)} s, ${s.medianMinorFaults} minor faults`);
 }
+console.log(`  vicinity: V8 GC ${result.vicinityGcMsPerStep.toFixed(1)} ms per step`);
 console.log(`  ratio vicinity/pytorch ${result.ratio.toFixed(3)} (quiet steps: ${quietRatio.toFixed(3)}; ` +
   `median of alternating pairs: ${pairedRatio.toFixed(3)})`);
 console.log(`  first losses ${vic.losses.slice(0, compared).map((l) => l.toFixed(6))} ` +

@@ -45,11 +45,13 @@ class TensorHandle : public Napi::ObjectWrap<TensorHandle> {
   Napi::Value backward(const Napi::CallbackInfo& info);
   Napi::Value to_string(const Napi::CallbackInfo& info);
   Napi::Value set_data(const Napi::CallbackInfo& info);
+  Napi::Value track_gc(const Napi::CallbackInfo& info);
 
   const at::Tensor& live(Napi::Env env) const;
 
   at::Tensor tensor_;
   const void* storage_ = nullptr;  // the StorageImpl this handle is counted against
+  int64_t gc_bytes_ = 0;           // bytes reported to V8 (GC-managed tensors only)
   bool released_ = false;
 };
 

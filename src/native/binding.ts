@@ -52,6 +52,8 @@ export declare class TensorBase {
   data(): Promise<Float32Array | Float64Array | BigInt64Array | Int32Array | Int16Array | Int8Array | Uint8Array>;
   _backward(gradient: TensorBase | null, retainGraph: boolean): void;
   _setData(other: TensorBase): void;
+  /** Reports the storage size to V8: for tensors only the garbage collector will free. */
+  _trackGc(): void;
   toString(): string;
 }
 

@@ -34,7 +34,9 @@ export class Scope implements Disposable {
     const keep = new Set(survivors);
     for (const t of this.tensors) {
       if (keep.has(t) || kept.has(t)) {
-        if (!kept.has(t)) this.parent?.track(t);
+        if (kept.has(t)) continue;
+        if (this.parent) this.parent.track(t);
+        else t._trackGc();  // returned to code outside every scope: only the GC frees it now
       } else {
         t.dispose();
       }
@@ -66,6 +68,7 @@ export function scope(): Scope {
 /** Marks a tensor as owned by the caller: no scope disposes it. */
 export function keep<T extends TensorBase>(t: T): T {
   kept.add(t);
+  t._trackGc();
   return t;
 }
 

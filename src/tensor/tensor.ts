@@ -23,8 +23,11 @@ export interface ReduceOptions {
 export class Tensor extends (native.TensorBase as unknown as new () => TensorBase) {
   constructor() {
     super();
-    // Parameters belong to their Module, not to the scope they were made in.
-    if (new.target === Tensor) currentScope()?.track(this);
+    // Parameters belong to their Module, not to the scope they were made in. Whatever no scope
+    // will free is left to the GC, which then needs to know its size.
+    const owner = new.target === Tensor ? currentScope() : undefined;
+    if (owner) owner.track(this);
+    else this._trackGc();
   }
 
   override get grad(): Tensor | null {

@@ -5,14 +5,15 @@
  * process for all cases.
  */
 import assert from 'node:assert/strict';
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import { parameter } from '../../src/nn/parameter.js';
 import { clipGradNorm, clipGradValue } from '../../src/optim/clip-grad.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { DType, Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { assertClose, expected, runTorch, type TorchResults } from '../support/parity.js';
+import { assertClose, expected } from '../support/parity.js';
+import { torchCaseSuite } from './trajectory.js';
 
 const SHAPES = [[4, 3], [7], [2, 2, 2]];
 
@@ -76,30 +77,21 @@ function runCase(c: Case, grads: Record<string, Tensor>): { total?: number; ps: 
   return { total: clipGradNorm(ps, c.max, { normType: c.normType ?? 2 }), ps };
 }
 
-describe('clipGradNorm / clipGradValue = torch.nn.utils.clip_grad_norm_ / clip_grad_value_', () => {
-  let results: TorchResults = new Map();
-  const grads = CASES.map((c, i) => gradsOf(c, i));
-  before(() => {
-    results = runTorch(CASES.map((c, i) => ({
-      name: c.name,
-      inputs: grads[i],
-      params: { max_value: c.max, norm_type: String(c.normType ?? 2), by_value: c.byValue ?? false, without_grad: c.withoutGrad ?? [] },
-      code: PYTHON,
-    })));
+torchCaseSuite('clipGradNorm / clipGradValue = torch.nn.utils.clip_grad_norm_ / clip_grad_value_', CASES, gradsOf, (c) => ({
+  params: { max_value: c.max, norm_type: String(c.normType ?? 2), by_value: c.byValue ?? false, without_grad: c.withoutGrad ?? [] },
+  code: PYTHON,
+}), (c, grads, results) => {
+  const { total, ps } = runCase(c, grads);
+  if (!c.byValue) {
+    // The total is a tensor of the gradients' dtype in PyTorch: equal as a number, bit for bit.
+    const e = expected(results, c.name, 'out.total');
+    assert.equal(total, e.data[0], `total norm ${total} != PyTorch's ${e.data[0]}`);
+  }
+  ps.forEach((p, j) => {
+    if (c.withoutGrad?.includes(j)) assert.equal(p.grad, null, `p${j} has no gradient to clip`);
+    else assertClose(p.grad!, expected(results, c.name, `out.g${j}`), { label: `${c.name} grad ${j}`, rtol: 0, atol: 0 });
+    p.dispose();
   });
-  CASES.forEach((c, i) => test(c.name, () => {
-    const { total, ps } = runCase(c, grads[i]);
-    if (!c.byValue) {
-      // The total is a tensor of the gradients' dtype in PyTorch: equal as a number, bit for bit.
-      const e = expected(results, c.name, 'out.total');
-      assert.equal(total, e.data[0], `total norm ${total} != PyTorch's ${e.data[0]}`);
-    }
-    ps.forEach((p, j) => {
-      if (c.withoutGrad?.includes(j)) assert.equal(p.grad, null, `p${j} has no gradient to clip`);
-      else assertClose(p.grad!, expected(results, c.name, `out.g${j}`), { label: `${c.name} grad ${j}`, rtol: 0, atol: 0 });
-      p.dispose();
-    });
-  }));
 });
 
 describe('clipGradNorm edge cases', () => {
