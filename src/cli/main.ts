@@ -46,4 +46,11 @@ program
     process.exitCode = await train(options);
   });
 
-await program.parseAsync(process.argv);
+try {
+  await program.parseAsync(process.argv);
+} catch (e) {
+  // Bad flags, missing data, corrupt files: the message names the problem; a stack would not help.
+  console.error(`vicinity: ${e instanceof Error ? e.message : String(e)}`);
+  if (process.env.VICINITY_DEBUG) console.error(e);
+  process.exitCode = 1;
+}

@@ -1,10 +1,8 @@
 /**
  * Dropout (torch.nn.Dropout) and DropPath (timm's stochastic depth, timm/layers/drop.py). Both
  * are identities in eval mode and scale the kept values by 1/(1 − p) while training, so the
- * expected output equals the input.
- *
- * Deviation (DropPath): p = 1 returns zeros; F.dropPath would divide the mask by 1 − p = 0 and
- * give NaN (timm skips the division when nothing is kept).
+ * expected output equals the input. DropPath with p = 1 returns zeros, as timm's (which skips the
+ * 1/(1 − p) scaling when nothing is kept).
  */
 import * as F from '../../ops/functional.js';
 import type { Tensor } from '../../tensor/tensor.js';
@@ -67,7 +65,6 @@ export class DropPath extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    if (this.training && this.p === 1) return x.mul(0);
     return F.dropPath(x, this.p, this.training);
   }
 }

@@ -1,0 +1,36 @@
+/** `vicinity doctor` and the CLI's argument errors, run as a user would. */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import path from 'node:path';
+import test from 'node:test';
+import { repoRoot } from '../support/paths.js';
+
+const cli = path.join(repoRoot, 'dist/src/cli/main.js');
+const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
+
+test('doctor reports libtorch, threads, BLAS, CUDA and the build, and passes its checks', () => {
+  const r = run('doctor', '--json');
+  assert.equal(r.status, 0, r.stdout + r.stderr);
+  const report = JSON.parse(r.stdout) as { ok: boolean; facts: Record<string, unknown>; checks: { name: string; ok: boolean }[] };
+  assert.equal(report.ok, true);
+  for (const key of ['libtorch', 'libtorchSource', 'cxx11Abi', 'intraOpThreads', 'blasThreads', 'cuda', 'addon']) {
+    assert.ok(key in report.facts, `missing fact ${key}`);
+  }
+  assert.deepEqual(report.checks.map((c) => c.name), ['addon', 'build config', 'compute', 'threads']);
+});
+
+test('train rejects bad flags with a message naming the flag', () => {
+  const r = run('train', '--epochs', '0');
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /--epochs must be a positive integer, got '0'/);
+  const d = run('train', '--data', 'cifar');
+  assert.notEqual(d.status, 0);
+  assert.match(d.stderr, /--data must be auto, full or subset, got 'cifar'/);
+});
+
+test('--help lists the commands', () => {
+  const r = run('--help');
+  assert.equal(r.status, 0);
+  assert.match(r.stdout, /doctor/);
+  assert.match(r.stdout, /train/);
+});
