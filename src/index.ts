@@ -24,3 +24,4 @@ export { readTorchCheckpoint, parseTorchCheckpoint } from './checkpoint/torch-pi
 export { extractStateDict, stripPrefix, renameKeys } from './checkpoint/state-dict-keys.js';
 export { CheckpointError, type RawTensor } from './checkpoint/raw-tensor.js';
 export { SmallConvNet, type SmallConvNetOptions } from './models/small-convnet.js';
+export { ShapeError } from './tensor/shape-error.js';

@@ -203,6 +203,23 @@ export const einsum = (equation: string, ...tensors: Tensor[]): Tensor => aten.e
 export const matmul = (a: Tensor, b: Tensor): Tensor => aten.matmul(a, b);
 export const outer = (a: Tensor, b: Tensor): Tensor => aten.outer(a, b);
 export const pixelShuffle = (x: Tensor, upscaleFactor: number): Tensor => aten.pixel_shuffle(x, upscaleFactor);
+export const pixelUnshuffle = (x: Tensor, downscaleFactor: number): Tensor => aten.pixel_unshuffle(x, downscaleFactor);
+
+export interface UnfoldOptions {
+  dilation?: Pair;
+  padding?: Pair;
+  stride?: Pair;
+}
+
+/** Sliding k×k patches of (N, C, H, W) as columns (N, C·kH·kW, L), as F.unfold (im2col). */
+export function unfold(x: Tensor, kernelSize: Pair, o: UnfoldOptions = {}): Tensor {
+  return aten.im2col(x, kernelSize, o.dilation ?? 1, o.padding ?? 0, o.stride ?? 1);
+}
+
+/** The adjoint of unfold: sums columns (N, C·kH·kW, L) back into (N, C, H, W), as F.fold (col2im). */
+export function fold(columns: Tensor, outputSize: Pair, kernelSize: Pair, o: UnfoldOptions = {}): Tensor {
+  return aten.col2im(columns, outputSize, kernelSize, o.dilation ?? 1, o.padding ?? 0, o.stride ?? 1);
+}
 
 /** Elementwise choice: condition ? a : b, with scalars broadcast. */
 export function where(condition: Tensor, a: Tensor | number, b: Tensor | number): Tensor {

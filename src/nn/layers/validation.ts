@@ -6,15 +6,10 @@
  * Constructor problems throw RangeError/TypeError (a bad value or a bad type); input problems
  * throw ShapeError, so callers can tell a misbuilt model from a misfed one.
  */
+import { ShapeError } from '../../tensor/shape-error.js';
 import type { Tensor } from '../../tensor/tensor.js';
 
-/** A tensor's shape does not fit what a layer or operator expects. */
-export class ShapeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'ShapeError';
-  }
-}
+export { ShapeError };
 
 /** Throws unless `value` is an integer ≥ `min`; returns it. */
 export function integerAtLeast(layer: string, name: string, value: unknown, min: number): number {

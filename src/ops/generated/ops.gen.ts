@@ -997,6 +997,46 @@ export function pixel_shuffle(self_: Tensor, upscaleFactor: number): Tensor {
   return call((ids.pixel_shuffle ??= opId('aten::pixel_shuffle', '')), [self_, upscaleFactor]) as Tensor;
 }
 
+/** `aten::pixel_unshuffle(Tensor self, int downscale_factor) -> Tensor` */
+export function pixel_unshuffle(self_: Tensor, downscaleFactor: number): Tensor {
+  return call((ids.pixel_unshuffle ??= opId('aten::pixel_unshuffle', '')), [self_, downscaleFactor]) as Tensor;
+}
+
+/** `aten::im2col(Tensor self, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor` */
+export function im2col(self_: Tensor, kernelSize: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[]): Tensor {
+  return call((ids.im2col ??= opId('aten::im2col', '')), [self_, kernelSize, dilation, padding, stride]) as Tensor;
+}
+
+/** `aten::col2im(Tensor self, SymInt[2] output_size, int[2] kernel_size, int[2] dilation, int[2] padding, int[2] stride) -> Tensor` */
+export function col2im(self_: Tensor, outputSize: number | number[], kernelSize: number | number[], dilation: number | number[], padding: number | number[], stride: number | number[]): Tensor {
+  return call((ids.col2im ??= opId('aten::col2im', '')), [self_, outputSize, kernelSize, dilation, padding, stride]) as Tensor;
+}
+
+/** `aten::repeat_interleave.self_int(Tensor self, int repeats, int? dim=None, *, int? output_size=None) -> Tensor` */
+export function repeat_interleave_self_int(self_: Tensor, repeats: number, dim?: number | null, outputSize?: number | null): Tensor {
+  return call((ids.repeat_interleave_self_int ??= opId('aten::repeat_interleave', 'self_int')), [self_, repeats, dim, outputSize]) as Tensor;
+}
+
+/** `aten::baddbmm(Tensor self, Tensor batch1, Tensor batch2, *, Scalar beta=1, Scalar alpha=1) -> Tensor` */
+export function baddbmm(self_: Tensor, batch1: Tensor, batch2: Tensor, beta?: Scalar, alpha?: Scalar): Tensor {
+  return call((ids.baddbmm ??= opId('aten::baddbmm', '')), [self_, batch1, batch2, beta, alpha]) as Tensor;
+}
+
+/** `aten::index_add(Tensor self, int dim, Tensor index, Tensor source, *, Scalar alpha=1) -> Tensor` */
+export function index_add(self_: Tensor, dim: number, index: Tensor, source: Tensor, alpha?: Scalar): Tensor {
+  return call((ids.index_add ??= opId('aten::index_add', '')), [self_, dim, index, source, alpha]) as Tensor;
+}
+
+/** `aten::floor_divide(Tensor self, Tensor other) -> Tensor` */
+export function floor_divide(self_: Tensor, other: Tensor): Tensor {
+  return call((ids.floor_divide ??= opId('aten::floor_divide', '')), [self_, other]) as Tensor;
+}
+
+/** `aten::avg_pool1d(Tensor self, int[1] kernel_size, int[1] stride=[], int[1] padding=[0], bool ceil_mode=False, bool count_include_pad=True) -> Tensor` */
+export function avg_pool1d(self_: Tensor, kernelSize: number | number[], stride?: number | number[], padding?: number | number[], ceilMode?: boolean, countIncludePad?: boolean): Tensor {
+  return call((ids.avg_pool1d ??= opId('aten::avg_pool1d', '')), [self_, kernelSize, stride, padding, ceilMode, countIncludePad]) as Tensor;
+}
+
 /** `aten::add_.Tensor(Tensor(a!) self, Tensor other, *, Scalar alpha=1) -> Tensor(a!)` */
 export function add__Tensor(self_: Tensor, other: Tensor, alpha?: Scalar): Tensor {
   return call((ids.add__Tensor ??= opId('aten::add_', 'Tensor')), [self_, other, alpha]) as Tensor;

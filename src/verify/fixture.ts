@@ -1,0 +1,93 @@
+/**
+ * Reference-layer fixtures (../shared/design/reference-layers.md §8): a safetensors file of
+ * `param.<state-dict name>`, `input.x`, `output.y`, `cotangent.r`, `grad.input.x`,
+ * `grad.param.<name>` (and `state_after.<buffer>` for train-mode fixtures), with a JSON beside it
+ * naming the reference class (`spec.kind`), its constructor arguments (`spec.ctor`), the mode and
+ * the tolerance.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { readStateDictFile, rawToTensor } from '../checkpoint/tensor-io.js';
+import type { Tensor } from '../tensor/tensor.js';
+
+export interface FixtureSpec {
+  kind: string;
+  ctor: Record<string, unknown>;
+}
+
+export interface Fixture {
+  file: string;
+  spec: FixtureSpec;
+  mode: 'train' | 'eval';
+  /** Relative L2 tolerance the fixture suggests. */
+  tolerance: number;
+  /** Parameter gradients that are zero in exact arithmetic: compared absolutely. */
+  structurallyZeroGrads: Set<string>;
+  /** State dict of the reference before the forward pass (parameters and buffers). */
+  params: Map<string, Tensor>;
+  input: Tensor;
+  output: Tensor;
+  cotangent: Tensor;
+  gradInput: Tensor | null;
+  gradParams: Map<string, Tensor>;
+  /** Buffers after the forward pass (train-mode fixtures: running statistics). */
+  stateAfter: Map<string, Tensor>;
+  /** The whole JSON, for anything else it records (conventions, description). */
+  json: Record<string, unknown>;
+}
+
+export class FixtureError extends Error {
+  override name = 'FixtureError';
+}
+
+function byPrefix(tensors: Map<string, Tensor>, prefix: string): Map<string, Tensor> {
+  const out = new Map<string, Tensor>();
+  for (const [name, t] of tensors) if (name.startsWith(prefix)) out.set(name.slice(prefix.length), t);
+  return out;
+}
+
+/** Reads `<name>.safetensors` and `<name>.json` into CPU tensors (the caller disposes them). */
+export async function readFixture(file: string): Promise<Fixture> {
+  const jsonFile = file.replace(/\.safetensors$/, '.json');
+  if (!file.endsWith('.safetensors')) throw new FixtureError(`${file}: a fixture is a .safetensors file with a .json beside it`);
+  if (!existsSync(jsonFile)) throw new FixtureError(`${file}: its description ${jsonFile} is missing`);
+  let json: Record<string, unknown>;
+  try {
+    json = JSON.parse(readFileSync(jsonFile, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new FixtureError(`${jsonFile} is not valid JSON: ${(e as Error).message}`);
+  }
+  const spec = json.spec as FixtureSpec | undefined;
+  if (!spec || typeof spec.kind !== 'string' || typeof spec.ctor !== 'object') {
+    throw new FixtureError(`${jsonFile}: expected spec.kind (string) and spec.ctor (object)`);
+  }
+  const raw = await readStateDictFile(file);
+  const tensors = new Map<string, Tensor>();
+  for (const [name, t] of raw) tensors.set(name, rawToTensor(t));
+  const required = (name: string): Tensor => {
+    const t = tensors.get(name);
+    if (!t) throw new FixtureError(`${file} has no '${name}' tensor`);
+    return t;
+  };
+  const tolerance = (json.suggested_tolerance as { rel_l2?: number } | undefined)?.rel_l2 ?? 1e-5;
+  return {
+    file,
+    spec,
+    mode: json.mode === 'train' ? 'train' : 'eval',
+    tolerance,
+    structurallyZeroGrads: new Set((json.structurally_zero_grads as string[] | undefined) ?? []),
+    params: byPrefix(tensors, 'param.'),
+    input: required('input.x'),
+    output: required('output.y'),
+    cotangent: required('cotangent.r'),
+    gradInput: tensors.get('grad.input.x') ?? null,
+    gradParams: byPrefix(tensors, 'grad.param.'),
+    stateAfter: byPrefix(tensors, 'state_after.'),
+    json,
+  };
+}
+
+export function disposeFixture(f: Fixture): void {
+  for (const t of [f.input, f.output, f.cotangent, f.gradInput, ...f.params.values(), ...f.gradParams.values(), ...f.stateAfter.values()]) {
+    t?.dispose();
+  }
+}
