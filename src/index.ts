@@ -25,3 +25,15 @@ export { extractStateDict, stripPrefix, renameKeys } from './checkpoint/state-di
 export { CheckpointError, type RawTensor } from './checkpoint/raw-tensor.js';
 export { SmallConvNet, type SmallConvNetOptions } from './models/small-convnet.js';
 export { ShapeError } from './tensor/shape-error.js';
+export { HaloAttention, type HaloAttentionOptions } from './attention/halo-attention.js';
+export { MultiHeadSelfAttention2d, type MultiHeadSelfAttention2dOptions } from './attention/mhsa2d.js';
+export { NeighborhoodAttention2d, type NeighborhoodAttention2dOptions } from './attention/neighborhood-attention.js';
+export { SASA, AttentionConvCompat, type SASAOptions, type AttentionConvCompatOptions } from './attention/sasa.js';
+export { Lesa, LesaBinaryAttention, type LesaOptions, type LesaBinaryAttentionOptions } from './attention/lesa.js';
+export { LsagShiftedEmbedding } from './attention/lsag-shifted-embedding.js';
+export { LsagLocalAttention, LsagGlobalAttention, LsagMlp } from './attention/lsag-attention.js';
+export { LsagFirstStage, LsagStage, ReduceImageSize } from './attention/lsag-stage.js';
+export { LALayer, type LALayerOptions } from './attention/la-layer.js';
+export { readFixture, type Fixture } from './verify/fixture.js';
+export { verifyFixture, type VerifyReport } from './verify/verify-fixture.js';
+export { gradcheck, assertGradcheck } from './autograd/gradcheck.js';

@@ -4,6 +4,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { doctor } from './doctor.js';
 import { train } from './train.js';
+import { describeKinds, verify } from './verify.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -44,6 +45,17 @@ program
   .action(async (options) => {
     if (!['auto', 'full', 'subset'].includes(options.data)) throw new Error(`--data must be auto, full or subset, got '${options.data}'`);
     process.exitCode = await train(options);
+  });
+
+program
+  .command('verify')
+  .description('check vicinity layers against reference fixtures (<name>.safetensors + <name>.json): output, input and parameter gradients, running statistics')
+  .argument('<fixtures...>', 'fixture .safetensors files')
+  .option('--tolerance <x>', "relative L2 tolerance (default: each fixture's suggested one)", nonNegative('tolerance'))
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', () => `\nReference classes it knows:\n${describeKinds()}`)
+  .action(async (files: string[], options) => {
+    process.exitCode = await verify(files, options);
   });
 
 try {

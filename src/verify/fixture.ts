@@ -22,6 +22,8 @@ export interface Fixture {
   tolerance: number;
   /** Parameter gradients that are zero in exact arithmetic: compared absolutely. */
   structurallyZeroGrads: Set<string>;
+  /** The absolute L2 tolerance for those (`abs_l2_for_those`). */
+  absoluteTolerance: number;
   /** State dict of the reference before the forward pass (parameters and buffers). */
   params: Map<string, Tensor>;
   input: Tensor;
@@ -68,13 +70,18 @@ export async function readFixture(file: string): Promise<Fixture> {
     if (!t) throw new FixtureError(`${file} has no '${name}' tensor`);
     return t;
   };
-  const tolerance = (json.suggested_tolerance as { rel_l2?: number } | undefined)?.rel_l2 ?? 1e-5;
+  const suggested = (json.suggested_tolerance ?? {}) as { rel_l2?: number; structurally_zero_grads?: string[]; abs_l2_for_those?: number };
+  const tolerance = suggested.rel_l2 ?? 1e-5;
+  // Gradients that are exactly zero in exact arithmetic hold only round-off: relative error is
+  // meaningless there, so they are compared by absolute L2 norm.
+  const zeroGrads = suggested.structurally_zero_grads ?? (json.structurally_zero_grads as string[] | undefined) ?? [];
   return {
     file,
     spec,
     mode: json.mode === 'train' ? 'train' : 'eval',
     tolerance,
-    structurallyZeroGrads: new Set((json.structurally_zero_grads as string[] | undefined) ?? []),
+    structurallyZeroGrads: new Set(zeroGrads),
+    absoluteTolerance: suggested.abs_l2_for_those ?? 1e-6,
     params: byPrefix(tensors, 'param.'),
     input: required('input.x'),
     output: required('output.y'),

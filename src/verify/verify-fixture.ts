@@ -13,9 +13,9 @@ export type FixtureModule = Module & { forward(x: Tensor): Tensor };
 
 export interface ComparisonRow {
   name: string;
-  /** ||actual − expected|| / ||expected|| (absolute max error for structurally-zero gradients). */
+  /** ||actual − expected|| / ||expected||, or ||actual − expected|| for structurally-zero gradients. */
   error: number;
-  measure: 'rel_l2' | 'abs_max';
+  measure: 'rel_l2' | 'abs_l2';
   tolerance: number;
   ok: boolean;
 }
@@ -37,8 +37,8 @@ function relL2(actual: Tensor, expected: Tensor): number {
   });
 }
 
-function absMax(actual: Tensor, expected: Tensor): number {
-  return tidy(() => actual.double().sub(expected.double()).abs().max().item() as number);
+function absL2(actual: Tensor, expected: Tensor): number {
+  return tidy(() => actual.double().sub(expected.double()).norm().item() as number);
 }
 
 /** Builds nothing: give it the module made from fixture.spec (see layer-kinds.ts). */
@@ -56,9 +56,10 @@ export function verifyFixture(fixture: Fixture, module: FixtureModule, options: 
       rows.push({ name: `${name} (shape [${actual.shape}] vs [${expected.shape}])`, error: Infinity, measure: 'rel_l2', tolerance, ok: false });
       return;
     }
-    const measure = structurallyZero ? 'abs_max' : 'rel_l2';
-    const error = structurallyZero ? absMax(actual, expected) : relL2(actual, expected);
-    rows.push({ name, error, measure, tolerance, ok: error <= tolerance });
+    const measure = structurallyZero ? 'abs_l2' : 'rel_l2';
+    const error = structurallyZero ? absL2(actual, expected) : relL2(actual, expected);
+    const limit = structurallyZero ? fixture.absoluteTolerance : tolerance;
+    rows.push({ name, error, measure, tolerance: limit, ok: error <= limit });
   };
   tidy(() => {
     const x = fixture.input.clone().requiresGrad_();
