@@ -37,3 +37,8 @@ export { LALayer, type LALayerOptions } from './attention/la-layer.js';
 export { readFixture, type Fixture } from './verify/fixture.js';
 export { verifyFixture, type VerifyReport } from './verify/verify-fixture.js';
 export { gradcheck, assertGradcheck } from './autograd/gradcheck.js';
+export { resnetFamily, ResNet, type ResNetFamilyOptions } from './models/resnet-family.js';
+export { conv3x3Op, type SpatialOpFactory, type SpatialOpContext } from './models/spatial-ops.js';
+export { createModel, listModels, modelInfo, UnknownModelError } from './models/registry.js';
+export { countMacs } from './analysis/macs.js';
+export { summarizeModel } from './analysis/model-info.js';

@@ -89,6 +89,38 @@ function checkTokens(layer: string, x: Tensor, dim: number, what = 'x'): void {
 }
 
 /**
+ * The sizes, projections and dropouts both attentions share, registered in the reference's order.
+ * Only the keys differ: the reference names them after the block's parity (`_even` local, `_odd` global).
+ */
+abstract class LsagAttentionBase extends Module {
+  readonly dim: number;
+  readonly numHeads: number;
+  readonly headDim: number;
+  readonly scale: number;
+  readonly multiQuery: boolean;
+  protected readonly kvHeads: number;
+  readonly Wq: Linear;
+  readonly Wkv: Linear;
+  readonly proj: Linear;
+  readonly attnDrop: Dropout;
+  readonly projDrop: Dropout;
+
+  /** `s` comes checked from headLayout(); `keys` are the projections' checkpoint keys. */
+  protected constructor(s: ReturnType<typeof headLayout>, keys: { Wq: string; Wkv: string }) {
+    super();
+    [this.dim, this.numHeads, this.headDim, this.scale, this.multiQuery, this.kvHeads] =
+      [s.dim, s.numHeads, s.headDim, s.qkScale, s.multiQuery, s.kvHeads];
+    const kvWidth = 2 * s.kvHeads * s.headDim;
+    this.Wkv = this.register(keys.Wkv, new Linear({ inFeatures: s.dim, outFeatures: kvWidth, bias: s.qkvBias }));
+    this.Wq = this.register(keys.Wq, new Linear({ inFeatures: s.dim, outFeatures: s.dim, bias: s.qkvBias }));
+    this.attnDrop = this.register('attn_drop', new Dropout({ p: s.attnDrop }));
+    this.proj = this.register('proj', new Linear({ inFeatures: s.dim, outFeatures: s.dim }));
+    this.projDrop = this.register('proj_drop', new Dropout({ p: s.projDrop }));
+    for (const linear of [this.Wq, this.Wkv, this.proj]) initVitLinear(linear);
+  }
+}
+
+/**
  * Local attention of each patch over its T shift variants (Attention_variants): the query comes
  * from the unshifted token, keys and values from the T variant tokens of the same patch.
  *
@@ -103,33 +135,14 @@ function checkTokens(layer: string, x: Tensor, dim: number, what = 'x'): void {
  * const attn = new LsagLocalAttention({ dim: 192, numHeads: 4, numVariants: 18, qkvBias: true, multiQuery: true });
  * const y = attn.forward(norm1(x), norm1(patches));   // (B, 1024, 192)
  */
-export class LsagLocalAttention extends Module {
-  readonly dim: number;
-  readonly numHeads: number;
+export class LsagLocalAttention extends LsagAttentionBase {
   readonly numVariants: number;
-  readonly headDim: number;
-  readonly scale: number;
-  readonly multiQuery: boolean;
-  private readonly kvHeads: number;
-  readonly Wq: Linear;
-  readonly Wkv: Linear;
-  readonly proj: Linear;
-  readonly attnDrop: Dropout;
-  readonly projDrop: Dropout;
 
   constructor(o: LsagLocalAttentionOptions) {
-    super();
     const s = headLayout('LsagLocalAttention', o);
-    [this.dim, this.numHeads, this.headDim, this.scale, this.multiQuery, this.kvHeads] =
-      [s.dim, s.numHeads, s.headDim, s.qkScale, s.multiQuery, s.kvHeads];
-    this.numVariants = integerAtLeast('LsagLocalAttention', 'numVariants', o.numVariants, 1);
-    const kvWidth = 2 * s.kvHeads * s.headDim;
-    this.Wkv = this.register('Wkv_even', new Linear({ inFeatures: s.dim, outFeatures: kvWidth, bias: s.qkvBias }));
-    this.Wq = this.register('Wq_even', new Linear({ inFeatures: s.dim, outFeatures: s.dim, bias: s.qkvBias }));
-    this.attnDrop = this.register('attn_drop', new Dropout({ p: s.attnDrop }));
-    this.proj = this.register('proj', new Linear({ inFeatures: s.dim, outFeatures: s.dim }));
-    this.projDrop = this.register('proj_drop', new Dropout({ p: s.projDrop }));
-    for (const linear of [this.Wq, this.Wkv, this.proj]) initVitLinear(linear);
+    const numVariants = integerAtLeast('LsagLocalAttention', 'numVariants', o.numVariants, 1);
+    super(s, { Wq: 'Wq_even', Wkv: 'Wkv_even' });
+    this.numVariants = numVariants;
   }
 
   forward(x: Tensor, variants: Tensor): Tensor {
@@ -170,31 +183,9 @@ export class LsagLocalAttention extends Module {
  * const attn = new LsagGlobalAttention({ dim: 192, numHeads: 4, qkvBias: true });
  * const y = attn.forward(norm1(x));   // (B, N, 192)
  */
-export class LsagGlobalAttention extends Module {
-  readonly dim: number;
-  readonly numHeads: number;
-  readonly headDim: number;
-  readonly scale: number;
-  readonly multiQuery: boolean;
-  private readonly kvHeads: number;
-  readonly Wq: Linear;
-  readonly Wkv: Linear;
-  readonly proj: Linear;
-  readonly attnDrop: Dropout;
-  readonly projDrop: Dropout;
-
+export class LsagGlobalAttention extends LsagAttentionBase {
   constructor(o: LsagAttentionOptions) {
-    super();
-    const s = headLayout('LsagGlobalAttention', o);
-    [this.dim, this.numHeads, this.headDim, this.scale, this.multiQuery, this.kvHeads] =
-      [s.dim, s.numHeads, s.headDim, s.qkScale, s.multiQuery, s.kvHeads];
-    const kvWidth = 2 * s.kvHeads * s.headDim;
-    this.Wkv = this.register('Wkv_odd', new Linear({ inFeatures: s.dim, outFeatures: kvWidth, bias: s.qkvBias }));
-    this.Wq = this.register('Wq_odd', new Linear({ inFeatures: s.dim, outFeatures: s.dim, bias: s.qkvBias }));
-    this.attnDrop = this.register('attn_drop', new Dropout({ p: s.attnDrop }));
-    this.proj = this.register('proj', new Linear({ inFeatures: s.dim, outFeatures: s.dim }));
-    this.projDrop = this.register('proj_drop', new Dropout({ p: s.projDrop }));
-    for (const linear of [this.Wq, this.Wkv, this.proj]) initVitLinear(linear);
+    super(headLayout('LsagGlobalAttention', o), { Wq: 'Wq_odd', Wkv: 'Wkv_odd' });
   }
 
   forward(x: Tensor): Tensor {

@@ -281,15 +281,11 @@ export class ReduceImageSize extends Module {
 
 // ---- parity wrappers: the fixtures' modules, with the full ShiftingTransformer's state-dict keys ----
 
-export interface LsagLocalStageParityOptions {
-  imgSize: number;
-  kernelSize: number;
-  strideSize: number;
-  paddingSize: number;
-  embedDim: number;
+/** What both parity wrappers take for their stage. */
+interface LsagParityStageOptions {
   depth: number;
   numHeads: number;
-  /** Shift set and K/V layout of one official file: 'cifar' (rolls, multi-query), 'imagenet'. */
+  /** Shift set and K/V layout of one official file: 'cifar' (rolls, multi-query), 'imagenet' (multi-head). */
   variant: LsagVariant;
   /** Default 4, as the fixtures. */
   mlpRatio?: number;
@@ -299,6 +295,26 @@ export interface LsagLocalStageParityOptions {
   dropPath?: number;
   attnDrop?: number;
   projDrop?: number;
+}
+
+/** The checked variant and the stage options with the fixtures' defaults (multi-query for 'cifar'). */
+function parityStage(layer: string, o: LsagParityStageOptions) {
+  const variant = oneOf(layer, 'variant', o.variant, LSAG_VARIANTS);
+  return {
+    variant,
+    stage: {
+      depth: o.depth, numHeads: o.numHeads, mlpRatio: o.mlpRatio ?? 4, qkvBias: o.qkvBias ?? true,
+      dropPath: o.dropPath ?? 0.1, attnDrop: o.attnDrop, projDrop: o.projDrop, multiQuery: variant === 'cifar',
+    },
+  };
+}
+
+export interface LsagLocalStageParityOptions extends LsagParityStageOptions {
+  imgSize: number;
+  kernelSize: number;
+  strideSize: number;
+  paddingSize: number;
+  embedDim: number;
 }
 
 /**
@@ -313,15 +329,13 @@ export class LsagLocalStageParity extends Module {
 
   constructor(o: LsagLocalStageParityOptions) {
     super();
-    const variant = oneOf('LsagLocalStageParity', 'variant', o.variant, LSAG_VARIANTS);
+    const { variant, stage } = parityStage('LsagLocalStageParity', o);
     this.embedding = this.register('to_patch_embedding', new LsagShiftedEmbedding({
       imgSize: o.imgSize, kernelSize: o.kernelSize, strideSize: o.strideSize, paddingSize: o.paddingSize,
       embedDim: o.embedDim, variant,
     }));
     this.stage = new LsagFirstStage({
-      numVariants: lsagNumVariants(variant), numPatches: this.embedding.numPatches, depth: o.depth, dim: o.embedDim,
-      numHeads: o.numHeads, mlpRatio: o.mlpRatio ?? 4, qkvBias: o.qkvBias ?? true, dropPath: o.dropPath ?? 0.1,
-      attnDrop: o.attnDrop, projDrop: o.projDrop, multiQuery: variant === 'cifar',
+      ...stage, numVariants: lsagNumVariants(variant), numPatches: this.embedding.numPatches, dim: o.embedDim,
     });
     this.register('layers', new ModuleList([new ModuleList([this.stage])]));   // layers.0.0
   }
@@ -331,19 +345,10 @@ export class LsagLocalStageParity extends Module {
   }
 }
 
-export interface LsagGlobalStageParityOptions {
+export interface LsagGlobalStageParityOptions extends LsagParityStageOptions {
   numPatches: number;
   dimIn: number;
   dimOut: number;
-  depth: number;
-  numHeads: number;
-  /** K/V layout of one official file: 'cifar' (multi-query) or 'imagenet' (multi-head). */
-  variant: LsagVariant;
-  mlpRatio?: number;
-  qkvBias?: boolean;
-  dropPath?: number;
-  attnDrop?: number;
-  projDrop?: number;
 }
 
 /**
@@ -358,12 +363,8 @@ export class LsagGlobalStageParity extends Module {
 
   constructor(o: LsagGlobalStageParityOptions) {
     super();
-    const variant = oneOf('LsagGlobalStageParity', 'variant', o.variant, LSAG_VARIANTS);
-    this.stage = new LsagStage({
-      numPatches: o.numPatches, depth: o.depth, dim: o.dimIn, numHeads: o.numHeads, mlpRatio: o.mlpRatio ?? 4,
-      qkvBias: o.qkvBias ?? true, dropPath: o.dropPath ?? 0.1, attnDrop: o.attnDrop, projDrop: o.projDrop,
-      multiQuery: variant === 'cifar',
-    });
+    const { stage } = parityStage('LsagGlobalStageParity', o);
+    this.stage = new LsagStage({ ...stage, numPatches: o.numPatches, dim: o.dimIn });
     this.reduce = new ReduceImageSize({ dim: o.dimIn, dimOut: o.dimOut, seqLen: o.numPatches });
     this.register('layers', new ModuleList([new ModuleList([]), new ModuleList<Module>([this.stage, this.reduce])]));
   }

@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { doctor } from './doctor.js';
 import { train } from './train.js';
 import { describeKinds, verify } from './verify.js';
+import { infoCommand, listModelsCommand } from './info.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -45,6 +46,26 @@ program
   .action(async (options) => {
     if (!['auto', 'full', 'subset'].includes(options.data)) throw new Error(`--data must be auto, full or subset, got '${options.data}'`);
     process.exitCode = await train(options);
+  });
+
+program
+  .command('info')
+  .description('a registered model: paper, parameters and MACs vs the targets, per-stage and layer tables')
+  .argument('<model>', 'a name from list-models')
+  .option('--input-size <n>', "input side (default: the model's)", positiveInt('input-size'))
+  .option('--depth <n>', 'layer-table depth (default 2; 1 hides it)', positiveInt('depth'))
+  .option('--json', 'machine-readable output')
+  .action(async (name: string, options) => {
+    process.exitCode = await infoCommand(name, options);
+  });
+
+program
+  .command('list-models')
+  .description('list registered models')
+  .argument('[pattern]', "glob, e.g. 'resnet*'")
+  .option('--json', 'machine-readable output')
+  .action((pattern: string | undefined, options) => {
+    process.exitCode = listModelsCommand(pattern, options);
   });
 
 program

@@ -145,13 +145,16 @@ function perStage<T>(name: string, value: T[] | undefined, stages: number, fallb
 const convOut = (size: number, kernel: number, stride: number, padding: number) =>
   Math.floor((size + 2 * padding - kernel) / stride) + 1;
 
-/** Checks the options and plans every block (widths, strides, feature sizes, drop-path rates). */
-export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
-  if (!Array.isArray(o.depths) || o.depths.length === 0) {
-    throw err(`depths must list the blocks per stage, e.g. [3, 4, 6, 3], got ${JSON.stringify(o.depths)}`);
-  }
-  const depths = o.depths.map((d, i) => positiveInteger(`depths[${i}]`, d));
-  const n = depths.length;
+/** Per-stage channel counts: block outputs, the spatial op's input (bottleneck width) and output. */
+interface StageWidths {
+  kind: BlockKind;
+  cardinality: number;
+  outWidths: number[];
+  innerWidths: number[];
+  spatialOut: number[];
+}
+
+function stageWidths(o: ResNetFamilyOptions, n: number): StageWidths {
   const kind = o.block ?? 'bottleneck';
   if (kind !== 'bottleneck' && kind !== 'basic') throw err(`block must be 'bottleneck' or 'basic', got '${String(kind)}'`);
   const cardinality = positiveInteger('cardinality', o.cardinality ?? 1);
@@ -168,9 +171,11 @@ export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
     if (!(out >= 1) || !Number.isInteger(out)) throw err(`stage ${i}: widths[${i}] ${p} × expansion ${expansion} = ${out} is not a positive integer channel count`);
     return out;
   });
-  const innerWidths = planes.map((p) => (kind === 'basic' ? p : Math.floor((p * widthPerGroup) / 64) * cardinality));
-  innerWidths.forEach((w, i) => {
-    if (w < 1) throw err(`stage ${i}: bottleneck width ⌊${planes[i]}·${widthPerGroup}/64⌋·${cardinality} is 0; raise widths or widthPerGroup`);
+  // torchvision: width = int(planes · (width_per_group / 64)) · groups
+  const innerWidths = planes.map((p, i) => {
+    const w = kind === 'basic' ? p : Math.floor((p * widthPerGroup) / 64) * cardinality;
+    if (w < 1) throw err(`stage ${i}: bottleneck width ⌊${p}·${widthPerGroup}/64⌋·${cardinality} is 0; raise widths or widthPerGroup`);
+    return w;
   });
   const spatialOut = perStage('spatialOutWidths', o.spatialOutWidths, n, (i) => (kind === 'basic' ? outWidths[i] : innerWidths[i]))
     .map((w, i) => positiveInteger(`spatialOutWidths[${i}]`, w));
@@ -178,17 +183,24 @@ export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
     throw err(`in basic blocks the spatial op (conv2) outputs the block's channels; spatialOutWidths ${JSON.stringify(spatialOut)} ` +
       `must equal widths × expansion ${JSON.stringify(outWidths)}`);
   }
-  const strides = perStage('stageStrides', o.stageStrides, n, (i) => (i === 0 ? 1 : 2)).map((s, i) => positiveInteger(`stageStrides[${i}]`, s));
-  const ops = Array.isArray(o.spatialOp) ? perStage('spatialOp', o.spatialOp, n, () => null) : Array.from({ length: n }, () => o.spatialOp ?? null);
-  const oneKeepBn2 = Array.isArray(o.keepBn2) ? undefined : o.keepBn2;
-  const keepBn2: (boolean | undefined)[] = Array.isArray(o.keepBn2)
-    ? perStage('keepBn2', o.keepBn2, n, () => true)
-    : Array.from({ length: n }, () => oneKeepBn2);
-  const replace = o.replace ?? (() => true);
+  return { kind, cardinality, outWidths, innerWidths, spatialOut };
+}
 
-  const stem = o.stem ?? 'imagenet';
-  const stemWidth = positiveInteger('stemWidth', o.stemWidth ?? 64);
-  const inChannels = positiveInteger('inChannels', o.inChannels ?? 3);
+/** The stem's output map size and total stride. */
+function stemGeometry(stem: ResNetPlan['stem'], inputSize: [number, number]): { size: [number, number]; reduction: number } {
+  if (stem === 'imagenet') {
+    return { size: inputSize.map((s) => convOut(convOut(s, 7, 2, 3), 3, 2, 1)) as [number, number], reduction: 4 };
+  }
+  if (stem === 'cifar') return { size: [...inputSize], reduction: 1 };
+  if (typeof stem === 'object' && stem !== null && typeof stem.build === 'function') {
+    const stride = positiveInteger('stem.stride', stem.stride);
+    return { size: inputSize.map((v) => Math.ceil(v / stride)) as [number, number], reduction: stride };
+  }
+  throw err(`stem must be 'imagenet', 'cifar' or { build, stride }, got ${JSON.stringify(stem)}`);
+}
+
+/** The network-level options, checked. */
+function headOptions(o: ResNetFamilyOptions) {
   const numClasses = o.numClasses ?? 1000;
   if (!Number.isInteger(numClasses) || numClasses < 0) throw err(`numClasses must be an integer ≥ 0 (0: no classifier), got ${numClasses}`);
   const dropPathRate = o.dropPathRate ?? 0;
@@ -198,26 +210,42 @@ export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
   const rawSize = o.inputSize ?? 224;
   const inputSize: [number, number] = typeof rawSize === 'number' ? [rawSize, rawSize] : [rawSize[0], rawSize[1]];
   inputSize.forEach((s, i) => positiveInteger(`inputSize[${i}]`, s));
+  return {
+    numClasses, dropPathRate, activation, inputSize,
+    stem: o.stem ?? 'imagenet',
+    stemWidth: positiveInteger('stemWidth', o.stemWidth ?? 64),
+    inChannels: positiveInteger('inChannels', o.inChannels ?? 3),
+    headChannels: o.headChannels === undefined ? null : positiveInteger('headChannels', o.headChannels),
+    zeroInitResidual: o.zeroInitResidual ?? false,
+  };
+}
 
-  let size: [number, number];
-  let reduction: number;
-  if (stem === 'imagenet') {
-    size = inputSize.map((s) => convOut(convOut(s, 7, 2, 3), 3, 2, 1)) as [number, number];
-    reduction = 4;
-  } else if (stem === 'cifar') {
-    size = [...inputSize];
-    reduction = 1;
-  } else if (typeof stem === 'object' && typeof stem.build === 'function') {
-    const s = positiveInteger('stem.stride', stem.stride);
-    size = inputSize.map((v) => Math.ceil(v / s)) as [number, number];
-    reduction = s;
-  } else {
-    throw err(`stem must be 'imagenet', 'cifar' or { build, stride }, got ${JSON.stringify(stem)}`);
+/** Which op each stage's replaced blocks use, and whether they keep bn2 (undefined: the op decides). */
+function stageOps(o: ResNetFamilyOptions, n: number): { ops: (SpatialOpFactory | null)[]; keepBn2: (boolean | undefined)[] } {
+  const oneOp = Array.isArray(o.spatialOp) ? null : o.spatialOp ?? null;
+  const ops = Array.isArray(o.spatialOp) ? perStage('spatialOp', o.spatialOp, n, () => null) : Array.from({ length: n }, () => oneOp);
+  const one = Array.isArray(o.keepBn2) ? undefined : o.keepBn2;
+  const keepBn2 = Array.isArray(o.keepBn2) ? perStage('keepBn2', o.keepBn2, n, () => true) : Array.from({ length: n }, () => one);
+  return { ops, keepBn2 };
+}
+
+/** Checks the options and plans every block (widths, strides, feature sizes, drop-path rates). */
+export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
+  if (!Array.isArray(o.depths) || o.depths.length === 0) {
+    throw err(`depths must list the blocks per stage, e.g. [3, 4, 6, 3], got ${JSON.stringify(o.depths)}`);
   }
-
+  const depths = o.depths.map((d, i) => positiveInteger(`depths[${i}]`, d));
+  const n = depths.length;
+  const w = stageWidths(o, n);
+  const head = headOptions(o);
+  const strides = perStage('stageStrides', o.stageStrides, n, (i) => (i === 0 ? 1 : 2)).map((s, i) => positiveInteger(`stageStrides[${i}]`, s));
+  const { ops, keepBn2 } = stageOps(o, n);
+  const replace = o.replace ?? (() => true);
+  let { size, reduction } = stemGeometry(head.stem, head.inputSize);
   const totalBlocks = depths.reduce((a, b) => a + b, 0);
+  const basic = w.kind === 'basic';
   let blockCount = 0;
-  let channels = stemWidth;
+  let channels = head.stemWidth;
   const stages: BlockPlan[][] = [];
   const featureInfo: FeatureInfo[] = [];
   for (let s = 0; s < n; s++) {
@@ -226,34 +254,29 @@ export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
       const stride = b === 0 ? strides[s] : 1;
       const replaced = ops[s] !== null && replace(s, b);
       const op = replaced ? ops[s] as SpatialOpFactory : conv3x3Op;
-      const dropPath = totalBlocks > 1 ? (dropPathRate * blockCount) / (totalBlocks - 1) : 0;
-      const basic = kind === 'basic';
+      const dropPath = totalBlocks > 1 ? (head.dropPathRate * blockCount++) / (totalBlocks - 1) : 0;
       blocks.push({
-        name: `layer${s + 1}.${b}`, kind, stage: s, blockIndex: b, blockStride: stride,
-        blockInChannels: channels, blockOutChannels: outWidths[s],
-        inChannels: innerWidths[s], outChannels: spatialOut[s],
+        name: `layer${s + 1}.${b}`, kind: w.kind, stage: s, blockIndex: b, blockStride: stride,
+        blockInChannels: channels, blockOutChannels: w.outWidths[s],
+        inChannels: w.innerWidths[s], outChannels: w.spatialOut[s],
         // A basic block's conv1 carries the stride; its conv2 (the spatial slot) runs at stride 1.
         stride: basic ? 1 : stride,
-        groups: basic ? 1 : cardinality,
+        groups: basic ? 1 : w.cardinality,
         featureSize: basic ? size.map((v) => Math.ceil(v / stride)) as [number, number] : [...size],
         dropPath: dropPath > 0 ? dropPath : undefined,
         op, replaced,
         keepBn2: replaced ? (keepBn2[s] ?? op.keepBn2 ?? true) : true,
-        activation,
+        activation: head.activation,
       });
       size = size.map((v) => Math.ceil(v / stride)) as [number, number];
-      channels = outWidths[s];
-      blockCount++;
+      channels = w.outWidths[s];
     }
     reduction *= strides[s];
     stages.push(blocks);
     featureInfo.push({ module: `layer${s + 1}`, channels, reduction });
   }
-  const headChannels = o.headChannels === undefined ? null : positiveInteger('headChannels', o.headChannels);
-  return {
-    stem, stemWidth, inChannels, numClasses, activation, headChannels,
-    zeroInitResidual: o.zeroInitResidual ?? false, inputSize, stages, featureInfo,
-  };
+  const { dropPathRate: _rate, ...rest } = head;
+  return { ...rest, stages, featureInfo };
 }
 
 // ---- layers ----------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import * as aten from '../../src/ops/generated/ops.gen.js';
 import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertNoLeaks } from '../support/leaks.js';
 
 /** A module around a function, so countMacs can run any op sequence. */
 class Fn extends Module {
@@ -113,6 +114,7 @@ test('perModule: inclusive MACs and output shapes per module; forwards and modes
   }
   // Batch 1 ran in eval mode: BatchNorm on a 1×1 map would throw in training mode.
   assert.doesNotThrow(() => countMacs(new Sequential(new BatchNorm2d({ numFeatures: 2 })), [1, 2, 1, 1]));
+  assertNoLeaks(() => countMacs(net, [2, 3, 5, 5], { perModule: true }), 'countMacs frees its input and intermediates');
   net.dispose();
 });
 

@@ -7,7 +7,6 @@
  * every error.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { assertGradcheck } from '../../src/autograd/gradcheck.js';
 import {
@@ -15,18 +14,13 @@ import {
 } from '../../src/attention/halo-attention.js';
 import * as F from '../../src/ops/functional.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { manualSeed, randn, tensor } from '../../src/tensor/creation.js';
+import { randn, tensor } from '../../src/tensor/creation.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, assertSeededInit, f64, maxAbs, values, withFixture } from './support.js';
 
 const KIND = 'timm.layers.halo_attn.HaloAttn';
-const f64 = (shape: number[], seed: number) => randn(shape, { seed, dtype: 'float64' });
-const values = (t: Tensor) => Array.from(t.contiguous().dataSync() as Float64Array);
-const maxAbs = (a: Tensor, b: Tensor) => a.sub(b).abs().max().item() as number;
 
 /** A float64 layer with every parameter (biases too) drawn N(0, 0.5²) so no term is trivially 0. */
 function layer(o: HaloAttentionOptions, seed = 0): HaloAttention {
@@ -83,29 +77,11 @@ function bruteForce(m: HaloAttention, x: Tensor, mask: boolean): Tensor {
 }
 
 for (const name of ['halo-attn-open', 'halo-attn-avgdown-open']) {
-  test(`${name}: HaloAttention = timm HaloAttn (output, input and parameter gradients)`, async () => {
-    const fixture = await readFixture(path.join(fixturesDir, `${name}.safetensors`));
-    try {
-      assert.equal(fixture.spec.kind, KIND);
-      const report = verifyFixture(fixture, referenceBuilders[KIND](fixture.spec.ctor));
-      assert.ok(report.ok, report.table);
-      assert.ok(report.maxRelError < 1e-5, report.table);
-    } finally {
-      disposeFixture(fixture);
-    }
-  });
+  test(`${name}: HaloAttention = timm HaloAttn (output, input and parameter gradients)`, () =>
+    withFixture(name, (fixture) => assertParity(fixture, referenceBuilders, { kind: KIND, maxRelError: 1e-5 })));
 
-  test(`${name}: manualSeed(seed) then construction draws timm's initial parameters bit for bit`, async () => {
-    const fixture = await readFixture(path.join(fixturesDir, `${name}.safetensors`));
-    try {
-      manualSeed(fixture.json.seed as number);
-      const m = referenceBuilders[KIND](fixture.spec.ctor);
-      for (const [key, value] of m.stateDict()) assert.ok(value.equal(fixture.params.get(key)!), key);
-      m.dispose();
-    } finally {
-      disposeFixture(fixture);
-    }
-  });
+  test(`${name}: manualSeed(seed) then construction draws timm's initial parameters bit for bit`, () =>
+    withFixture(name, (fixture) => assertSeededInit(fixture, referenceBuilders[KIND])));
 }
 
 test('padding none = the per-pixel brute force with unmasked zero halo keys (odd block 3, 9×6; strided 8×4)', () => {

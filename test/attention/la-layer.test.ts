@@ -7,7 +7,6 @@
  * pass-through, and every error.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
 import {
@@ -21,10 +20,8 @@ import { manualSeed, randn, tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, withFixture } from './support.js';
 
 const FIXTURES = [
   'la-layer-open', 'la-layer-softmax-open', 'la-layer-perpixel-open', 'la-layer-grouped-open',
@@ -54,18 +51,8 @@ function relError(a: number[], b: number[]): number {
 // ---- fixtures ----------------------------------------------------------------------------------
 
 for (const name of FIXTURES) {
-  test(`${name}: forward and every gradient match within the fixture's tolerance`, async () => {
-    const fixture = await readFixture(path.join(fixturesDir, `${name}.safetensors`));
-    try {
-      assert.equal(fixture.spec.kind, 'vicinity.LALayer');
-      const module = referenceBuilders[fixture.spec.kind](fixture.spec.ctor);
-      const report = verifyFixture(fixture, module);
-      module.dispose();
-      assert.ok(report.ok, `${name} (max rel ${report.maxRelError.toExponential(2)})\n${report.table}`);
-    } finally {
-      disposeFixture(fixture);
-    }
-  });
+  test(`${name}: forward and every gradient match within the fixture's tolerance`, () =>
+    withFixture(name, (fixture) => assertParity(fixture, referenceBuilders, { kind: 'vicinity.LALayer' })));
 }
 
 // ---- a per-pixel loop oracle written from la-layer.md and the fixtures' conventions ------------

@@ -5,7 +5,6 @@
  * batch 1, odd/even sizes, stride, train/eval, static and binary-only variants, every error).
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { gradcheck, type GradcheckResult } from '../../src/autograd/gradcheck.js';
 import { Lesa, LesaBinaryAttention, lesaFromReference, referenceBuilders, type LesaOptions } from '../../src/attention/lesa.js';
@@ -17,10 +16,8 @@ import { noGrad } from '../../src/tensor/autograd.js';
 import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, withFixture } from './support.js';
 
 const KIND = 'LESA_classification.lib.models.LESA.LESA';
 
@@ -37,25 +34,18 @@ const stateKeys = (m: Module): string[] => tidy(() => [...m.stateDict().keys()])
 // ---- parity with the official module --------------------------------------------------------------
 
 for (const name of ['lesa-open', 'lesa-train-open', 'lesa-detqr-open']) {
-  test(`Lesa = official LESA on fixture ${name} (output, every gradient, running statistics)`, async (t) => {
-    const fixture = await readFixture(path.join(fixturesDir, `${name}.safetensors`));
-    try {
-      // The JSONs list the structurally-zero gradients (bn_similarity.bias: a per-channel constant
-      // added to whole softmax rows) under suggested_tolerance, where readFixture does not look yet.
-      const zero = (fixture.json.suggested_tolerance as { structurally_zero_grads?: string[] }).structurally_zero_grads ?? [];
-      for (const key of zero) fixture.structurallyZeroGrads.add(key);
-      assert.equal(fixture.spec.kind, KIND);
-      const module = referenceBuilders[fixture.spec.kind](fixture.spec.ctor);
-      assert.deepEqual(stateKeys(module), [...fixture.params.keys()], 'state-dict keys in the reference order');
-      const report = verifyFixture(fixture, module);
-      module.dispose();
-      assert.ok(report.ok, `${name}\n${report.table}`);
-      const output = report.rows.find((r) => r.name === 'output')?.error ?? NaN;
-      t.diagnostic(`${name}: output ${output.toExponential(2)}, max rel L2 error ${report.maxRelError.toExponential(2)} over ${report.rows.length} tensors`);
-    } finally {
-      disposeFixture(fixture);
-    }
-  });
+  test(`Lesa = official LESA on fixture ${name} (output, every gradient, running statistics)`, (t) => withFixture(name, (fixture) => {
+    // The JSONs list the structurally-zero gradients (bn_similarity.bias: a per-channel constant
+    // added to whole softmax rows) under suggested_tolerance, where readFixture does not look yet.
+    const zero = (fixture.json.suggested_tolerance as { structurally_zero_grads?: string[] }).structurally_zero_grads ?? [];
+    for (const key of zero) fixture.structurallyZeroGrads.add(key);
+    const report = assertParity(fixture, referenceBuilders, {
+      kind: KIND,
+      check: (module) => assert.deepEqual(stateKeys(module), [...fixture.params.keys()], 'state-dict keys in the reference order'),
+    });
+    const output = report.rows.find((r) => r.name === 'output')?.error ?? NaN;
+    t.diagnostic(`${name}: output ${output.toExponential(2)}, max rel L2 error ${report.maxRelError.toExponential(2)} over ${report.rows.length} tensors`);
+  }));
 }
 
 test('referenceBuilders: the classification and detection repositories\' kinds, reference defaults', () => {

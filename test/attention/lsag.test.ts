@@ -6,7 +6,6 @@
  * parameter; and every error path.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test, type TestContext } from 'node:test';
 import { assertGradcheck, type GradcheckResult } from '../../src/autograd/gradcheck.js';
 import {
@@ -19,29 +18,16 @@ import {
   LsagFirstStage, LsagGlobalStageParity, LsagLocalStageParity, LsagStage, ReduceImageSize, referenceBuilders,
   toImagePlane,
 } from '../../src/attention/lsag-stage.js';
-import * as init from '../../src/nn/init.js';
 import type { Module } from '../../src/nn/module.js';
 import * as F from '../../src/ops/functional.js';
-import { noGrad } from '../../src/tensor/autograd.js';
-import { arange, generator, manualSeed, randn } from '../../src/tensor/creation.js';
+import { arange, manualSeed, randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, f64, randomized, withFixture } from './support.js';
 
 type Forward = Module & { forward(x: Tensor): Tensor };
-const f64 = (shape: number[], seed: number) => randn(shape, { dtype: 'float64', seed });
-
-/** Every parameter N(0, 0.5²) in float64, so no bias is 0 and no norm is the identity. */
-function randomized<M extends Module>(m: M, seed: number): M {
-  m.to('float64');
-  const g = generator(seed);
-  noGrad(() => { for (const p of m.parameters()) init.normal_(p, { std: 0.5, generator: g }); });
-  return m;
-}
 
 function assertClose(actual: Tensor, expected: Tensor, tolerance = 1e-10): void {
   assert.deepEqual(actual.shape, expected.shape);
@@ -52,19 +38,10 @@ function assertClose(actual: Tensor, expected: Tensor, tolerance = 1e-10): void 
 // ---- fixtures ------------------------------------------------------------------------------------
 
 for (const name of ['lsag-cifar-local-open', 'lsag-imagenet-local-open', 'lsag-cifar-global-open', 'lsag-imagenet-global-open']) {
-  test(`${name}: forward, input and every parameter gradient match the official code`, async () => {
-    const fixture = await readFixture(path.join(fixturesDir, `${name}.safetensors`));
-    try {
-      const module = referenceBuilders[fixture.spec.kind](fixture.spec.ctor);
-      const report = verifyFixture(fixture, module);
-      module.dispose();
-      assert.ok(report.ok, `${name}\n${report.table}`);
-      assert.ok(report.maxRelError < 2e-6, report.table);
-      assert.equal(report.rows.length, 2 + fixture.gradParams.size);
-    } finally {
-      disposeFixture(fixture);
-    }
-  });
+  test(`${name}: forward, input and every parameter gradient match the official code`, () => withFixture(name, (fixture) => {
+    const report = assertParity(fixture, referenceBuilders, { maxRelError: 2e-6 });
+    assert.equal(report.rows.length, 2 + fixture.gradParams.size);
+  }));
 }
 
 test('referenceBuilders name both fixture kinds and reject a malformed ctor', () => {

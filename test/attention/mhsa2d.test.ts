@@ -6,7 +6,6 @@
  * for the new size with resampled tables, gradcheck); float64 gradchecks; the contract and errors.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { assertGradcheck } from '../../src/autograd/gradcheck.js';
 import {
@@ -15,19 +14,14 @@ import {
 import { resizeRelPosTable } from '../../src/attention/rel-pos.js';
 import * as F from '../../src/ops/functional.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { manualSeed, randn, tensor } from '../../src/tensor/creation.js';
+import { randn, tensor } from '../../src/tensor/creation.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, assertSeededInit, f64, maxAbs, values, withFixture } from './support.js';
 
 const KIND = 'timm.layers.bottleneck_attn.BottleneckAttn';
 const FIXTURE = 'botnet-attn-open';
-const f64 = (shape: number[], seed: number) => randn(shape, { seed, dtype: 'float64' });
-const values = (t: Tensor) => Array.from(t.contiguous().dataSync() as Float64Array);
-const maxAbs = (a: Tensor, b: Tensor) => a.sub(b).abs().max().item() as number;
 
 /** A float64 layer with every parameter (the bias too) drawn N(0, 0.5²). */
 function layer(o: MultiHeadSelfAttention2dOptions, seed = 0): MultiHeadSelfAttention2d {
@@ -69,29 +63,11 @@ function bruteForce(m: MultiHeadSelfAttention2d, x: Tensor): Tensor {
   return m.stride === 2 ? F.avgPool2d(y, 2, { stride: 2 }) : y;
 }
 
-test(`${FIXTURE}: MultiHeadSelfAttention2d = timm BottleneckAttn (output, input and parameter gradients)`, async () => {
-  const fixture = await readFixture(path.join(fixturesDir, `${FIXTURE}.safetensors`));
-  try {
-    assert.equal(fixture.spec.kind, KIND);
-    const report = verifyFixture(fixture, referenceBuilders[KIND](fixture.spec.ctor));
-    assert.ok(report.ok, report.table);
-    assert.ok(report.maxRelError < 1e-5, report.table);
-  } finally {
-    disposeFixture(fixture);
-  }
-});
+test(`${FIXTURE}: MultiHeadSelfAttention2d = timm BottleneckAttn (output, input and parameter gradients)`, () =>
+  withFixture(FIXTURE, (fixture) => assertParity(fixture, referenceBuilders, { kind: KIND, maxRelError: 1e-5 })));
 
-test(`${FIXTURE}: manualSeed(seed) then construction draws timm's initial parameters bit for bit`, async () => {
-  const fixture = await readFixture(path.join(fixturesDir, `${FIXTURE}.safetensors`));
-  try {
-    manualSeed(fixture.json.seed as number);
-    const m = referenceBuilders[KIND](fixture.spec.ctor);
-    for (const [key, value] of m.stateDict()) assert.ok(value.equal(fixture.params.get(key)!), key);
-    m.dispose();
-  } finally {
-    disposeFixture(fixture);
-  }
-});
+test(`${FIXTURE}: manualSeed(seed) then construction draws timm's initial parameters bit for bit`, () =>
+  withFixture(FIXTURE, (fixture) => assertSeededInit(fixture, referenceBuilders[KIND])));
 
 test('= the per-query brute force: non-square 3×5, bias, dimOut ≠ dim, scalePosEmbed, stride 2 (odd sizes floor)', () => {
   assertNoLeaks(() => {

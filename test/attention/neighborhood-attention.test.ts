@@ -6,48 +6,28 @@
  * odd/even sizes, train/eval, NCHW entry, state-dict keys) and every error.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { assertGradcheck } from '../../src/autograd/gradcheck.js';
 import {
   NeighborhoodAttention2d, neighborhoodAttention2d, referenceBuilders, type NeighborhoodAttention2dOptions,
 } from '../../src/attention/neighborhood-attention.js';
 import { nattenWindowStart } from '../../src/attention/window-gather.js';
-import * as init from '../../src/nn/init.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { generator, manualSeed, randn } from '../../src/tensor/creation.js';
+import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, randomized, withFixture } from './support.js';
 
 const KIND = 'natten.natten2d.NeighborhoodAttention2D';
 
 for (const name of ['natten-na2d-open', 'natten-na2d-smallinput-open']) {
-  test(`NeighborhoodAttention2d = NATTEN 0.14.6 NeighborhoodAttention2D (${name})`, async () => {
-    const fixture = await readFixture(path.join(fixturesDir, `${name}.safetensors`));
-    try {
-      assert.equal(fixture.spec.kind, KIND);
-      const layer = referenceBuilders[KIND](fixture.spec.ctor);
-      const report = verifyFixture(fixture, layer);
-      layer.dispose();
-      assert.ok(report.ok, report.table);
-      assert.ok(report.maxRelError < 1e-6, report.table);
-    } finally {
-      disposeFixture(fixture);
-    }
-  });
+  test(`NeighborhoodAttention2d = NATTEN 0.14.6 NeighborhoodAttention2D (${name})`, () =>
+    withFixture(name, (fixture) => assertParity(fixture, referenceBuilders, { kind: KIND, maxRelError: 1e-6 })));
 }
 
 /** A float64 layer with every parameter random and O(1), so the rpb and biases matter. */
-function layer64(o: NeighborhoodAttention2dOptions, seed: number): NeighborhoodAttention2d {
-  const m = new NeighborhoodAttention2d(o).to('float64');
-  const g = generator(seed);
-  noGrad(() => { for (const p of m.parameters()) init.normal_(p, { std: 0.5, generator: g }); });
-  return m;
-}
+const layer64 = (o: NeighborhoodAttention2dOptions, seed: number) => randomized(new NeighborhoodAttention2d(o), seed);
 
 const values = (t: Tensor | null): Float64Array => (t ? (t.contiguous().dataSync() as Float64Array) : new Float64Array(0));
 

@@ -12,13 +12,11 @@ import {
 } from '../../src/attention/rel-pos.js';
 import * as F from '../../src/ops/functional.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { randn, tensor } from '../../src/tensor/creation.js';
+import { tensor } from '../../src/tensor/creation.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
-
-const f64 = (shape: number[], seed: number) => randn(shape, { seed, dtype: 'float64' });
-const values = (t: Tensor) => Array.from(t.contiguous().dataSync() as Float64Array);
+import { f64, maxAbs, values } from './support.js';
 
 /** Eq. (R) one entry at a time: q·width_rel[kx − qx + offW] + q·height_rel[ky − qy + offH]. */
 function bruteForce(q: Tensor, heightRel: Tensor, widthRel: Tensor, g: RelPosGeometry): Tensor {
@@ -44,8 +42,6 @@ function bruteForce(q: Tensor, heightRel: Tensor, widthRel: Tensor, g: RelPosGeo
   }
   return tensor(out, { shape: [n, queries, keys] });
 }
-
-const maxAbs = (a: Tensor, b: Tensor) => a.sub(b).abs().max().item() as number;
 
 test('relPosLogits2d = Eq. (R) entry by entry: halo geometry (b 3, win 5) and a non-square whole map (3×5)', () => {
   assertNoLeaks(() => {

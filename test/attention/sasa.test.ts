@@ -7,48 +7,25 @@
  * (batch 1, odd/even sizes, stride, train/eval, state-dict names shared by both) and every error.
  */
 import assert from 'node:assert/strict';
-import path from 'node:path';
 import { test } from 'node:test';
 import { assertGradcheck } from '../../src/autograd/gradcheck.js';
 import {
   AttentionConvCompat, attentionConvCompat, referenceBuilders, SASA, standAloneSelfAttention2d,
   type AttentionConvWeights, type SASAOptions,
 } from '../../src/attention/sasa.js';
-import * as init from '../../src/nn/init.js';
-import type { Module } from '../../src/nn/module.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { generator, manualSeed, randn } from '../../src/tensor/creation.js';
+import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
-import { disposeFixture, readFixture } from '../../src/verify/fixture.js';
-import { verifyFixture } from '../../src/verify/verify-fixture.js';
 import { assertNoLeaks } from '../support/leaks.js';
-import { fixturesDir } from '../support/paths.js';
+import { assertParity, randomized, withFixture } from './support.js';
 
 const KIND = 'attention.AttentionConv';
 
-test('AttentionConvCompat = leaderj1001 AttentionConv (sasa-open)', async () => {
-  const fixture = await readFixture(path.join(fixturesDir, 'sasa-open.safetensors'));
-  try {
-    assert.equal(fixture.spec.kind, KIND);
-    const layer = referenceBuilders[KIND](fixture.spec.ctor);
-    assert.ok(layer instanceof AttentionConvCompat);
-    const report = verifyFixture(fixture, layer);
-    layer.dispose();
-    assert.ok(report.ok, report.table);
-    assert.ok(report.maxRelError < 1e-6, report.table);
-  } finally {
-    disposeFixture(fixture);
-  }
-});
-
-/** Float64 with every parameter random, biases included. */
-function randomized<M extends Module>(m: M, seed: number): M {
-  m.to('float64');
-  const g = generator(seed);
-  noGrad(() => { for (const p of m.parameters()) init.normal_(p, { std: 0.5, generator: g }); });
-  return m;
-}
+test('AttentionConvCompat = leaderj1001 AttentionConv (sasa-open)', () =>
+  withFixture('sasa-open', (fixture) => assertParity(fixture, referenceBuilders, {
+    kind: KIND, maxRelError: 1e-6, check: (layer) => assert.ok(layer instanceof AttentionConvCompat),
+  })));
 
 const values = (t: Tensor | null): Float64Array => (t ? (t.contiguous().dataSync() as Float64Array) : new Float64Array(0));
 
