@@ -23,7 +23,6 @@
  */
 import * as F from '../ops/functional.js';
 import { init, Module, Conv2d } from '../nn/index.js';
-import type { Parameter } from '../nn/parameter.js';
 import { booleanOption, integerAtLeast, oneOf, positiveNumber } from '../nn/layers/validation.js';
 import { ones } from '../tensor/creation.js';
 import { ShapeError } from '../tensor/shape-error.js';
