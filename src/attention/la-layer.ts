@@ -250,14 +250,19 @@ export class LALayer extends Module {
   /** Eq. (8) per `aggregation` (not 'literal'), heads concatenated: (B, C_out, Ho, Wo). */
   private aggregate(s: LASamples): Tensor {
     const [B, m, d, K, P] = s.keys.shape;
+    // The two products model-specs.md §0 counts (q·key over d, Σ_r w·v over K) are einsums, so
+    // countMacs sees them (B·C·K·P MACs each; 0.025 G of LA-ResNet-50's 3.393 G).
     let weight: Tensor;                                         // (B, m, K, P)
     if (this.aggregation === 'normalized') {
       // Eq. (8), la-layer.md reading: Σ_c softplus(key_c)·q_c / (Σ_c softplus(key_c) + 1e-6)
-      weight = aten.vicinity_la_normalized_weight(s.queries.expand([B, m, d, K, P]), s.keys, 2, NORMALIZED_EPS);
+      const positive = aten.softplus(s.keys);                   // (B, m, d, K, P)
+      const numerator = aten.einsum('bmdxp,bmdkp->bmkp', [s.queries, positive]);  // (B, m, K, P)
+      weight = numerator.div(positive.sum(2).add(NORMALIZED_EPS));
     } else {
-      weight = s.queries.mul(s.keys).sum(2).div(Math.sqrt(d)).softmax(2);  // Eq. (6): softmax_r(q·k/√d)
+      const logits = aten.einsum('bmdxp,bmdkp->bmkp', [s.queries, s.keys]);       // (B, m, K, P)
+      weight = logits.div(Math.sqrt(d)).softmax(2);             // Eq. (6): softmax_r(q·k/√d)
     }
-    const y = s.values.mul(weight.unsqueeze(2)).sum(3);        // (B, m, d, P): Σ_r w_r v_r
+    const y = aten.einsum('bmkp,bmdkp->bmdp', [weight, s.values]);  // (B, m, d, P): Σ_r w_r v_r
     const [, , Ho, Wo] = s.offsets.shape;
     return y.reshape([B, m * d, Ho, Wo]);                       // (B, C_out, Ho, Wo)
   }

@@ -10,6 +10,7 @@
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { baselineModels } from './entries/baselines.js';
+import { lesaModels } from './entries/lesa.js';
 
 /** A model the registry builds: a Module mapping images to logits. */
 export type Classifier = Module & { forward(x: Tensor): Tensor };
@@ -71,7 +72,7 @@ export class UnknownModelError extends Error {
 
 const TABLES: Record<string, Record<string, ModelEntry>> = {
   baselines: baselineModels,
-  // la: laModels, lesa: lesaModels, halonet: haloNetModels, lsag: lsagModels, sasa: sasaModels,
+  lesa: lesaModels,
 };
 
 const MODELS: ReadonlyMap<string, ModelEntry> = mergeTables(TABLES);
