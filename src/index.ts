@@ -42,3 +42,13 @@ export { conv3x3Op, type SpatialOpFactory, type SpatialOpContext } from './model
 export { createModel, listModels, modelInfo, UnknownModelError } from './models/registry.js';
 export { countMacs } from './analysis/macs.js';
 export { summarizeModel } from './analysis/model-info.js';
+export { laModels, laResNetNano } from './models/entries/la.js';
+export { laLayerOp } from './models/la-ops.js';
+export { lesaModels } from './models/entries/lesa.js';
+export { lesaOp, staticLesaOp, lesaSelfAttentionOp } from './models/lesa-ops.js';
+export { haloNet, haloNetModels, HALONET_CONFIGS } from './models/entries/halonet.js';
+export { haloAttentionOp } from './models/halonet-ops.js';
+export { LsagModel, type LsagModelOptions } from './models/lsag.js';
+export { lsagModels, lsagConfig } from './models/entries/lsag.js';
+export { sasaModels } from './models/entries/sasa.js';
+export { sasaOp, neighborhoodOp } from './models/window-ops.js';

@@ -18,7 +18,7 @@
  * `conv2.pos_embed.{height_rel,width_rel}` (+ `conv2.se.fc1`, `conv2.se.fc2` with SE, timm's
  * SEModule names).
  */
-import { HaloAttention, type HaloPadding } from '../attention/halo-attention.js';
+import { HaloAttention, type HaloAttentionOptions, type HaloPadding } from '../attention/halo-attention.js';
 import { Conv2d, Module, ReLU } from '../nn/index.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SpatialOp, SpatialOpContext, SpatialOpFactory } from './spatial-ops.js';
@@ -69,7 +69,7 @@ export class SqueezeExcite extends Module {
 export class HaloAttentionSe extends HaloAttention {
   readonly se: SqueezeExcite;
 
-  constructor(o: ConstructorParameters<typeof HaloAttention>[0] & { seRatio: number }) {
+  constructor(o: HaloAttentionOptions & { seRatio: number }) {
     const { seRatio, ...attention } = o;
     super(attention);
     const channels = this.dimOut;

@@ -10,7 +10,11 @@
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { baselineModels } from './entries/baselines.js';
+import { haloNetModels } from './entries/halonet.js';
+import { laModels } from './entries/la.js';
 import { lesaModels } from './entries/lesa.js';
+import { lsagModels } from './entries/lsag.js';
+import { sasaModels } from './entries/sasa.js';
 
 /** A model the registry builds: a Module mapping images to logits. */
 export type Classifier = Module & { forward(x: Tensor): Tensor };
@@ -72,7 +76,11 @@ export class UnknownModelError extends Error {
 
 const TABLES: Record<string, Record<string, ModelEntry>> = {
   baselines: baselineModels,
+  la: laModels,
   lesa: lesaModels,
+  halonet: haloNetModels,
+  lsag: lsagModels,
+  sasa: sasaModels,
 };
 
 const MODELS: ReadonlyMap<string, ModelEntry> = mergeTables(TABLES);

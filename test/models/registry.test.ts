@@ -27,7 +27,11 @@ const SPEC: Record<string, { params: number; gmacs?: number }> = {
   small_convnet: { params: 50_282 },
 };
 
-test('every registered model: exact parameters and MACs at its defaults, forward at batch 2, 64×64', async (t) => {
+// Counting MACs means a batch-1 forward at the model's own resolution: above this budget (HaloNet
+// H4–H7 at 384–600 px take 5–16 s and up to 8 GB each) the family's own test file carries the check.
+const MAC_SWEEP_BUDGET = 15e9;
+
+test('every registered model: exact parameters and MACs at its defaults, forward at batch 2 at ≤ 64 px', async (t) => {
   const names = listModels();
   for (const required of [...Object.keys(SPEC), 'resnet_nano']) assert.ok(names.includes(required), `${required} is registered`);
   for (const name of names) {
@@ -37,15 +41,22 @@ test('every registered model: exact parameters and MACs at its defaults, forward
       try {
         assert.equal(model.numParameters(), info.params, 'parameters = the entry\'s target');
         if (SPEC[name]) assert.equal(model.numParameters(), SPEC[name].params, 'parameters = model-specs.md');
-        const { total } = countMacs(model, [1, info.inChannels, info.inputSize, info.inputSize]);
-        assert.equal(total, info.macs, 'MACs = the entry\'s target');
-        const gmacs = SPEC[name]?.gmacs;
-        if (gmacs) assert.ok(Math.abs(total / 1e9 / gmacs - 1) < 0.01, `${total} MACs within 1% of ${gmacs} G`);
-        const small = info.fixedInputSize ? createModel(name, { inputSize: 64 }) : model;
-        tidy(() => assert.deepEqual(small.forward(randn([2, info.inChannels, 64, 64], { seed: 1 })).shape, [2, info.numClasses]));
-        if (small !== model) small.dispose();
+        if (info.macs <= MAC_SWEEP_BUDGET) {
+          const { total } = countMacs(model, [1, info.inChannels, info.inputSize, info.inputSize]);
+          assert.equal(total, info.macs, 'MACs = the entry\'s target');
+          const gmacs = SPEC[name]?.gmacs;
+          if (gmacs) assert.ok(Math.abs(total / 1e9 / gmacs - 1) < 0.01, `${total} MACs within 1% of ${gmacs} G`);
+        }
       } finally {
         model.dispose();
+      }
+      // A small input, with the model built for it (block sizes, fixed-size embeddings).
+      const side = Math.min(64, info.inputSize);
+      const small = createModel(name, { inputSize: side });
+      try {
+        tidy(() => assert.deepEqual(small.forward(randn([2, info.inChannels, side, side], { seed: 1 })).shape, [2, info.numClasses]));
+      } finally {
+        small.dispose();
       }
     });
   }

@@ -17,10 +17,10 @@
  *   activation: 'silu'   Table 3 "SiLU/Sw1" (the final recipe); default ReLU (the baseline)
  *   dF                   the final 1×1 conv width (H3: the table's 1024; 1280 reproduces 12.3 M)
  *
- * Recipe 'halonet' (Table 3 of the slides, the "+ LS, SE, SiLU/Sw1, RA" row, 80.5% for H?):
- * label smoothing 0.1 and RandAugment; the slides give no magnitudes, epochs or optimizer, so the
- * training code uses timm's halonet defaults (label smoothing 0.1, rand-m9-mstd0.5) and
- * documents them. Baseline 78.6% → + LS 79.7 → + LS, RA 79.9 → + LS, SE, SiLU, RA 80.5.
+ * Recipe 'halonet': label smoothing + RandAugment, the slides' Table 3 (HaloNet, ImageNet top-1):
+ * baseline 78.6 → + LS 79.7 → + LS, RA 79.9 → + LS, SE, SiLU/Sw1, RA 80.5 (ResNet-50: 77.6 → 79.5).
+ * The slides give no magnitudes, epochs or optimizer; the training code is expected to use timm's
+ * defaults (label smoothing 0.1, rand-m9-mstd0.5). halonet_nano uses 'fashion-mnist-sgd'.
  */
 import type { ModelEntry, ResolvedModelOptions } from '../registry.js';
 import { resnetFamily, type Activation, type ResNet, type StemSpec } from '../resnet-family.js';

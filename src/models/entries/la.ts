@@ -25,9 +25,17 @@ import { resnetFamily, type ResNetFamilyOptions } from '../resnet-family.js';
 /** The paper's LA-layer hyper-parameters (§4.1): k = 3, m = 8, L = 7. */
 const PAPER_LA = { heads: 8, constraint: 7, kernelSize: 3 } as const;
 
-/** The options createModel passes, in the builder's terms. */
+/**
+ * The options createModel passes, in the builder's terms, and zero-initialised residual branches
+ * (the last BN's weight = 0). Li et al. (2022), whose setup the paper follows, train with timm,
+ * whose ResNet zero-inits the last BN by default. It also keeps a fresh model finite in eval
+ * mode: an LA-layer's output is quadratic in its input's scale (q·v), so with BN at its initial
+ * statistics 23 stacked stage-3 blocks can overflow to inf (measured: ~1 in 4 fresh LA-ResNet-101s
+ * at 224 px), and inf offsets give NaN sampling positions.
+ */
 const common = (o: ResolvedModelOptions): Partial<ResNetFamilyOptions> => ({
   numClasses: o.numClasses, inChannels: o.inChannels, inputSize: o.inputSize, dropPathRate: o.dropPathRate,
+  zeroInitResidual: true,
 });
 
 const imagenet = { inputSize: 224, inChannels: 3, numClasses: 1000, recipe: 'la-sgd' };
