@@ -16,7 +16,7 @@ export * as optim from './optim/index.js';
 export { Module, StateDictError, type LoadReport, type StateDict } from './nn/module.js';
 export { Parameter, parameter } from './nn/parameter.js';
 export {
-  saveSafetensors, loadStateDictFile, readStateDictFile, loadWeights, rawToTensor, tensorToRaw,
+  saveSafetensors, loadStateDictFile, readStateDictFile, loadWeights, loadPretrained, rawToTensor, tensorToRaw,
   type LoadWeightsOptions,
 } from './checkpoint/tensor-io.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './checkpoint/safetensors.js';

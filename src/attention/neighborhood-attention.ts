@@ -16,8 +16,9 @@
  * NeighborhoodAttention2D + csrc/cpu (get_window_start, get_pb_start).
  * Fixtures: natten-na2d-open (6×6, k 3), natten-na2d-smallinput-open (3×4, k 5: padding path).
  * Implementation: windows as index tensors (window-gather.ts) and one gather for K and V, so memory
- * is O(B·nh·H·W·k²·dh) — no fused kernel. The rpb is indexed by each key's true relative offset,
- * which equals NATTEN's get_pb_start rule for clamped windows (checked algebraically for d ≥ 1).
+ * is O(B·nh·H·W·k²·dh) — no fused kernel; q·k and the weighted sum are einsums, so countMacs
+ * sees them. The rpb is indexed by each key's true relative offset, which equals NATTEN's
+ * get_pb_start rule for clamped windows (checked algebraically for d ≥ 1).
  * Deviations:
  *   1. qkScale must be a positive number or undefined; NATTEN's `qk_scale or head_dim**-0.5` also
  *      falls back on 0, which here throws RangeError.
@@ -33,6 +34,7 @@ import { truncNormal_ } from '../nn/init.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
 import type { Parameter } from '../nn/parameter.js';
 import * as F from '../ops/functional.js';
+import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FixtureModule } from '../verify/verify-fixture.js';
@@ -98,7 +100,8 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   const index = windowIndex(H, W, { kernelSize: k, dilation: d, placement: 'clamped', device: x.device });
   const keys = gatherWindows(qkv.select(0, 1), index.keys, T);   // (B, nh, H·W, T, dh)
   const values = gatherWindows(qkv.select(0, 2), index.keys, T); // (B, nh, H·W, T, dh), Eq. (3)
-  let logits = q.unsqueeze(3).mul(keys).sum(-1);       // (B, nh, H·W, T), Eq. (2) q·k
+  // q·k and the weighted sum are einsums, so countMacs sees them (B·nh·H·W·T·dh each).
+  let logits = aten.einsum('bnpd,bnptd->bnpt', [q, keys]); // (B, nh, H·W, T), Eq. (2) q·k
   if (w.rpb) {
     const bias = w.rpb.reshape([nh, (2 * k - 1) ** 2]) // (nh, (2k−1)²)
       .indexSelect(1, index.offsets)                   // (nh, H·W·T)
@@ -106,7 +109,7 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
     logits = logits.add(bias);                         // Eq. (2) + B(i, ρ(i))
   }
   const attn = F.dropout(logits.softmax(-1), c.attnDrop, c.training); // Eq. (4) softmax
-  const heads = attn.unsqueeze(-1).mul(values).sum(3); // (B, nh, H·W, dh), Eq. (4) · V
+  const heads = aten.einsum('bnpt,bnptd->bnpd', [attn, values]); // (B, nh, H·W, dh), Eq. (4) · V
   let out = heads.permute([0, 2, 1, 3])                // (B, H·W, nh, dh)
     .reshape([B, H, W, C]);                            // (B, H, W, C), channel h·dh + e
   if (padBottom > 0 || padRight > 0) out = out.narrow(1, 0, H0).narrow(2, 0, W0); // (B, H0, W0, C)

@@ -38,6 +38,7 @@ import { kaimingNormal_, normal_ } from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
 import * as F from '../ops/functional.js';
+import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FixtureModule } from '../verify/verify-fixture.js';
@@ -94,13 +95,16 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
   const key = heads(F.conv2d(x, w.keyWeight, w.keyBias), nh);                 // (B, nh, H·W, dh)
   const value = heads(F.conv2d(x, w.valueWeight, w.valueBias), nh);           // (B, nh, H·W, dh)
   const index = windowIndex(H, W, { kernelSize: k, placement: 'centred', device: x.device });
-  const r = relativeEmbedding(w.relH, w.relW, nh, k).unsqueeze(1);           // (nh, 1, T, dh)
-  const keys = gatherWindows(key, index.keys, T).add(r);                      // (B, nh, H·W, T, dh), k_ab + r
-  let logits = q.unsqueeze(3).mul(keys).sum(-1);       // (B, nh, H·W, T), Eq. (3) qᵀk + qᵀr
+  const r = relativeEmbedding(w.relH, w.relW, nh, k);  // (nh, T, dh)
+  const keys = gatherWindows(key, index.keys, T);      // (B, nh, H·W, T, dh)
+  // The three products are einsums, so countMacs sees them (model-specs.md §0: q·k, the
+  // relative-position logits q·r and the weighted sum each count B·nh·H·W·T·dh).
+  let logits = aten.einsum('bnpd,bnptd->bnpt', [q, keys]) // (B, nh, H·W, T), Eq. (3) qᵀk
+    .add(aten.einsum('bnpd,ntd->bnpt', [q, r]));       // Eq. (3) + qᵀr
   if (index.valid) logits = logits.maskedFill(index.valid.logicalNot(), -Infinity); // deviation 1
   const attn = logits.softmax(-1);                     // Eq. (3) softmax_ab
   const values = gatherWindows(value, index.keys, T);  // (B, nh, H·W, T, dh)
-  const y = attn.unsqueeze(-1).mul(values).sum(3)      // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
+  const y = aten.einsum('bnpt,bnptd->bnpd', [attn, values]) // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
     .permute([0, 1, 3, 2])                             // (B, nh, dh, H·W)
     .reshape([B, nh * values.shape[4], H, W]);         // (B, O, H, W), channel h·dh + e
   return c.stride > 1 ? F.avgPool2d(y, c.stride) : y;  // §3.1 downsampling

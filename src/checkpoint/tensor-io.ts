@@ -90,7 +90,24 @@ export interface LoadWeightsOptions {
 
 /** Loads a checkpoint file into a module by parameter name; returns the key report. */
 export async function loadWeights(model: Module, file: string, options: LoadWeightsOptions = {}): Promise<LoadReport> {
-  let raw = await readStateDictFile(file);
+  return loadRawInto(model, await readStateDictFile(file), options);
+}
+
+/**
+ * Loads published weights (safetensors, or a `.pth`/`.pt` from torch.save — also nested
+ * `{'net': sd}` / `{'model': sd}` checkpoints) into a model. DataParallel's `module.` prefix is
+ * stripped when every key has it. Strict by default: a missing, unexpected or mis-shaped key
+ * throws a StateDictError listing all of them.
+ */
+export async function loadPretrained(model: Module, file: string, options: LoadWeightsOptions = {}): Promise<LoadReport> {
+  const raw = await readStateDictFile(file);
+  const keys = [...raw.keys()];
+  const dataParallel = keys.length > 0 && keys.every((k) => k.startsWith('module.'));
+  return loadRawInto(model, raw, { ...options, stripPrefix: options.stripPrefix ?? (dataParallel ? 'module.' : undefined) });
+}
+
+function loadRawInto(model: Module, source: Map<string, RawTensor>, options: LoadWeightsOptions): LoadReport {
+  let raw = source;
   if (options.stripPrefix) raw = stripPrefix(raw, options.stripPrefix);
   if (options.rename) raw = renameKeys(raw, options.rename);
   const tensors: StateDict = new Map();

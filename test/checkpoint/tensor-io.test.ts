@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { CheckpointError } from '../../src/checkpoint/raw-tensor.js';
-import { loadStateDictFile, loadWeights, rawToTensor, saveSafetensors, tensorToRaw } from '../../src/checkpoint/tensor-io.js';
+import { loadPretrained, loadStateDictFile, loadWeights, rawToTensor, saveSafetensors, tensorToRaw } from '../../src/checkpoint/tensor-io.js';
 import { SmallConvNet } from '../../src/models/small-convnet.js';
 import { StateDictError } from '../../src/nn/module.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
@@ -133,4 +133,15 @@ test('corrupt and foreign files give a CheckpointError naming the file', async (
   writeFileSync(text, 'not a checkpoint');
   await assert.rejects(loadStateDictFile(text), (e: unknown) => e instanceof CheckpointError && /notes\.pth/.test(e.message));
   await assert.rejects(loadStateDictFile(path.join(dir, 'missing.safetensors')), /cannot read checkpoint/);
+});
+
+test('loadPretrained strips a DataParallel prefix by itself and reads nested .pth checkpoints', async () => {
+  const model = new SmallConvNet().eval();
+  const report = await loadPretrained(model, path.join(dir, 'net.pth'));
+  assert.deepEqual(report, { missing: [], unexpected: [], mismatched: [] });
+  const wrong = new SmallConvNet({ numClasses: 7 });
+  await assert.rejects(loadPretrained(wrong, path.join(dir, 'net.pth')),
+    /shape mismatches: classifier\.1\.weight expected \[7,3136\] got \[10,3136\], classifier\.1\.bias expected \[7\] got \[10\]/);
+  model.dispose();
+  wrong.dispose();
 });

@@ -69,11 +69,12 @@ test('resnet_nano fits its brief: 0.5–2 M parameters, ≤ 150 M MACs at 28×28
   assert.ok(info.macs <= 150e6, `${info.macs}`);
 });
 
-test('every *_nano model trains a step at 28×28: forward, backward, SGD step', () => {
-  const nanos = listModels('*_nano');
-  assert.ok(nanos.length >= 1);
+test('every *_nano model fits the small-image brief and trains a step at 28×28: forward, backward, SGD step', () => {
+  const nanos = listModels('*_nano*');
+  assert.ok(nanos.length >= 7, `only ${nanos.join(', ')}`);
   for (const name of nanos) {
     const info = modelInfo(name);
+    assert.ok(info.params >= 0.5e6 && info.params <= 2e6 && info.macs <= 150e6, `${name}: ${info.params} params, ${info.macs} MACs`);
     const model = createModel(name, { inputSize: 28 });
     model.train();
     const params = model.parameters();
@@ -150,3 +151,4 @@ test('modelInfo: paper, default input, targets and recipe, without the builder',
     assert.ok(i.paper && i.description && i.recipe && i.inputSize > 0 && i.params > 0 && i.macs > 0, name);
   }
 });
+

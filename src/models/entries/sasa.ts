@@ -8,10 +8,10 @@
  *     (SASA §3.1: k = 7, 8 heads; leaderj1001 model.py: AttentionConv(width, width, 7, groups=8));
  *   - stride-2 blocks attend at stride 1 and then average-pool 2×2 (SASA §3.1), the shortcut keeps
  *     torchvision's 1×1/2 conv + BN; bn2 kept after the attention (window-ops.ts).
- * params / macs are exact at the defaults, measured with vicinity. MACs follow model-specs.md §0 as
- * far as `countMacs` sees them: the attention layers form q·k and the weighted sum as element-wise
- * products (sasa.ts, neighborhood-attention.ts), which countMacs does not count, so `macs` holds the
- * convolutions and linears only; the window products are given in docs/models/sasa.md.
+ * params / macs are exact at the defaults, measured with vicinity's countMacs at batch 1. MACs follow
+ * model-specs.md §0: convolutions, linears and the window products, which the attention layers form
+ * as einsums (sasa.ts: q·k, q·r and the weighted sum; neighborhood-attention.ts: q·k and the
+ * weighted sum), each Σ over blocks of C·49·H_in·W_in (docs/models/sasa.md).
  *
  * Recipe 'sasa-sgd' (SASA §4.1, ImageNet; the paper text is not in shared/papers, numbers as
  * published in arXiv 1906.05909): SGD with Nesterov momentum 0.9, lr 0.1 × batch/256 with a linear
@@ -44,25 +44,25 @@ export const sasaModels: Record<string, ModelEntry> = {
   sasa_resnet50: {
     ...imagenet, paper: 'SASA Table 1 (ResNet-50, conv-stem + attention)', paperReports: '18.0 M / 3.5 G',
     description: 'ResNet-50 with every 3×3 conv replaced by SASA (7×7 window, 8 heads, 2×2 avg-pool for stride)',
-    params: 18_038_632, macs: 3_202_875_392,
+    params: 18_038_632, macs: 3_483_158_528,
     build: resnet50(sasaOp(window)),
   },
   na_resnet50: {
     ...imagenet, paper: 'SASA Table 1 layout with NATTEN 0.14 neighbourhood attention',
     description: 'ResNet-50 with every 3×3 conv replaced by NeighborhoodAttention2d (7×7, 8 heads, 2×2 avg-pool for stride)',
-    params: 19_306_408, macs: 3_524_001_792,
+    params: 19_306_408, macs: 3_710_857_216,
     build: resnet50(neighborhoodOp(window)),
   },
   sasa_resnet_nano: {
     ...nano, paper: 'vicinity (small-image SASA ResNet)',
     description: 'SASA ResNet for 28 px: 3×3/1 stem 32, bottlenecks [1, 1, 1, 1], planes 32–256, SASA 7×7, 8 heads',
-    params: 1_498_122, macs: 89_889_280,
+    params: 1_498_122, macs: 106_484_992,
     build: resnetNano(sasaOp(window)),
   },
   na_resnet_nano: {
     ...nano, paper: 'vicinity (small-image neighbourhood-attention ResNet)',
     description: 'NA ResNet for 28 px: 3×3/1 stem 32, bottlenecks [1, 1, 1, 1], planes 32–256, NA 7×7, 8 heads',
-    params: 1_589_130, macs: 100_325_888,
+    params: 1_589_130, macs: 111_389_696,
     build: resnetNano(neighborhoodOp(window)),
   },
 };
