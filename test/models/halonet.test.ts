@@ -47,8 +47,7 @@ test('HaloNet H0–H7: exact parameter counts of model-specs.md §4.2, and the t
 });
 
 test('HaloNet H0–H3: MACs at s equal the entries (within 1% of model-specs.md), batch 1', () => {
-  // H4–H7 (384–600 px) take 5–16 s and 2–8 GB each on CPU; their entry.macs were measured the
-  // same way once (docs/models/halonet.md) and match the spec to its three decimals.
+  // H4–H7 (384–600 px, 5–16 s and 2–8 GB each) are counted in halonet-large.test.ts.
   for (const name of ['halonet_h0', 'halonet_h1', 'halonet_h2', 'halonet_h3']) {
     const entry = haloNetModels[name];
     const net = build(entry);
