@@ -11,15 +11,14 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { countMacs } from '../../src/analysis/macs.js';
+import { trainOneStep } from '../support/train-step.js';
 import { Lesa, LesaBinaryAttention } from '../../src/attention/lesa.js';
 import { loadWeights, saveSafetensors } from '../../src/checkpoint/tensor-io.js';
 import { lesaModels } from '../../src/models/entries/lesa.js';
 import { Bottleneck, ResNet } from '../../src/models/resnet-family.js';
 import { Conv2d, type Module } from '../../src/nn/index.js';
-import * as F from '../../src/ops/functional.js';
-import { SGD } from '../../src/optim/index.js';
 import { noGrad } from '../../src/tensor/autograd.js';
-import { randint, randn } from '../../src/tensor/creation.js';
+import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { ShapeError } from '../../src/tensor/shape-error.js';
 
@@ -247,23 +246,10 @@ test('lesa_resnet_nano: 1×28×28 → 10, embedding sized from inputSize, ≈0.8
 });
 
 test('lesa_resnet_nano trains a step at 28×28: finite loss, every gradient, parameters move', () => {
-  const model = build('lesa_resnet_nano').train();
-  const params = model.parameters();
-  const before = noGrad(() => params.map((p) => p.clone().keep()));
-  const optimizer = new SGD(params, { lr: 0.05, momentum: 0.9, nesterov: true, weightDecay: 8e-5 });
-  const loss = tidy(() => {
-    const x = randn([4, 1, 28, 28], { seed: 5 });
-    const y = randint(0, 10, [4], { seed: 6 });
-    const l = F.crossEntropy(model.forward(x), y);
-    optimizer.zeroGrad();
-    l.backward();
-    return l.item() as number;
-  });
-  assert.ok(Number.isFinite(loss) && loss > 0, `loss ${loss}`);
-  assert.ok(params.every((p) => p.grad !== null), 'every parameter has a gradient');
-  tidy(() => optimizer.step());
-  const moved = tidy(() => params.filter((p, i) => !p.equal(before[i])).length);
-  assert.ok(moved > params.length / 2, `${moved} of ${params.length} parameters changed`);
-  before.forEach((b) => b.dispose());
+  const model = build('lesa_resnet_nano');
+  const r = trainOneStep(model, { inChannels: 1, numClasses: 10, sgd: { lr: 0.05, nesterov: true, weightDecay: 8e-5 } });
+  assert.ok(Number.isFinite(r.loss) && r.loss > 0, `loss ${r.loss}`);
+  assert.ok(r.allGradients, 'every parameter has a gradient');
+  assert.ok(r.moved > r.total / 2, `${r.moved} of ${r.total} parameters changed`);
   model.dispose();
 });

@@ -5,14 +5,12 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import test from 'node:test';
 import { countMacs } from '../../src/analysis/macs.js';
+import { trainOneStep } from '../support/train-step.js';
 import { loadWeights } from '../../src/checkpoint/tensor-io.js';
 import { LsagModel } from '../../src/models/lsag.js';
 import { lsagModels, lsagOptions, type LsagReading } from '../../src/models/entries/lsag.js';
 import type { ModelEntry } from '../../src/models/registry.js';
-import * as F from '../../src/ops/functional.js';
-import { SGD } from '../../src/optim/sgd.js';
-import { noGrad } from '../../src/tensor/autograd.js';
-import { randint, randn } from '../../src/tensor/creation.js';
+import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 
 /**
@@ -135,22 +133,10 @@ test('lsag_nano: 0.5–2 M parameters, ≤ 150 M MACs at 28×28, one training st
     assert.ok(e.params >= 0.5e6 && e.params <= 2e6, `${e.params}`);
     assert.equal(countMacs(model, [1, 1, 28, 28]).total, e.macs);
     assert.ok(e.macs <= 150e6, `${e.macs}`);
-    model.train();
-    const params = model.parameters();
-    const before = noGrad(() => params.map((p) => p.clone().keep()));
-    const optimizer = new SGD(params, { lr: 0.1, momentum: 0.9 });
-    const loss = tidy(() => {
-      const l = F.crossEntropy(model.forward(randn([4, 1, 28, 28], { seed: 2 })), randint(0, 10, [4], { seed: 3 }));
-      optimizer.zeroGrad();
-      l.backward();
-      return l.item() as number;
-    });
-    assert.ok(Number.isFinite(loss) && loss > 0, `loss ${loss}`);
-    assert.ok(params.every((p) => p.grad !== null), 'every parameter has a gradient');
-    tidy(() => optimizer.step());
-    const moved = tidy(() => params.filter((p, i) => !p.equal(before[i])).length);
-    assert.equal(moved, params.length, `${moved} of ${params.length} parameters changed`);
-    before.forEach((b) => b.dispose());
+    const r = trainOneStep(model, { inChannels: 1, numClasses: 10 });
+    assert.ok(Number.isFinite(r.loss) && r.loss > 0, `loss ${r.loss}`);
+    assert.ok(r.allGradients, 'every parameter has a gradient');
+    assert.equal(r.moved, r.total, `${r.moved} of ${r.total} parameters changed`);
   } finally {
     model.dispose();
   }

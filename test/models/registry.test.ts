@@ -4,11 +4,9 @@ import { countMacs } from '../../src/analysis/macs.js';
 import { createModel, listModels, modelInfo, UnknownModelError } from '../../src/models/registry.js';
 import { ResNet } from '../../src/models/resnet-family.js';
 import { SmallConvNet } from '../../src/models/small-convnet.js';
-import * as F from '../../src/ops/functional.js';
-import { SGD } from '../../src/optim/sgd.js';
-import { noGrad } from '../../src/tensor/autograd.js';
-import { randint, randn } from '../../src/tensor/creation.js';
+import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
+import { trainOneStep } from '../support/train-step.js';
 
 /**
  * model-specs.md §1 (the torchvision 0.14 cross-check: exact parameters, GMACs to 3 decimals at
@@ -76,24 +74,10 @@ test('every *_nano model fits the small-image brief and trains a step at 28×28:
     const info = modelInfo(name);
     assert.ok(info.params >= 0.5e6 && info.params <= 2e6 && info.macs <= 150e6, `${name}: ${info.params} params, ${info.macs} MACs`);
     const model = createModel(name, { inputSize: 28 });
-    model.train();
-    const params = model.parameters();
-    const before = noGrad(() => params.map((p) => p.clone().keep()));
-    const optimizer = new SGD(params, { lr: 0.1, momentum: 0.9 });
-    const loss = tidy(() => {
-      const x = randn([4, info.inChannels, 28, 28], { seed: 2 });
-      const y = randint(0, info.numClasses, [4], { seed: 3 });
-      const l = F.crossEntropy(model.forward(x), y);
-      optimizer.zeroGrad();
-      l.backward();
-      return l.item() as number;
-    });
-    assert.ok(Number.isFinite(loss) && loss > 0, `${name}: loss ${loss}`);
-    assert.ok(params.every((p) => p.grad !== null), `${name}: every parameter has a gradient`);
-    tidy(() => optimizer.step());
-    const moved = tidy(() => params.filter((p, i) => !p.equal(before[i])).length);
-    assert.ok(moved > params.length / 2, `${name}: ${moved} of ${params.length} parameters changed`);
-    before.forEach((b) => b.dispose());
+    const r = trainOneStep(model, info);
+    assert.ok(Number.isFinite(r.loss) && r.loss > 0, `${name}: loss ${r.loss}`);
+    assert.ok(r.allGradients, `${name}: every parameter has a gradient`);
+    assert.ok(r.moved > r.total / 2, `${name}: ${r.moved} of ${r.total} parameters changed`);
     model.dispose();
   }
 });

@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { countMacs } from '../../src/analysis/macs.js';
+import { trainOneStep } from '../support/train-step.js';
 import { sasaModels } from '../../src/models/entries/sasa.js';
 import type { Classifier } from '../../src/models/registry.js';
 import { NeighborhoodBlockOp, SasaBlockOp, neighborhoodOp, sasaOp } from '../../src/models/window-ops.js';
 import * as F from '../../src/ops/functional.js';
-import { SGD } from '../../src/optim/sgd.js';
-import { randint, randn } from '../../src/tensor/creation.js';
+import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 
 /**
@@ -91,18 +91,9 @@ for (const name of ['sasa_resnet_nano', 'na_resnet_nano']) {
       assert.ok(e.params >= 0.5e6 && e.params <= 2e6, `${e.params}`);
       assert.equal(countMacs(model, [1, 1, 28, 28]).total, e.macs);
       assert.ok(e.macs <= 150e6, `${e.macs}`);
-      model.train();
-      const params = model.parameters();
-      const optimizer = new SGD(params, { lr: 0.1, momentum: 0.9 });
-      const loss = tidy(() => {
-        const l = F.crossEntropy(model.forward(randn([4, 1, 28, 28], { seed: 2 })), randint(0, 10, [4], { seed: 3 }));
-        optimizer.zeroGrad();
-        l.backward();
-        return l.item() as number;
-      });
-      assert.ok(Number.isFinite(loss) && loss > 0, `loss ${loss}`);
-      assert.ok(params.every((p) => p.grad !== null), 'every parameter has a gradient');
-      tidy(() => optimizer.step());
+      const r = trainOneStep(model, { inChannels: 1, numClasses: 10 });
+      assert.ok(Number.isFinite(r.loss) && r.loss > 0, `loss ${r.loss}`);
+      assert.ok(r.allGradients, 'every parameter has a gradient');
     } finally {
       model.dispose();
     }
