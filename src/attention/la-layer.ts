@@ -249,7 +249,7 @@ export class LALayer extends Module {
 
   /** Eq. (8) per `aggregation` (not 'literal'), heads concatenated: (B, C_out, Ho, Wo). */
   private aggregate(s: LASamples): Tensor {
-    const [B, m, d, K, P] = s.keys.shape;
+    const [B, m, d] = s.keys.shape;                           // keys: (B, m, d, K, P)
     // The two products model-specs.md §0 counts (q·key over d, Σ_r w·v over K) are einsums, so
     // countMacs sees them (B·C·K·P MACs each; 0.025 G of LA-ResNet-50's 3.393 G).
     let weight: Tensor;                                         // (B, m, K, P)

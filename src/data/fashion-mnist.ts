@@ -15,7 +15,7 @@ import { access } from 'node:fs/promises';
 import path from 'node:path';
 import { DatasetError } from './errors.js';
 import { readIdx } from './idx.js';
-import { packageRoot } from './package-root.js';
+import { packageRoot } from '../package-root.js';
 
 /** A split of a single-label image classification dataset, as raw uint8 pixels. */
 export interface ImageClassificationSplit {

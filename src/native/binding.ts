@@ -8,7 +8,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { packageRoot } from '../package-root.js';
 
 export type DType =
   | 'float32' | 'float64' | 'bfloat16' | 'float16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'bool';
@@ -81,7 +81,7 @@ export interface NativeAddon {
   ): (TensorBase | null)[];
 }
 
-export const packageRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+export { packageRoot };
 export const addonPath = path.join(packageRoot, 'build/Release/vicinity.node');
 
 /** Thread count used at start-up: VICINITY_NUM_THREADS, else every available core. */

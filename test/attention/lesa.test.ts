@@ -35,10 +35,9 @@ const stateKeys = (m: Module): string[] => tidy(() => [...m.stateDict().keys()])
 
 for (const name of ['lesa-open', 'lesa-train-open', 'lesa-detqr-open']) {
   test(`Lesa = official LESA on fixture ${name} (output, every gradient, running statistics)`, (t) => withFixture(name, (fixture) => {
-    // The JSONs list the structurally-zero gradients (bn_similarity.bias: a per-channel constant
-    // added to whole softmax rows) under suggested_tolerance, where readFixture does not look yet.
-    const zero = (fixture.json.suggested_tolerance as { structurally_zero_grads?: string[] }).structurally_zero_grads ?? [];
-    for (const key of zero) fixture.structurallyZeroGrads.add(key);
+    // bn_similarity.bias adds a per-channel constant to whole softmax rows: its gradient is exactly
+    // zero, compared absolutely (readFixture takes the list from suggested_tolerance).
+    assert.deepEqual([...fixture.structurallyZeroGrads], ['bn_similarity.bias']);
     const report = assertParity(fixture, referenceBuilders, {
       kind: KIND,
       check: (module) => assert.deepEqual(stateKeys(module), [...fixture.params.keys()], 'state-dict keys in the reference order'),

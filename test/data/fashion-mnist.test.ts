@@ -11,7 +11,7 @@ import {
   loadFashionMnist, loadMnist, type ImageClassificationSplit,
 } from '../../src/data/fashion-mnist.js';
 import { encodeIdx, readIdx } from '../../src/data/idx.js';
-import { packageRoot } from '../../src/data/package-root.js';
+import { packageRoot } from '../../src/package-root.js';
 
 const FULL = DEFAULT_FASHION_MNIST_ROOT;
 const HAVE_FULL = existsSync(path.join(FULL, 't10k-images-idx3-ubyte.gz'));

@@ -1,7 +1,6 @@
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { countMacs } from '../../src/analysis/macs.js';
-import { trainOneStep } from '../support/train-step.js';
 import { sasaModels } from '../../src/models/entries/sasa.js';
 import type { Classifier } from '../../src/models/registry.js';
 import { NeighborhoodBlockOp, SasaBlockOp, neighborhoodOp, sasaOp } from '../../src/models/window-ops.js';
@@ -82,20 +81,5 @@ test('window ops: stride by ceil-mode average pooling after stride-1 attention',
   }
 });
 
-for (const name of ['sasa_resnet_nano', 'na_resnet_nano']) {
-  test(`${name}: parameters and MACs at 28×28, one training step`, () => {
-    const e = sasaModels[name];
-    const model = build(name);
-    try {
-      assert.equal(model.numParameters(), e.params);
-      assert.ok(e.params >= 0.5e6 && e.params <= 2e6, `${e.params}`);
-      assert.equal(countMacs(model, [1, 1, 28, 28]).total, e.macs);
-      assert.ok(e.macs <= 150e6, `${e.macs}`);
-      const r = trainOneStep(model, { inChannels: 1, numClasses: 10 });
-      assert.ok(Number.isFinite(r.loss) && r.loss > 0, `loss ${r.loss}`);
-      assert.ok(r.allGradients, 'every parameter has a gradient');
-    } finally {
-      model.dispose();
-    }
-  });
-}
+// The nano models' brief (parameters, MACs at 28×28, a training step) is checked with every
+// *_nano in registry.test.ts.

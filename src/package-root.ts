@@ -2,8 +2,8 @@
  * The directory holding vicinity's package.json, so that files shipped beside the code (the
  * bundled `data/` folder) can be found wherever the package is installed.
  *
- * Compiled code runs from `<root>/dist/src/data/package-root.js`, so the root is three levels
- * up from this file's directory. We derive it from `import.meta.url` rather than
+ * Compiled code runs from `<root>/dist/src/package-root.js`, so the root is two levels up from
+ * this file's directory. We derive it from `import.meta.url` rather than
  * `process.cwd()`, which is wherever the user happened to start node, and rather than a
  * walk up the tree looking for package.json, which could stop at the user's own project when
  * vicinity is installed under node_modules/.
@@ -11,4 +11,4 @@
 import { fileURLToPath } from 'node:url';
 
 /** Absolute path of the package root, without a trailing separator. */
-export const packageRoot: string = fileURLToPath(new URL('../../../', import.meta.url)).replace(/[\\/]+$/, '');
+export const packageRoot: string = fileURLToPath(new URL('../../', import.meta.url)).replace(/[\\/]+$/, '');
