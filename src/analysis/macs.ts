@@ -5,6 +5,9 @@
  *   linear                    out.numel · in_features
  *   matmul, mm, bmm, baddbmm, addmm   out.numel · k  (= batch·n·m·k, batch broadcast included)
  *   einsum (≥ 2 operands)     ∏ of every distinct index size (ellipsis dims broadcast)
+ *   la_attention              2·B·C·K·P: the q·key (over d) and Σ_r w·v products that the
+ *                             composite LA path's two einsums count, so both paths count alike
+ *   window_qk, window_av      out.numel · d: SASA/NA's window products, as the einsums they fuse
  * and, outside the headline, in `other`:
  *   grid_sampler              4 per sampled value bilinear (8 trilinear, 16 bicubic, 0 nearest)
  *   la_normalized_weight      1 per element of q (the Σ_c softplus(key_c)·q_c products)
@@ -62,6 +65,12 @@ export const MAC_RULES: Readonly<Record<string, Rule>> = {
   'aten::einsum': einsum,
   'aten::grid_sampler': gridSampler,
   'vicinity::la_normalized_weight': (args) => ({ macs: 0, other: numelOf(args[0]) }),
+  // q (B, m, d, P) and offsets (B, m, K, 2, P): B·m·d·K·P for q·key and again for Σ_r w_r·v_r.
+  'vicinity::la_attention': (args) => headline(2 * numelOf(args[0]) * (shapeOf(args[3])[2] ?? 0)),
+  // Window products of SASA / NA (native/kernels/window_attention.cc): B·heads·H·W·k²·d each, as the
+  // einsums they replace.
+  'vicinity::window_qk': (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
+  'vicinity::window_av': (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
 };
 
 /** MACs of one observed op call; null when the op is not one that counts. */

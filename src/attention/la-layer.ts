@@ -5,6 +5,9 @@
  *   §3.1 Eq. (7)      r̂ = round(raw), Δp' = l · r̂ / D                      → sample(), la-offsets.ts
  *   §3.1 Eq. (8)      keys K(p + r + Δp'), values V(p + r)                  → sample(), la-sampling.ts
  *   §3.1 Eq. (8)/(6)  y = Σ_r w_r v_r, w per `aggregation`                  → aggregate()
+ *   Eq. (8) fused on CPU: keys sampled and aggregated in one kernel         → fused()
+ *     (`vicinity::la_attention`, native/kernels/la_attention.cc: same conventions, hand backward,
+ *     O(B·C·P) saved instead of O(B·C·K·P); the composite path stays for other devices and sample())
  * Reference: no official code exists (the paper's repository holds a README only); we implement
  * shared/design/la-layer.md @ e8bc893a (class LALayer there) exactly, every open detail pinned by
  * the fixtures' `conventions`. Fixtures (spec.kind `vicinity.LALayer`, spec.ctor = these options):
@@ -34,7 +37,7 @@ import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FixtureModule } from '../verify/verify-fixture.js';
 import { buildOffsetModule, constrainOffsets, roundOffsets, type LAOffsets, type LARounding } from './la-offsets.js';
-import { sampleBilinear, samplingCoordinates, windowValues } from './la-sampling.js';
+import { pointOffsets, sampleBilinear, samplingCoordinates, windowValues } from './la-sampling.js';
 
 export type { LAOffsets, LARounding };
 export type LAAggregation = 'normalized' | 'softmax' | 'literal';
@@ -85,11 +88,29 @@ export interface LASamples {
   offsets: Tensor;
 }
 
+/**
+ * How forward samples and aggregates: 'auto' (default) runs the fused kernel on CPU and the
+ * composite ATen ops elsewhere; 'fused' and 'composite' force one (tests, benchmarks).
+ */
+export type LAImplementation = 'auto' | 'fused' | 'composite';
+
 export interface LAForwardOptions {
   /** Weights to use instead of the layer's parameters (functional use, gradcheck). */
   weights?: LALayerWeights;
   /** Raw offsets (B, n_off, Ho, Wo) to use instead of the offset module's output. */
   rawOffsets?: Tensor;
+  /** 'auto' (default), 'fused' (CPU only) or 'composite'; every choice computes the same y. */
+  implementation?: LAImplementation;
+}
+
+/** The projections and constrained offsets that sampling starts from, on the Ho × Wo grid. */
+interface LAProjections {
+  /** q, k, v (B, C_out, Ho, Wo). */
+  q: Tensor;
+  k: Tensor;
+  v: Tensor;
+  /** Δp' (B, n_off, Ho, Wo). */
+  offsets: Tensor;
 }
 
 const NAME = 'LALayer';
@@ -208,9 +229,17 @@ export class LALayer extends Module {
     };
   }
 
-  /** y (B, C_out, Ho, Wo); `options` substitute weights or raw offsets (tests, functional use). */
+  /**
+   * y (B, C_out, Ho, Wo); `options` substitute weights or raw offsets (tests, functional use) or
+   * pick the implementation (default: the fused kernel on CPU, composite ATen ops elsewhere).
+   */
   forward(x: Tensor, options: LAForwardOptions = {}): Tensor {
-    if (this.aggregation !== 'literal') return this.aggregate(this.sample(x, options));
+    if (this.aggregation !== 'literal') {
+      const implementation = choice('implementation', options.implementation ?? 'auto', ['auto', 'fused', 'composite'] as const);
+      const fused = implementation === 'fused' || (implementation === 'auto' && x.device === 'cpu');
+      const p = this.projections(x, options);
+      return fused ? this.fused(p) : this.aggregate(this.samplesOf(p));
+    }
     this.checkInput(x);
     const w = options.weights ?? this.weights();
     // Eq. (8) as printed: the keys cancel, so k and the offset module are not evaluated at all.
@@ -224,27 +253,55 @@ export class LALayer extends Module {
     return aten.conv2d(aten.gelu(hidden, 'none'), weights.offset2Weight, null, 1, 0, 1, 1);  // Fig. 2b
   }
 
-  /** Queries, deformed keys, window values and Δp' (for inspection and tests; forward uses it). */
+  /** Queries, deformed keys, window values and Δp' (inspection and tests; forward's composite path). */
   sample(x: Tensor, options: LAForwardOptions = {}): LASamples {
+    return this.samplesOf(this.projections(x, options));
+  }
+
+  /** Eq. (3)–(5) and (7): q, k, v and Δp' on the output grid. */
+  private projections(x: Tensor, options: LAForwardOptions): LAProjections {
     this.checkInput(x);
     const w = options.weights ?? this.weights();
     const q = this.project(x, w.q);                              // Eq. (3)
     const k = this.project(x, w.k);                              // Eq. (4)
     const v = this.project(x, w.v);                              // Eq. (5)
     const [B, , Ho, Wo] = q.shape;
-    const m = this.heads;
-    const d = this.outChannels / m;
     const raw = options.rawOffsets ?? this.rawOffsets(x, w);
     this.checkRawOffsets(raw, [B, this.offsetChannels, Ho, Wo]);
     const offsets = constrainOffsets(roundOffsets(raw, this.rounding), this.constraint);  // Eq. (7)
-    const grid = samplingCoordinates(offsets, { heads: m, kernelSize: this.kernelSize, perPoint: this.offsets === 'per-point' });
-    const kMap = k.reshape([B, m, d, Ho, Wo]);                  // (B, m, d, Ho, Wo)
+    return { q, k, v, offsets };
+  }
+
+  /** Deformed keys and window values by composite ATen ops (la-sampling.ts). */
+  private samplesOf(p: LAProjections): LASamples {
+    const [B, , Ho, Wo] = p.q.shape;
+    const m = this.heads;
+    const d = this.outChannels / m;
+    const grid = samplingCoordinates(p.offsets, { heads: m, kernelSize: this.kernelSize, perPoint: this.offsets === 'per-point' });
+    const kMap = p.k.reshape([B, m, d, Ho, Wo]);                // (B, m, d, Ho, Wo)
     return {
-      queries: q.reshape([B, m, d, 1, Ho * Wo]),                // (B, m, d, 1, P)
+      queries: p.q.reshape([B, m, d, 1, Ho * Wo]),              // (B, m, d, 1, P)
       keys: sampleBilinear(kMap, grid),                         // (B, m, d, K, P)
-      values: windowValues(v, { heads: m, kernelSize: this.kernelSize }),  // (B, m, d, K, P)
-      offsets,
+      values: windowValues(p.v, { heads: m, kernelSize: this.kernelSize }),  // (B, m, d, K, P)
+      offsets: p.offsets,
     };
+  }
+
+  /**
+   * Sampling and Eq. (8) in one CPU kernel (`vicinity::la_attention`): what samplesOf → aggregate
+   * computes, without materialising the (B, m, d, K, P) keys and values. countMacs counts it as
+   * the two products the composite's einsums are (analysis/macs.ts).
+   */
+  private fused(p: LAProjections): Tensor {
+    const [B, C, Ho, Wo] = p.q.shape;
+    const m = this.heads;
+    const d = C / m;
+    const offsets = pointOffsets(p.offsets, { heads: m, kernelSize: this.kernelSize, perPoint: this.offsets === 'per-point' });
+    const y = aten.vicinity_la_attention(
+      p.q.reshape([B, m, d, Ho * Wo]), p.k.reshape([B, m, d, Ho, Wo]), p.v.reshape([B, m, d, Ho, Wo]),
+      offsets, this.kernelSize, this.aggregation, NORMALIZED_EPS,
+    );                                                          // (B, m, d, P)
+    return y.reshape([B, C, Ho, Wo]);                           // (B, C_out, Ho, Wo)
   }
 
   /** Eq. (8) per `aggregation` (not 'literal'), heads concatenated: (B, C_out, Ho, Wo). */

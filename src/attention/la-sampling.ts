@@ -5,6 +5,9 @@
  *   sampling coordinates (Y, X) = (i + r_y + Δp'_dy, j + r_x + Δp'_dx)  → samplingCoordinates()
  *   key_{n,r}(p) = bilinear(K_n, Y, X), zero outside the map             → sampleBilinear()
  *   value_{n,r}(p) = V_n(i + r_y, j + r_x), zero outside the map         → windowValues()
+ *   Δp' in the fused kernel's (B, m, K, 2, P) layout                      → pointOffsets()
+ * On CPU LALayer.forward runs sampling and aggregation fused (native/kernels/la_attention.cc, the
+ * same conventions); these composite functions serve other devices, `sample()` and the tests.
  * Reference: none official; la-layer.md @ e8bc893a and the fixtures' `conventions` ("Bilinear
  * sampling"). Fixtures: every la-layer-* fixture except -literal-.
  * Legend: B batch, m heads, d = C_out/m, k kernel size, K = k², P = Ho·Wo output pixels in raster
@@ -55,17 +58,34 @@ function windowGrid(kernelSize: number, height: number, width: number, like: Ten
 export function samplingCoordinates(
   offsets: Tensor, o: { heads: number; kernelSize: number; perPoint: boolean },
 ): SamplingGrid {
-  const [B, , height, width] = offsets.shape;
-  const K = o.kernelSize * o.kernelSize;
-  const P = height * width;
+  const [, , height, width] = offsets.shape;
   const window = windowGrid(o.kernelSize, height, width, offsets);
-  const split = o.perPoint
-    ? offsets.reshape([B, o.heads, K, 2, P])                                   // (B, m, K, 2, P)
-    : offsets.reshape([B, 1, 1, 2, P]);                                         // (B, 1, 1, 2, P)
+  const split = splitOffsets(offsets, o);                                       // (B, m|1, K|1, 2, P)
   return {
     y: window.y.add(split.select(3, 0)),                                        // (B, m|1, K, P)
     x: window.x.add(split.select(3, 1)),                                        // (B, m|1, K, P)
   };
+}
+
+/** Δp' (B, n_off, Ho, Wo) as (B, m, K, 2, P) per point, or (B, 1, 1, 2, P) per pixel (views). */
+function splitOffsets(offsets: Tensor, o: { heads: number; kernelSize: number; perPoint: boolean }): Tensor {
+  const [B, , height, width] = offsets.shape;
+  const P = height * width;
+  return o.perPoint
+    ? offsets.reshape([B, o.heads, o.kernelSize * o.kernelSize, 2, P])
+    : offsets.reshape([B, 1, 1, 2, P]);
+}
+
+/**
+ * Δp' (B, n_off, Ho, Wo) in the fused kernel's layout (B, m, K, 2, P) (`vicinity::la_attention`,
+ * native/kernels/la_attention.cc): a view per point; per pixel expanded over heads and kernel
+ * points without copying, so autograd sums the kernel's offset gradient back to (dy, dx).
+ */
+export function pointOffsets(
+  offsets: Tensor, o: { heads: number; kernelSize: number; perPoint: boolean },
+): Tensor {
+  const [B, , height, width] = offsets.shape;
+  return splitOffsets(offsets, o).expand([B, o.heads, o.kernelSize * o.kernelSize, 2, height * width]);
 }
 
 /**

@@ -15,9 +15,10 @@
  * Reference: SHI-Labs/NATTEN v0.14.6 (3b54c761), src/natten/natten2d.py class
  * NeighborhoodAttention2D + csrc/cpu (get_window_start, get_pb_start).
  * Fixtures: natten-na2d-open (6×6, k 3), natten-na2d-smallinput-open (3×4, k 5: padding path).
- * Implementation: windows as index tensors (window-gather.ts) and one gather for K and V, so memory
- * is O(B·nh·H·W·k²·dh) — no fused kernel; q·k and the weighted sum are einsums, so countMacs
- * sees them. The rpb is indexed by each key's true relative offset, which equals NATTEN's
+ * Implementation (window-gather.ts): the fused window kernel (native/kernels/window_attention.cc,
+ * windows read in place from the clamped window starts) when the addon has it; otherwise windows as
+ * index tensors and one gather for K and V (O(B·nh·H·W·k²·dh) memory) with einsums. Either way
+ * countMacs sees q·k and the weighted sum. The rpb is indexed by each key's true relative offset, which equals NATTEN's
  * get_pb_start rule for clamped windows (checked algebraically for d ≥ 1).
  * Deviations:
  *   1. qkScale must be a positive number or undefined; NATTEN's `qk_scale or head_dim**-0.5` also
@@ -38,7 +39,7 @@ import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FixtureModule } from '../verify/verify-fixture.js';
-import { gatherWindows, windowIndex } from './window-gather.js';
+import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
 
 export interface NeighborhoodAttention2dOptions {
   /** Channels C of the (B, H, W, C) input and output. */
@@ -97,19 +98,22 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
     .reshape([B, H * W, 3, nh, dh])                    // (B, H·W, 3, nh, dh)
     .permute([2, 0, 3, 1, 4]);                         // (3, B, nh, H·W, dh)
   const q = qkv.select(0, 0).mul(c.scale);             // (B, nh, H·W, dh), Eq. (4) 1/√d
-  const index = windowIndex(H, W, { kernelSize: k, dilation: d, placement: 'clamped', device: x.device });
-  const keys = gatherWindows(qkv.select(0, 1), index.keys, T);   // (B, nh, H·W, T, dh)
-  const values = gatherWindows(qkv.select(0, 2), index.keys, T); // (B, nh, H·W, T, dh), Eq. (3)
-  // q·k and the weighted sum are einsums, so countMacs sees them (B·nh·H·W·T·dh each).
-  let logits = aten.einsum('bnpd,bnptd->bnpt', [q, keys]); // (B, nh, H·W, T), Eq. (2) q·k
-  if (w.rpb) {
-    const bias = w.rpb.reshape([nh, (2 * k - 1) ** 2]) // (nh, (2k−1)²)
-      .indexSelect(1, index.offsets)                   // (nh, H·W·T)
-      .reshape([nh, H * W, T]);                        // (nh, H·W, T)
-    logits = logits.add(bias);                         // Eq. (2) + B(i, ρ(i))
-  }
-  const attn = F.dropout(logits.softmax(-1), c.attnDrop, c.training); // Eq. (4) softmax
-  const heads = aten.einsum('bnpt,bnptd->bnpd', [attn, values]); // (B, nh, H·W, dh), Eq. (4) · V
+  const placement = { kernelSize: k, dilation: d, placement: 'clamped', device: x.device } as const;
+  const index = windowIndex(H, W, placement);
+  const bias = w.rpb                                   // (nh, H·W, T): B(i, ρ(i))
+    ? w.rpb.reshape([nh, (2 * k - 1) ** 2]).indexSelect(1, index.offsets).reshape([nh, H * W, T])
+    : null;
+  const weights = (qk: Tensor) =>                      // Eq. (2) + B(i, ρ(i)), Eq. (4) softmax
+    F.dropout((bias ? qk.add(bias) : qk).softmax(-1), c.attnDrop, c.training);
+  // q·k and the weighted sum count B·nh·H·W·T·dh MACs each: as einsums in the composite path,
+  // through macs.ts's rules for the fused kernel (window-gather.ts) — the same numbers.
+  const key = qkv.select(0, 1);                        // (B, nh, H·W, dh)
+  const value = qkv.select(0, 2);                      // (B, nh, H·W, dh)
+  const heads = fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V
+    ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
+    : aten.einsum('bnpt,bnptd->bnpd', [
+      weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, T)])), // Eq. (2) q·k
+      gatherWindows(value, index.keys, T)]);           // Eq. (3) V_i
   let out = heads.permute([0, 2, 1, 3])                // (B, H·W, nh, dh)
     .reshape([B, H, W, C]);                            // (B, H, W, C), channel h·dh + e
   if (padBottom > 0 || padRight > 0) out = out.narrow(1, 0, H0).narrow(2, 0, W0); // (B, H0, W0, C)

@@ -42,7 +42,7 @@ import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { FixtureModule } from '../verify/verify-fixture.js';
-import { gatherWindows, windowIndex } from './window-gather.js';
+import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
 
 /** The tensors of both layers, under leaderj1001's names (camelCased). */
 export interface AttentionConvWeights {
@@ -90,24 +90,31 @@ function heads(t: Tensor, numHeads: number): Tensor {
 export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c: SasaConfig): Tensor {
   const [B, , H, W] = x.shape;
   const { numHeads: nh, kernelSize: k } = c;
-  const T = k * k;
   const q = heads(F.conv2d(x, w.queryWeight, w.queryBias), nh).mul(c.scale); // (B, nh, H·W, dh)
   const key = heads(F.conv2d(x, w.keyWeight, w.keyBias), nh);                 // (B, nh, H·W, dh)
   const value = heads(F.conv2d(x, w.valueWeight, w.valueBias), nh);           // (B, nh, H·W, dh)
-  const index = windowIndex(H, W, { kernelSize: k, placement: 'centred', device: x.device });
+  const placement = { kernelSize: k, placement: 'centred', device: x.device } as const;
+  const index = windowIndex(H, W, placement);
   const r = relativeEmbedding(w.relH, w.relW, nh, k);  // (nh, T, dh)
-  const keys = gatherWindows(key, index.keys, T);      // (B, nh, H·W, T, dh)
-  // The three products are einsums, so countMacs sees them (model-specs.md §0: q·k, the
-  // relative-position logits q·r and the weighted sum each count B·nh·H·W·T·dh).
-  let logits = aten.einsum('bnpd,bnptd->bnpt', [q, keys]) // (B, nh, H·W, T), Eq. (3) qᵀk
-    .add(aten.einsum('bnpd,ntd->bnpt', [q, r]));       // Eq. (3) + qᵀr
-  if (index.valid) logits = logits.maskedFill(index.valid.logicalNot(), -Infinity); // deviation 1
-  const attn = logits.softmax(-1);                     // Eq. (3) softmax_ab
-  const values = gatherWindows(value, index.keys, T);  // (B, nh, H·W, T, dh)
-  const y = aten.einsum('bnpt,bnptd->bnpd', [attn, values]) // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
-    .permute([0, 1, 3, 2])                             // (B, nh, dh, H·W)
-    .reshape([B, nh * values.shape[4], H, W]);         // (B, O, H, W), channel h·dh + e
-  return c.stride > 1 ? F.avgPool2d(y, c.stride) : y;  // §3.1 downsampling
+  const outside = index.valid ? index.valid.logicalNot() : null; // (H·W, T) keys off the map
+  // Raw q·k logits → weights; the mask is deviation 1.
+  const weights = (qk: Tensor, qc: Tensor) => {
+    // r expanded over the batch so that einsum runs one bmm per (image, head) and returns (b, nh,
+    // H·W, T) contiguous; 'bnpd,ntd' permutes q and the result, a copy of each. Same MACs.
+    const rb = r.unsqueeze(0).expand([qc.shape[0], ...r.shape]);      // (b, nh, T, dh)
+    const logits = qk.add(aten.einsum('bnpd,bntd->bnpt', [qc, rb]));  // Eq. (3) + qᵀr
+    return (outside ? logits.maskedFill(outside, -Infinity) : logits).softmax(-1); // Eq. (3) softmax_ab
+  };
+  // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0): as einsums in the
+  // composite path, through macs.ts's rules for the fused kernel — the same numbers.
+  const y = fusedWindowsActive(x.device)                       // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
+    ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
+    : aten.einsum('bnpt,bnptd->bnpd', [
+      weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, k * k)]), q), // Eq. (3) qᵀk
+      gatherWindows(value, index.keys, k * k)]);
+  const out = y.permute([0, 1, 3, 2])                  // (B, nh, dh, H·W)
+    .reshape([B, nh * y.shape[3], H, W]);              // (B, O, H, W), channel h·dh + e
+  return c.stride > 1 ? F.avgPool2d(out, c.stride) : out; // §3.1 downsampling
 }
 
 /**

@@ -1,8 +1,16 @@
 /**
- * Per-pixel k×k windows as index tensors, shared by the window-attention operators
- * (neighborhood-attention.ts, sasa.ts). No custom kernel: every query's window is listed as flat
- * key positions y·W + x, and the keys/values are gathered with one index_select, so the memory is
- * O(B·heads·H·W·k²·d) — a k²-fold copy of K and V. Two placements:
+ * Per-pixel k×k windows, shared by the window-attention operators (neighborhood-attention.ts,
+ * sasa.ts), in two implementations of the same products:
+ *   fused      native/kernels/window_attention.cc (`vicinity::window_qk`, `vicinity::window_av`)
+ *              reads each window in place from the key map given the first key row/column of every
+ *              query row/column (windowStarts); nothing k²-sized is materialised.
+ *   composite  every query's window listed as flat key positions y·W + x (windowIndex) and the
+ *              keys/values gathered with one index_select: a k²-fold copy of K and V
+ *              (O(B·heads·H·W·k²·d) memory; on 2 CPU cores 5–10× slower than fused, spent in the
+ *              copies, their page faults and index_add's backward).
+ * The fused path is used when the addon has the ops AND analysis/macs.ts has their counting rules
+ * (so countMacs never under-counts a model); setWindowKernel overrides it (tests compare the two).
+ * Two placements:
  *
  *   'clamped'  NATTEN 0.14.6 (reference-layers.md §6, csrc/cpu `get_window_start`): the window is
  *              shifted inward at the borders and stays on the query's residue class mod dilation,
@@ -13,6 +21,9 @@
  * Window element t = a·k + b (a = row step, b = column step), as NATTEN's a-major order and the
  * leaderj1001 unfold order [dy, dx]. Legend: k kernel size, d dilation, ns = ⌊k/2⌋, T = k².
  */
+import { MAC_RULES } from '../analysis/macs.js';
+import { call, opId } from '../ops/call.js';
+import { cat } from '../ops/functional.js';
 import { tensor } from '../tensor/creation.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 
@@ -132,4 +143,107 @@ export function gatherWindows(tokens: Tensor, keys: Tensor, windowSize: number):
   const channels = shape[shape.length - 1];
   return tokens.indexSelect(shape.length - 2, keys)              // (..., Q·T, C)
     .reshape([...lead, keys.shape[0] / windowSize, windowSize, channels]); // (..., Q, T, C)
+}
+
+/** 'auto': fused when available (see the file header); 'fused' or 'composite' force one. */
+export type WindowKernel = 'auto' | 'fused' | 'composite';
+
+const FUSED_OPS = ['vicinity::window_qk', 'vicinity::window_av'] as const;
+let kernelChoice: WindowKernel = 'auto';
+let fusedIds: [number, number] | null | undefined;
+
+/** The op ids of the fused kernel, or null when the addon or macs.ts lacks them (looked up once). */
+function fusedOpIds(): [number, number] | null {
+  if (fusedIds !== undefined) return fusedIds;
+  try {
+    const counted = FUSED_OPS.every((op) => op in MAC_RULES);
+    fusedIds = counted ? [opId(FUSED_OPS[0], ''), opId(FUSED_OPS[1], '')] : null;
+  } catch {
+    fusedIds = null;   // an addon built before native/kernels/window_attention.cc
+  }
+  return fusedIds;
+}
+
+/**
+ * Chooses the window implementation for the layers built on this file; returns the previous
+ * choice. Errors: 'fused' throws when the kernel is not usable (addon or MAC rules missing).
+ */
+export function setWindowKernel(kernel: WindowKernel): WindowKernel {
+  if (kernel === 'fused' && !fusedOpIds()) {
+    throw new Error(`setWindowKernel: the fused window kernel needs ${FUSED_OPS.join(' and ')} in the addon ` +
+      '(native/kernels/window_attention.cc; rebuild with `npm run build:addon`) and in analysis/macs.ts MAC_RULES; ' +
+      "use 'auto' or 'composite'");
+  }
+  const previous = kernelChoice;
+  kernelChoice = kernel;
+  return previous;
+}
+
+/** Whether the window layers run the fused kernel now for tensors on `device` (CPU only so far). */
+export function fusedWindowsActive(device: Device | string = 'cpu'): boolean {
+  return kernelChoice !== 'composite' && device === 'cpu' && fusedOpIds() !== null;
+}
+
+/** First key row of every query row and first key column of every query column, int64. */
+export interface WindowStarts {
+  rows: Tensor;
+  cols: Tensor;
+  kernelSize: number;
+  dilation: number;
+}
+
+/** The window starts of an H×W map for the fused kernel (same placements as windowIndex). */
+export function windowStarts(height: number, width: number, o: WindowIndexOptions): WindowStarts {
+  const k = o.kernelSize;
+  const d = o.dilation ?? 1;
+  const device = (o.device ?? 'cpu') as Device;
+  const starts = (length: number) => tensor(BigInt64Array.from(axisStarts(length, k, d, o.placement), BigInt), { device });
+  return { rows: starts(height), cols: starts(width), kernelSize: k, dilation: d };
+}
+
+/**
+ * Window logits: q (N, H, W, C) · key (N, Hk, Wk, C) over each query's window → (N, H, W, k²),
+ * window element t = a·k + b; keys outside the key map give 0 (mask them). Fused kernel; its
+ * backward is hand-written (window_attention.cc).
+ */
+export function windowQk(q: Tensor, key: Tensor, s: WindowStarts): Tensor {
+  const ids = fusedOpIds() as [number, number];
+  return call(ids[0], [q, key, s.rows, s.cols, s.kernelSize, s.dilation]) as Tensor;
+}
+
+/** Weighted window sum: attn (N, H, W, k²) × value (N, Hk, Wk, C) → (N, H, W, C). Fused kernel. */
+export function windowAv(attn: Tensor, value: Tensor, s: WindowStarts): Tensor {
+  const ids = fusedOpIds() as [number, number];
+  return call(ids[1], [attn, value, s.rows, s.cols, s.kernelSize, s.dilation]) as Tensor;
+}
+
+// Elements of a chunk's logits: 2²¹ (8 MB float32) keeps every temporary of the chunk below
+// glibc's mmap threshold and in cache; a whole batch's logits (150 MB for one 28×28 layer at batch
+// 128) are page-faulted afresh by every op, which measured as much as the products themselves.
+const CHUNK_LOGITS = 2 ** 21;
+
+/** The per-chunk step of fusedWindowAttention: raw q·k logits → attention weights. */
+export type WindowWeights = (qk: Tensor, q: Tensor) => Tensor;
+
+/**
+ * softmax-style window attention with the fused kernel, over chunks of the batch:
+ * q, key, value (B, nh, H·W, dh) on an H×W map → (B, nh, H·W, dh), where each chunk's weights
+ * are weights(q·k (b, nh, H·W, k²), q (b, nh, H·W, dh)) — the caller's biases, mask, softmax and
+ * dropout. Chunks change no value (every op is per image); split/cat keep the backward one pass.
+ * chunkLogits (default 2²¹) bounds the logits elements per chunk (at least one image).
+ */
+export function fusedWindowAttention(q: Tensor, key: Tensor, value: Tensor, height: number, width: number,
+  s: WindowStarts, weights: WindowWeights, chunkLogits = CHUNK_LOGITS): Tensor {
+  const [B, nh, P, dh] = q.shape;
+  const T = s.kernelSize * s.kernelSize;
+  const images = Math.max(1, Math.floor(chunkLogits / (nh * P * T)));
+  const grid = (t: Tensor) => t.reshape([t.shape[0] * nh, height, width, t.shape[3]]); // (b·nh, H, W, ·)
+  const [qs, ks, vs] = [q, key, value].map((t) => (images >= B ? [t] : t.split(images, 0)));
+  const outs = qs.map((qc, i) => {
+    const b = qc.shape[0];
+    const qk = windowQk(grid(qc), grid(ks[i]), s).reshape([b, nh, P, T]); // (b, nh, H·W, T)
+    const attn = weights(qk, qc);                                         // (b, nh, H·W, T)
+    return windowAv(grid(attn), grid(vs[i]), s).reshape([b, nh, P, dh]);  // (b, nh, H·W, dh)
+  });
+  return outs.length === 1 ? outs[0] : cat(outs, 0);
 }

@@ -1,75 +1,98 @@
 /**
- * `vicinity train`: trains and evaluates a classifier on Fashion-MNIST, printing progress,
- * writing metrics (JSONL) and an atomic safetensors checkpoint every epoch.
+ * `vicinity train [--config run.yaml] [flags]`: one training run (trainer.ts `runTraining`) from
+ * the merged settings — defaults < config file < flags (config-schema.ts). The trainer reports the
+ * resolved run (data and counts, model and parameters, recipe and overrides), progress and a line
+ * per epoch on stderr; stdout gets the final summary: test accuracy, and where the checkpoints,
+ * metrics.jsonl and summary.csv are.
  *
- * The foundation's version: one model (SmallConvNet) and SGD with Nesterov momentum and a
- * per-step cosine schedule. The paper models, recipes and datasets plug in here later.
+ * Ctrl-C: the first SIGINT asks the run to stop after the current step; it writes a checkpoint
+ * (which `--resume` continues from exactly) and the command exits with 130, the shell's code for
+ * SIGINT. A second Ctrl-C exits at once, without a checkpoint of the current epoch.
  */
-import { mkdir, appendFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { saveSafetensors } from '../checkpoint/tensor-io.js';
-import { loadFashionMnist } from '../data/fashion-mnist.js';
-import { ImageBatches } from '../data/image-batches.js';
-import { SmallConvNet } from '../models/small-convnet.js';
-import { CosineSchedule, SGD, paramGroupsNoWeightDecay } from '../optim/index.js';
-import { manualSeed } from '../tensor/creation.js';
-import { evaluate, trainEpoch } from '../train/classifier-loop.js';
+import {
+  defaultTrainConfig, flagValues, formatConfigYaml, loadConfigFile, mergeConfig, validateConfig,
+} from '../train/config-schema.js';
+import { recipeFor } from '../train/recipes.js';
+import type { TrainConfig } from '../train/train-config.js';
+import { runTraining, type TrainResult } from '../train/trainer.js';
 
-export interface TrainCommandOptions {
-  data: 'auto' | 'full' | 'subset';
-  epochs: number;
-  batchSize: number;
-  lr: number;
-  weightDecay: number;
-  seed: number;
-  out: string;
+/** `vicinity train`'s parsed options: the settings' flags, plus these. */
+export interface TrainCommandOptions extends Record<string, unknown> {
+  /** A YAML or JSON config file. */
+  config?: string;
+  /** Print the merged config as YAML and exit. */
+  printConfig?: boolean;
 }
 
-const FASHION_MEAN = [0.286];
-const FASHION_STD = [0.353];
+/** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
+export const INTERRUPTED_EXIT_CODE = 130;
 
-export async function train(o: TrainCommandOptions): Promise<number> {
-  const [trainSplit, testSplit] = await Promise.all([
-    loadFashionMnist({ split: 'train', source: o.data }),
-    loadFashionMnist({ split: 'test', source: o.data }),
-  ]);
-  console.log(`data: Fashion-MNIST ${trainSplit.source} (${trainSplit.count} train, ${testSplit.count} test) from ${trainSplit.root}`);
-  manualSeed(o.seed);
-  const model = new SmallConvNet();
-  console.log(`model: SmallConvNet, ${model.numParameters().toLocaleString('en-US')} parameters`);
-  const optimizer = new SGD(paramGroupsNoWeightDecay(model, o.weightDecay), { lr: o.lr, momentum: 0.9, nesterov: true });
-  const trainBatches = new ImageBatches(trainSplit, { batchSize: o.batchSize, shuffle: true, seed: o.seed, mean: FASHION_MEAN, std: FASHION_STD });
-  const testBatches = new ImageBatches(testSplit, { batchSize: 1000, mean: FASHION_MEAN, std: FASHION_STD });
-  const totalSteps = o.epochs * trainBatches.length;
-  const schedule = new CosineSchedule({ optimizer, totalSteps, warmupSteps: Math.min(200, Math.floor(totalSteps / 10)) });
-  await mkdir(o.out, { recursive: true });
-  const metricsFile = path.join(o.out, 'metrics.jsonl');
-  const checkpoint = path.join(o.out, 'last.safetensors');
-  await writeFile(metricsFile, '');
-  const started = Date.now();
-  let last = { top1: NaN, top5: NaN, loss: NaN };
-  for (let epoch = 0; epoch < o.epochs; epoch++) {
-    const epochStart = Date.now();
-    const trainLoss = await trainEpoch(model, optimizer, trainBatches.epoch(epoch), { onStep: () => schedule.step() });
-    const seconds = (Date.now() - epochStart) / 1000;
-    last = await evaluate(model, testBatches.epoch());
-    const row = {
-      epoch: epoch + 1, train_loss: trainLoss, eval_loss: last.loss, eval_top1: 100 * last.top1, eval_top5: 100 * last.top5,
-      lr: schedule.lastLr[0], epoch_seconds: seconds, images_per_second: trainSplit.count / seconds,
-    };
-    await appendFile(metricsFile, `${JSON.stringify(row)}\n`);
-    await saveSafetensors(checkpoint, model, { epoch: String(epoch + 1), model: 'SmallConvNet' });
-    console.log(
-      `epoch ${epoch + 1}/${o.epochs}  train loss ${trainLoss.toFixed(4)}  test loss ${last.loss.toFixed(4)}  ` +
-        `top-1 ${(100 * last.top1).toFixed(2)}%  ${seconds.toFixed(1)} s  ${row.images_per_second.toFixed(0)} img/s`,
-    );
+/** The run's settings: defaults, then the config file, then the flags; every value validated. */
+export async function resolveTrainConfig(options: TrainCommandOptions): Promise<TrainConfig> {
+  const file = options.config ? await loadConfigFile(options.config) : {};
+  const flags = validateConfig(flagValues(options), 'command line', { flags: true });
+  return mergeConfig(defaultTrainConfig(), file, flags);
+}
+
+/**
+ * Wires SIGINT to an AbortController while `run` runs: the first signal aborts (the run
+ * checkpoints and returns), a second exits the process at once with 130.
+ */
+export async function withInterrupt<T>(run: (signal: AbortSignal) => Promise<T>, say: (line: string) => void): Promise<T> {
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) {
+      say('\nsecond Ctrl-C: stopping now, without a checkpoint of the current epoch');
+      process.exit(INTERRUPTED_EXIT_CODE);
+    }
+    say('\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)');
+    controller.abort();
+  };
+  process.on('SIGINT', onSigint);
+  try {
+    return await run(controller.signal);
+  } finally {
+    process.off('SIGINT', onSigint);
   }
-  console.log(`\ntest accuracy: ${(100 * last.top1).toFixed(2)}% top-1, ${(100 * last.top5).toFixed(2)}% top-5 ` +
-    `after ${o.epochs} epochs in ${((Date.now() - started) / 1000).toFixed(1)} s`);
-  console.log(`checkpoint: ${checkpoint}\nmetrics:    ${metricsFile}`);
-  optimizer.dispose();
-  trainBatches.dispose();
-  testBatches.dispose();
-  model.dispose();
-  return 0;
+}
+
+/** The end of a run: accuracy and files, or how to continue an interrupted one. */
+export function formatTrainResult(result: TrainResult): string {
+  const lines: string[] = [];
+  if (result.interrupted) {
+    lines.push(`interrupted after ${result.steps} steps (${result.epochs} complete epoch(s)); ` +
+      `continue with: vicinity train --resume ${result.runDir}`);
+  }
+  if (Number.isFinite(result.top1)) {
+    const ema = result.emaTop1 !== undefined ? `, EMA ${result.emaTop1.toFixed(2)}% top-1` : '';
+    lines.push(`test accuracy: ${result.top1.toFixed(2)}% top-1, ${result.top5.toFixed(2)}% top-5${ema} ` +
+      `after ${result.epochs} epoch(s) in ${result.seconds.toFixed(1)} s`);
+  } else {
+    lines.push('test accuracy: none yet (stopped before the first epoch ended)');
+  }
+  lines.push(`checkpoint: ${result.checkpoint}`);
+  if (Number.isFinite(result.bestTop1)) {
+    lines.push(`best:       ${path.join(result.runDir, 'best.safetensors')} (${result.bestTop1.toFixed(2)}% top-1)`);
+  }
+  lines.push(`state:      ${result.stateFile}`, `metrics:    ${result.metricsFile}`, `summary:    ${result.summaryFile}`);
+  return lines.join('\n');
+}
+
+/** Runs `vicinity train`; returns the exit code (0, or 130 when Ctrl-C stopped the run). */
+export async function trainCommand(options: TrainCommandOptions): Promise<number> {
+  const config = await resolveTrainConfig(options);
+  // Resolving the recipe here checks the settings together (e.g. warm-up longer than the run)
+  // before any data is read; a resumed run takes its recipe from its state file instead.
+  const recipe = config.resume ? undefined : recipeFor(config);
+  if (options.printConfig) {
+    process.stdout.write(formatConfigYaml(config, recipe && { name: recipe.name, settings: recipe }));
+    return 0;
+  }
+  // As the trainer's own lines and progress: stderr, so stdout holds only the final summary.
+  const note = (line: string) => process.stderr.write(`${line}\n`);
+  if (options.config && config.progress !== 'none') note(`config: ${options.config}`);
+  const result = await withInterrupt((signal) => runTraining(config, { signal }), note);
+  console.log(formatTrainResult(result));
+  return result.interrupted ? INTERRUPTED_EXIT_CODE : 0;
 }

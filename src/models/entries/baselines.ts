@@ -10,7 +10,7 @@
  * Recipes (names the training code resolves):
  *   'torchvision-imagenet'  SGD momentum 0.9, lr 0.1 per 256 images, wd 1e-4, 90 epochs, ×0.1 every 30
  *   'cifar-sgd'             SGD momentum 0.9, lr 0.1, wd 5e-4, cosine (bench/resnet18-step.ts)
- *   'fashion-mnist-sgd'     `vicinity train`: SGD Nesterov 0.9, lr 0.1, wd 5e-4, cosine, 4 epochs
+ *   'fashion-mnist-sgd'     the nano models: SGD Nesterov 0.9, lr 0.1 @ 128, wd 5e-4, ½ warm-up epoch, cosine, 5 epochs, flip
  */
 import { SmallConvNet } from '../small-convnet.js';
 import type { ModelEntry, ResolvedModelOptions } from '../registry.js';

@@ -1146,3 +1146,8 @@ export function _foreach_add__List(self_: Tensor[], other: Tensor[], alpha?: Sca
 export function vicinity_la_normalized_weight(q: Tensor, key: Tensor, dim: number, eps?: number): Tensor {
   return call((ids.vicinity_la_normalized_weight ??= opId('vicinity::la_normalized_weight', '')), [q, key, dim, eps]) as Tensor;
 }
+
+/** `vicinity::la_attention(Tensor q, Tensor key, Tensor value, Tensor offsets, int kernel_size, str mode, float eps=9.9999999999999995e-07) -> Tensor` */
+export function vicinity_la_attention(q: Tensor, key: Tensor, value: Tensor, offsets: Tensor, kernelSize: number, mode: string, eps?: number): Tensor {
+  return call((ids.vicinity_la_attention ??= opId('vicinity::la_attention', '')), [q, key, value, offsets, kernelSize, mode, eps]) as Tensor;
+}

@@ -1,0 +1,176 @@
+/**
+ * `vicinity eval <checkpoint>`: a trained checkpoint's loss and top-1/top-5 accuracy on a
+ * dataset's test split, with the evaluation transform the trainer uses (input-pipeline.ts), and
+ * its throughput. The model, dataset and sizes come from the checkpoint's safetensors metadata
+ * (written by the trainer: model, dataset, numClasses, inChannels, inputSize); flags override
+ * them, and are needed for files without metadata (PyTorch .pth, other tools' safetensors).
+ * Weights load strictly: a missing, unexpected or mis-shaped parameter is an error naming each.
+ */
+import { constants } from 'node:fs';
+import { access } from 'node:fs/promises';
+import { readSafetensors } from '../checkpoint/safetensors.js';
+import { loadPretrained } from '../checkpoint/tensor-io.js';
+import { DataLoader } from '../data/loader.js';
+import type { ImageDataset } from '../data/dataset.js';
+import { DATASET_NAMES, isDatasetName, loadDataset, nativeChannels, type DatasetName } from '../data/load-dataset.js';
+import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { evaluate } from '../train/classifier-loop.js';
+import type { Device } from '../tensor/tensor.js';
+import { evalTransform } from '../train/input-pipeline.js';
+
+export interface EvalCommandOptions {
+  /** Registry name; default the checkpoint's `model` metadata. */
+  model?: string;
+  /** Default the checkpoint's `dataset` metadata, else 'fashion-mnist'. */
+  dataset?: string;
+  dataRoot?: string;
+  /** Fashion-MNIST: 'auto', 'full' or 'subset'. */
+  dataSource?: 'auto' | 'full' | 'subset';
+  /** Default 500. */
+  batchSize?: number;
+  /** Input side; default the checkpoint's, else the model's. */
+  inputSize?: number;
+  /** Loader worker threads; default 0. */
+  workers?: number;
+  /** Where the model runs; default 'cpu'. */
+  device?: Device;
+  json?: boolean;
+}
+
+/** What `vicinity eval` measures; top1/top5 in percent, as timm's validate.py. */
+export interface EvalReport {
+  checkpoint: string;
+  model: string;
+  dataset: string;
+  split: 'test';
+  count: number;
+  loss: number;
+  top1: number;
+  top5: number;
+  param_count: number;
+  img_size: number;
+  seconds: number;
+  samples_per_sec: number;
+}
+
+/** The trainer's safetensors metadata, or {} for files that have none. */
+export async function checkpointMetadata(file: string): Promise<Record<string, string>> {
+  try {
+    await access(file, constants.R_OK);
+  } catch (e) {
+    throw new Error(`cannot read checkpoint ${file} (${(e as NodeJS.ErrnoException).code}); ` +
+      'vicinity train writes <out>/last.safetensors and <out>/best.safetensors');
+  }
+  if (!file.endsWith('.safetensors')) return {};
+  return (await readSafetensors(file)).metadata;
+}
+
+/** '28', '28x28', '[28, 28]' → [28, 28]; undefined when absent or unreadable. */
+export function parseInputSize(text: string | undefined): [number, number] | undefined {
+  if (text === undefined) return undefined;
+  const sides = (text.match(/\d+/g) ?? []).map(Number);
+  if (sides.length === 1) return [sides[0], sides[0]];
+  if (sides.length === 2) return [sides[0], sides[1]];
+  return undefined;
+}
+
+function metaInt(meta: Record<string, string>, key: string): number | undefined {
+  const n = Number(meta[key]);
+  return meta[key] !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+interface EvalSetup {
+  model: string;
+  dataset: string;
+  numClasses?: number;
+  inChannels?: number;
+  inputSize?: [number, number];
+}
+
+/** Model, dataset and sizes: flags first, then the checkpoint's metadata (sizes left undefined fall to the data). */
+export function resolveEvalSetup(file: string, meta: Record<string, string>, options: EvalCommandOptions): EvalSetup {
+  const model = options.model ?? meta.model;
+  if (!model) {
+    throw new Error(`${file} has no 'model' metadata (only checkpoints written by vicinity train do); ` +
+      'pass --model <name> (vicinity list-models lists them)');
+  }
+  modelInfo(model); // an unknown name fails here, with the nearest names
+  return {
+    model, dataset: options.dataset ?? meta.dataset ?? 'fashion-mnist',
+    numClasses: metaInt(meta, 'numClasses'), inChannels: metaInt(meta, 'inChannels'),
+    inputSize: options.inputSize !== undefined ? [options.inputSize, options.inputSize] : parseInputSize(meta.inputSize),
+  };
+}
+
+/** The trainer's rule: the dataset's image size for models that take any size, else the model's own. */
+function defaultInputSize(model: string, test: ImageDataset): [number, number] {
+  const info = modelInfo(model);
+  return !info.fixedInputSize && test.store.kind === 'memory' ? [test.store.height, test.store.width] : [info.inputSize, info.inputSize];
+}
+
+/** Builds the model for the data and loads the checkpoint into it, strictly. */
+async function loadModel(file: string, name: string, shape: { numClasses: number; inChannels: 1 | 3; inputSize: [number, number] },
+  trainedAs: string | undefined): Promise<Classifier> {
+  const { numClasses, inChannels, inputSize } = shape;
+  const model = createModel(name, { numClasses, inChannels, inputSize: inputSize[0] === inputSize[1] ? inputSize[0] : inputSize });
+  try {
+    await loadPretrained(model, file);
+  } catch (e) {
+    model.dispose();
+    const origin = trainedAs && trainedAs !== name ? ` (it was trained as ${trainedAs})` : '';
+    throw new Error(`${file}${origin} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
+      `${inputSize.join('×')} input: ${(e as Error).message}; check --model, --dataset and --input-size`);
+  }
+  return model;
+}
+
+/** Evaluates a checkpoint on the test split; the report of `vicinity eval`. */
+export async function evalCheckpoint(file: string, options: EvalCommandOptions = {}): Promise<EvalReport> {
+  const meta = await checkpointMetadata(file);
+  const setup = resolveEvalSetup(file, meta, options);
+  const dataset = checkDatasetName(setup.dataset);
+  const channels = (setup.inChannels ?? nativeChannels(dataset)) as 1 | 3;
+  const test = await loadDataset({
+    name: dataset, root: options.dataRoot, split: 'test', channels,
+    source: dataset === 'fashion-mnist' ? options.dataSource : undefined,
+  });
+  const inputSize = setup.inputSize ?? defaultInputSize(setup.model, test);
+  const model = await loadModel(file, setup.model, { numClasses: setup.numClasses ?? test.classes.length, inChannels: channels, inputSize }, meta.model);
+  if (options.device && options.device !== 'cpu') model.to({ device: options.device });
+  const loader = new DataLoader({
+    dataset: test, transform: evalTransform(dataset, inputSize, channels),
+    batchSize: options.batchSize ?? 500, shuffle: false, seed: 0, workers: options.workers ?? 0,
+  });
+  try {
+    const started = performance.now();
+    const r = await evaluate(model, loader.epoch(0), { device: options.device });
+    const seconds = (performance.now() - started) / 1000;
+    return {
+      checkpoint: file, model: setup.model, dataset, split: 'test', count: r.count,
+      loss: r.loss, top1: 100 * r.top1, top5: 100 * r.top5, param_count: model.numParameters(),
+      img_size: inputSize[1], seconds, samples_per_sec: r.count / seconds,
+    };
+  } finally {
+    await loader.close();
+    model.dispose();
+  }
+}
+
+function checkDatasetName(name: string): DatasetName {
+  if (isDatasetName(name)) return name;
+  throw new Error(`unknown dataset '${name}'; the datasets are ${DATASET_NAMES.join(', ')}`);
+}
+
+/** Runs `vicinity eval`; returns the exit code. */
+export async function evalCommand(file: string, options: EvalCommandOptions = {}): Promise<number> {
+  const r = await evalCheckpoint(file, options);
+  if (options.json) {
+    console.log(JSON.stringify(r, null, 2));
+    return 0;
+  }
+  console.log(`${r.model} (${r.param_count.toLocaleString('en-US')} parameters) from ${r.checkpoint}`);
+  console.log(`${r.dataset} test: ${r.count.toLocaleString('en-US')} images at ${r.img_size} px`);
+  console.log(`test loss ${r.loss.toFixed(4)}  top-1 ${r.top1.toFixed(2)}%  top-5 ${r.top5.toFixed(2)}%  ` +
+    `(${r.seconds.toFixed(1)} s, ${r.samples_per_sec.toFixed(0)} images/s)`);
+  return 0;
+}
