@@ -4,7 +4,7 @@
  * resnet_nano's (docs/benchmarks.md, "LA-layer fused kernel").
  *
  *   node dist/bench/la-layer.js [--batch 128] [--channels 32] [--size 28] [--heads 4]
- *     [--repeats 5] [--threads N] [--models resnet_nano,la_resnet_nano,la_resnet_nano_softmax]
+ *     [--repeats 5] [--threads N] [--models resnet_nano,la_resnet_nano,la_resnet_nano_normalized]
  *     [--out r.json]
  *
  * Layer: LALayer(C → C, heads, k 3, constraint 3) on (batch, C, size, size), forward (to the
@@ -32,7 +32,7 @@ const { values: opts } = parseArgs({
     heads: { type: 'string', default: '4' },
     repeats: { type: 'string', default: '5' },
     threads: { type: 'string' },
-    models: { type: 'string', default: 'resnet_nano,la_resnet_nano,la_resnet_nano_softmax' },
+    models: { type: 'string', default: 'resnet_nano,la_resnet_nano,la_resnet_nano_normalized' },
     out: { type: 'string' },
   },
 });

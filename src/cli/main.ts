@@ -26,7 +26,7 @@ const program = new Command()
 const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ vicinity ${l}`).join('\n')}`;
 
 program.addHelpText('after', `${examples('train', 'train --model small_convnet --epochs 2',
-  'eval runs/la_resnet_nano-fashion-mnist/best.safetensors', "bench 'la_*' --mode infer --csv la.csv", "list-models 'la_*'",
+  'eval runs/la_resnet_nano_s2-fashion-mnist/best.safetensors', "bench 'la_*' --mode infer --csv la.csv", "list-models 'la_*'",
   'info la_resnet50', '<command> --help')}\n\nDocumentation: docs/cli.md`);
 
 const TRAIN_EXAMPLES = `
@@ -34,19 +34,19 @@ Settings merge as defaults < --config file < flags; recipe settings left unset t
 value (--print-config shows them). Config keys are the flags' names in camelCase (or snake_case).
 
 Examples:
-  $ vicinity train                                          # la_resnet_nano on Fashion-MNIST
+  $ vicinity train                                          # la_resnet_nano_s2 on Fashion-MNIST
   $ vicinity train --model small_convnet --epochs 2 --out runs/quick
   $ vicinity train --config run.yaml --lr 0.05              # the file, with one override
   $ vicinity train --config run.yaml --print-config > resolved.yaml
   $ vicinity train --model resnet18_cifar --dataset cifar10 --data-root ~/data
-  $ vicinity train --resume runs/la_resnet_nano-fashion-mnist   # after Ctrl-C
+  $ vicinity train --resume runs/la_resnet_nano_s2-fashion-mnist   # after Ctrl-C
 
 Outputs in --out: last.safetensors and best.safetensors (weights), last.state.safetensors
 (resume state), metrics.jsonl, summary.csv, config.json. Ctrl-C checkpoints and exits with 130.`;
 
 const EVAL_EXAMPLES = `
 Examples:
-  $ vicinity eval runs/la_resnet_nano-fashion-mnist/best.safetensors
+  $ vicinity eval runs/la_resnet_nano_s2-fashion-mnist/best.safetensors
   $ vicinity eval runs/resnet18_cifar-cifar10/last.safetensors --data-root ~/data --json
   $ vicinity eval resnet18.pth --model resnet18 --dataset imagefolder --data-root ~/data/val`;
 

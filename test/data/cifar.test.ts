@@ -7,7 +7,7 @@ import {
   CIFAR_PIXELS, cifarRecordSize, loadCifar10, loadCifar100, readCifarClassNames,
 } from '../../src/data/cifar.js';
 import { memoryImage, type ImageDataset } from '../../src/data/dataset.js';
-import { DatasetError } from '../../src/data/errors.js';
+import { rejectsDatasetError } from '../support/dataset-errors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vicinity-cifar-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -62,17 +62,6 @@ function cifar100(name: string, edit?: (files: Map<string, Uint8Array | string>)
   edit?.(files);
   for (const [file, bytes] of files) writeFileSync(path.join(data, file), bytes);
   return data;
-}
-
-async function rejectsDatasetError(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<DatasetError> {
-  let caught: DatasetError | undefined;
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof DatasetError, `expected a DatasetError, got ${String(e)}`);
-    for (const p of patterns) assert.match(e.message, p);
-    caught = e;
-    return true;
-  });
-  return caught!;
 }
 
 /** Asserts image i of the dataset is record r of batch b, transposed to HWC. */

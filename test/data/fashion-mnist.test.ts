@@ -5,13 +5,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
-import { DatasetError } from '../../src/data/errors.js';
 import {
   DEFAULT_FASHION_MNIST_ROOT, FASHION_MNIST_CLASSES, FASHION_MNIST_SUBSET_ROOT,
   loadFashionMnist, loadMnist, type ImageClassificationSplit,
 } from '../../src/data/fashion-mnist.js';
 import { encodeIdx, readIdx } from '../../src/data/idx.js';
 import { packageRoot } from '../../src/package-root.js';
+import { rejectsDatasetError } from '../support/dataset-errors.js';
 
 const FULL = DEFAULT_FASHION_MNIST_ROOT;
 const HAVE_FULL = existsSync(path.join(FULL, 't10k-images-idx3-ubyte.gz'));
@@ -48,14 +48,6 @@ function writePair(name: string, images: Uint8Array, labels: Uint8Array, opts: {
 }
 
 /** Asserts the promise rejects with a DatasetError whose message matches every pattern. */
-async function rejectsDatasetError(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof DatasetError, `expected a DatasetError, got ${String(e)}`);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
-}
-
 test('packageRoot is the directory of vicinity\'s package.json', () => {
   const pkg = JSON.parse(readFileSync(path.join(packageRoot, 'package.json'), 'utf8')) as { name: string };
   assert.equal(pkg.name, 'vicinity');

@@ -6,10 +6,10 @@ import { after, test } from 'node:test';
 import jpeg from 'jpeg-js';
 import pngjs from 'pngjs';
 import type { ImageDataset } from '../../src/data/dataset.js';
-import { DatasetError } from '../../src/data/errors.js';
 import {
   checkImageFiles, IMAGE_EXTENSIONS, isImageFileName, loadImageFolder, resolveImageFolderSplit,
 } from '../../src/data/image-folder.js';
+import { rejectsDatasetError } from '../support/dataset-errors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vicinity-folder-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -34,17 +34,6 @@ function tree(name: string, files: Record<string, Uint8Array | string>): string 
     writeFileSync(path.join(root, file), bytes);
   }
   return root;
-}
-
-async function rejectsDatasetError(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<DatasetError> {
-  let caught: DatasetError | undefined;
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof DatasetError, `expected a DatasetError, got ${String(e)}`);
-    for (const p of patterns) assert.match(e.message, p);
-    caught = e;
-    return true;
-  });
-  return caught!;
 }
 
 function paths(data: ImageDataset): string[] {

@@ -6,12 +6,12 @@ import { after, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import pngjs from 'pngjs';
 import { memoryImage, type ImageDataset } from '../../src/data/dataset.js';
-import { DatasetError } from '../../src/data/errors.js';
 import { FASHION_MNIST_CLASSES, FASHION_MNIST_SUBSET_ROOT, loadFashionMnist } from '../../src/data/fashion-mnist.js';
 import { encodeIdx } from '../../src/data/idx.js';
 import {
   DATASET_NAMES, DATASET_ROOT_ENV, datasetStats, isDatasetName, loadDataset, nativeChannels,
 } from '../../src/data/load-dataset.js';
+import { rejectsDatasetError } from '../support/dataset-errors.js';
 
 const dir = mkdtempSync(path.join(tmpdir(), 'vicinity-load-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -24,14 +24,6 @@ async function withEnv<T>(env: Record<string, string | undefined>, fn: () => Pro
   };
   apply(env);
   try { return await fn(); } finally { apply(saved); }
-}
-
-async function rejectsDatasetError(promise: Promise<unknown>, ...patterns: RegExp[]): Promise<void> {
-  await assert.rejects(promise, (e: unknown) => {
-    assert.ok(e instanceof DatasetError, `expected a DatasetError, got ${String(e)}`);
-    for (const p of patterns) assert.match(e.message, p);
-    return true;
-  });
 }
 
 function memory(data: ImageDataset) {

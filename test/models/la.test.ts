@@ -136,7 +136,7 @@ test('laLayerOp: grouped ResNeXt layers, keepBn2, and errors naming the block', 
 // ---- the small-image model ---------------------------------------------------------------------
 
 test('la_resnet_nano (both aggregations): params, MACs at 28 px, shapes', () => {
-  for (const [name, aggregation] of [['la_resnet_nano', 'normalized'], ['la_resnet_nano_softmax', 'softmax']] as const) {
+  for (const [name, aggregation] of [['la_resnet_nano', 'softmax'], ['la_resnet_nano_normalized', 'normalized']] as const) {
     const entry = laModels[name];
     assert.deepEqual([entry.inputSize, entry.inChannels, entry.numClasses], [28, 1, 10]);
     const model = build(entry);

@@ -151,7 +151,7 @@ test('mergeConfig: flags override the file, the file overrides the defaults; out
   assert.equal(merged.momentum, undefined);
   assert.equal(mergeConfig(defaults, { out: 'a' }, {}).out, 'a');
   assert.equal(mergeConfig(defaults, { out: 'a' }, { out: 'b' }).out, 'b');
-  assert.equal(mergeConfig(defaults).out, path.join('runs', 'la_resnet_nano-fashion-mnist'));
+  assert.equal(mergeConfig(defaults).out, path.join('runs', 'la_resnet_nano_s2-fashion-mnist'));
 });
 
 test('loadConfigFile reads YAML and JSON (by extension or content) and labels problems with the path', async (t) => {

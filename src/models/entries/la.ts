@@ -22,8 +22,16 @@ import { laLayerOp } from '../la-ops.js';
 import type { Classifier, ModelEntry, ResolvedModelOptions } from '../registry.js';
 import { resnetFamily, type ResNetFamilyOptions } from '../resnet-family.js';
 
+/**
+ * The aggregation of every LA model: 'softmax' (Eq. 6 over the k² deformed points) trained better
+ * than 'normalized' on Fashion-MNIST at equal epochs (89.91% vs 89.66% top-1, 2 epochs) and at
+ * equal time (88.55% vs 86.11%, 240 s), and is 1.6× faster on CPU (docs/results.md).
+ * LALayer's own default stays la-layer.md's 'normalized'.
+ */
+export const LA_MODEL_AGGREGATION = 'softmax' as const;
+
 /** The paper's LA-layer hyper-parameters (§4.1): k = 3, m = 8, L = 7. */
-const PAPER_LA = { heads: 8, constraint: 7, kernelSize: 3 } as const;
+const PAPER_LA = { heads: 8, constraint: 7, kernelSize: 3, aggregation: LA_MODEL_AGGREGATION } as const;
 
 /**
  * The options createModel passes, in the builder's terms, and zero-initialised residual branches
@@ -42,7 +50,7 @@ const imagenet = { inputSize: 224, inChannels: 3, numClasses: 1000, recipe: 'la-
 
 /** Options of the small-image LA-ResNet (`la_resnet_nano*`). */
 export interface LaResNetNanoOptions extends Partial<ResolvedModelOptions> {
-  /** The LA-layers' Eq. (8) reading: 'normalized' (default) or 'softmax'. */
+  /** The LA-layers' Eq. (8) reading: 'softmax' (default, LA_MODEL_AGGREGATION) or 'normalized'. */
   aggregation?: Exclude<LAAggregation, 'literal'>;
   /**
    * Stage 1 at stride 2 (maps 14, 7, 4, 4 px instead of 28, 14, 7, 4): ~2.5× less LA work per
@@ -64,7 +72,7 @@ export function laResNetNano(o: LaResNetNanoOptions = {}): Classifier {
   return resnetFamily({
     depths: [1, 1, 1, 1], block: 'basic', stem: 'cifar', stemWidth: 32, widths: [32, 64, 128, 256],
     stageStrides: o.halfResolution ? [2, 2, 2, 1] : [1, 2, 2, 2],
-    spatialOp: laLayerOp({ heads: 4, constraint: 3, kernelSize: 3, aggregation: o.aggregation ?? 'normalized' }),
+    spatialOp: laLayerOp({ heads: 4, constraint: 3, kernelSize: 3, aggregation: o.aggregation ?? LA_MODEL_AGGREGATION }),
     numClasses: o.numClasses ?? 10, inChannels: o.inChannels ?? 1, inputSize: o.inputSize ?? 28,
     dropPathRate: o.dropPathRate ?? 0,
   });
@@ -97,16 +105,16 @@ export const laModels: Record<string, ModelEntry> = {
     build: (o) => resnetFamily({ depths: [3, 4, 23, 3], cardinality: 32, widthPerGroup: 4, spatialOp: laLayerOp(PAPER_LA), ...common(o) }),
   },
   la_resnet_nano: {
-    ...nano, description: 'LA-ResNet for 28 px: resnet_nano with LA-layers (4 heads, L 3, normalized aggregation) as conv2',
-    build: (o) => laResNetNano({ ...o, aggregation: 'normalized' }),
-  },
-  la_resnet_nano_softmax: {
-    ...nano, description: 'la_resnet_nano with the softmax (Eq. 6) aggregation',
+    ...nano, description: 'LA-ResNet for 28 px: resnet_nano with LA-layers (4 heads, L 3, softmax aggregation) as conv2',
     build: (o) => laResNetNano({ ...o, aggregation: 'softmax' }),
+  },
+  la_resnet_nano_normalized: {
+    ...nano, description: 'la_resnet_nano with the normalized (la-layer.md) aggregation',
+    build: (o) => laResNetNano({ ...o, aggregation: 'normalized' }),
   },
   la_resnet_nano_s2: {
     ...nano, params: 911_842, macs: 19_341_056,
     description: 'la_resnet_nano with stage 1 at stride 2 (14, 7, 4, 4 px) and softmax aggregation: the main job\'s fast CPU model',
-    build: (o) => laResNetNano({ ...o, aggregation: 'softmax', halfResolution: true }),
+    build: (o) => laResNetNano({ ...o, halfResolution: true }),
   },
 };
