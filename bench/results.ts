@@ -26,7 +26,8 @@ import { laResNetNano } from '../src/models/entries/la.js';
 import { createModel, modelInfo, type Classifier } from '../src/models/registry.js';
 import { countMacs } from '../src/analysis/macs.js';
 import { CosineSchedule, SGD, paramGroupsNoWeightDecay } from '../src/optim/index.js';
-import { manualSeed, randint, randn } from '../src/tensor/creation.js';
+import { manualSeed } from '../src/tensor/creation.js';
+import { medianStepSeconds } from './step-time.js';
 import { flushFinalizers, getNumThreads } from '../src/tensor/memory.js';
 import { scope } from '../src/tensor/scope.js';
 import { disposeBatch, evaluate, trainStep } from '../src/train/classifier-loop.js';
@@ -84,34 +85,14 @@ function build(run: Run): Classifier {
   return createModel(run.model, { numClasses: 10, inChannels: 1, inputSize: 28 });
 }
 
-/** Median seconds of one training step at the recipe's batch size, on random data and a copy. */
-async function stepSeconds(run: Run): Promise<number> {
-  const model = build(run);
-  const optimizer = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
-  const times: number[] = [];
-  model.train();
-  for (let i = 0; i < 6; i++) {
-    const batch = { images: randn([recipe.batchSize, 1, 28, 28]), labels: randint(0, 10, [recipe.batchSize]) };
-    const start = performance.now();
-    {
-      using _ = scope();
-      trainStep(model, optimizer, batch);
-    }
-    if (i >= 2) times.push((performance.now() - start) / 1000);
-    disposeBatch(batch);
-    await flushFinalizers();
-  }
-  optimizer.dispose();
-  model.dispose();
-  return times.sort((a, b) => a - b)[Math.floor(times.length / 2)];
-}
-
 /** Trains for `budget.seconds` of measured step time, or for `budget.epochs` epochs. */
 async function trainOne(run: Run, train: ImageDataset, test: ImageDataset, budget: { seconds?: number; epochs?: number }): Promise<RunResult> {
   const stepsPerEpoch = Math.floor(train.count / recipe.batchSize);
   let steps: number;
   if (budget.seconds !== undefined) {
-    const perStep = await stepSeconds(run);
+    const probe = build(run);   // a throw-away copy: timing steps train it
+    const perStep = await medianStepSeconds(probe, [recipe.batchSize, 1, 28, 28], 10);
+    probe.dispose();
     steps = Math.max(1, Math.min(Math.floor(budget.seconds / perStep), recipe.epochs * stepsPerEpoch));
     console.error(`${run.model}: ${perStep.toFixed(3)} s/step → ${steps} steps (${(steps / stepsPerEpoch).toFixed(2)} epochs)`);
   } else {
