@@ -8,7 +8,7 @@ import { addTrainOptions } from '../train/config-schema.js';
 import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
-import { describeKinds, verify } from './verify.js';
+import { describeBundled, describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -160,10 +160,10 @@ program
 program
   .command('verify')
   .description('check vicinity layers against reference fixtures (<name>.safetensors + <name>.json): output, input and parameter gradients, running statistics')
-  .argument('<fixtures...>', 'fixture .safetensors files')
+  .argument('<fixtures...>', 'fixture .safetensors files, or names of the fixtures shipped with vicinity')
   .option('--tolerance <x>', "relative L2 tolerance (default: each fixture's suggested one)", nonNegative('tolerance'))
   .option('--json', 'machine-readable output')
-  .addHelpText('after', () => `\nReference classes it knows:\n${describeKinds()}\n${examples('verify ../shared/fixtures/halo-attn-open.safetensors', 'verify ../shared/fixtures/*.safetensors --tolerance 1e-4 --json')}`)
+  .addHelpText('after', () => `\nReference classes it knows:\n${describeKinds()}\n${examples('verify halo-attn-open                                  # a fixture shipped with vicinity, by name', 'verify test/fixtures/*.safetensors --tolerance 1e-4 --json  # from a clone of the repository')}\n\n${describeBundled()}`)
   .action(async (files: string[], options) => {
     process.exitCode = await verify(files, options);
   });
