@@ -27,7 +27,7 @@ import { booleanOption, integerAtLeast, oneOf, positiveNumber } from '../nn/laye
 import { ones } from '../tensor/creation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { qkHeadWidth } from './make-divisible.js';
 import { haloGeometry, relPosLogits2d, RelPosEmbedding2d } from './rel-pos.js';
 
@@ -288,6 +288,6 @@ export function haloAttentionOptionsFromReference(ctor: Record<string, unknown>)
   return options as unknown as HaloAttentionOptions;
 }
 
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'timm.layers.halo_attn.HaloAttn': (ctor) => new HaloAttention(haloAttentionOptionsFromReference(ctor)),
 };

@@ -35,7 +35,7 @@ import { Conv2d, Module, Sequential } from '../nn/index.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { buildOffsetModule, constrainOffsets, roundOffsets, type LAOffsets, type LARounding } from './la-offsets.js';
 import { pointOffsets, sampleBilinear, samplingCoordinates, windowValues } from './la-sampling.js';
 
@@ -356,6 +356,6 @@ export function laLayerOptionsFromCtor(ctor: Record<string, unknown>): LALayerOp
 }
 
 /** Fixture spec.kind → builder (registered by `vicinity verify`). */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'vicinity.LALayer': (ctor) => new LALayer(laLayerOptionsFromCtor(ctor)),
 };

@@ -21,7 +21,7 @@ import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, integerAtLeast, oneOf, positiveNumber, sizeTuple } from '../nn/layers/validation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { qkHeadWidth } from './make-divisible.js';
 import { globalGeometry, relPosLogits2d, RelPosEmbedding2d, resizeRelPosTable } from './rel-pos.js';
 
@@ -216,6 +216,6 @@ export function mhsa2dOptionsFromReference(ctor: Record<string, unknown>): Multi
   return options as unknown as MultiHeadSelfAttention2dOptions;
 }
 
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'timm.layers.bottleneck_attn.BottleneckAttn': (ctor) => new MultiHeadSelfAttention2d(mhsa2dOptionsFromReference(ctor)),
 };

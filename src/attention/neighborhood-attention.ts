@@ -38,7 +38,7 @@ import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
 
 export interface NeighborhoodAttention2dOptions {
@@ -226,7 +226,7 @@ function optional(value: unknown): number | undefined {
 }
 
 /** Builders from the reference's snake_case constructor (fixture spec.ctor), by spec.kind. */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'natten.natten2d.NeighborhoodAttention2D': (ctor) => new NeighborhoodAttention2d({
     dim: ctor.dim as number,
     numHeads: ctor.num_heads as number,
