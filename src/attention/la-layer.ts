@@ -9,7 +9,7 @@
  *     (`vicinity::la_attention`, native/kernels/la_attention.cc: same conventions, hand backward,
  *     O(B·C·P) saved instead of O(B·C·K·P); the composite path stays for other devices and sample())
  * Reference: no official code exists (the paper's repository holds a README only); we implement
- * shared/design/la-layer.md @ e8bc893a (class LALayer there) exactly, every open detail pinned by
+ * docs/design/la-layer.md (e8bc893a; class LALayer there) exactly, every open detail pinned by
  * the fixtures' `conventions`. Fixtures (spec.kind `vicinity.LALayer`, spec.ctor = these options):
  * la-layer-open, -softmax-, -perpixel-, -grouped-, -zerooffsets-, -samesign-, -literal-.
  * Legend: B batch, m = heads, d = C_out/m, k = kernelSize, K = k², s = stride, l = constraint,

@@ -1,6 +1,6 @@
 /**
  * MultiHeadSelfAttention2d: the global multi-head self-attention of BoTNet (Srinivas et al., CVPR
- * 2021, "Bottleneck Transformers for Visual Recognition", arXiv 2101.11605; not in shared/papers).
+ * 2021, "Bottleneck Transformers for Visual Recognition", arXiv 2101.11605; docs/papers.md).
  *   §3 Fig. 4  z = softmax(q kᵀ + q rᵀ) v over all H·W positions, per head     → attend()
  *   §3 Fig. 4  r = R_h + R_w, relative logits from one table per axis          → rel-pos.ts, Eq. (R)
  *   stride-2 BoT block (c5): 2×2 average pooling after the MHSA                  → attend()

@@ -8,8 +8,8 @@
  *   ρ_j(i): the j-th nearest neighbour of i, so a border query keeps k² keys: its window is the one
  *   of the nearest pixel with a full window (clamped inside the map). Dilation (keys every d-th
  *   pixel on the query's residue class) is DiNAT's (Hassani & Shi 2022, §3), in NATTEN 0.14.
- *   (Eq. (1) of the paper is global self-attention softmax(QKᵀ/√d + B)V. The NAT paper text is not
- *   in shared/papers: numbers as in arXiv 2204.07143.)
+ *   (Eq. (1) of the paper is global self-attention softmax(QKᵀ/√d + B)V. Numbers as in the NAT
+ *   paper, "Neighborhood Attention Transformer", arXiv 2204.07143; docs/papers.md.)
  * Legend: k kernel size, d dilation (keys every d-th pixel, on the query's residue class mod d),
  * ns = ⌊k/2⌋, T = k², nh heads, dh = dim / nh, B(·) = rpb[h, Δy/d + k − 1, Δx/d + k − 1].
  * Reference: SHI-Labs/NATTEN v0.14.6 (3b54c761), src/natten/natten2d.py class

@@ -2,6 +2,8 @@
 /** The `vicinity` command: one file per subcommand in src/cli/. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { doctor } from './doctor.js';
 import { DATASET_NAMES } from '../data/load-dataset.js';
 import { addTrainOptions } from '../train/config-schema.js';
@@ -27,7 +29,7 @@ const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ v
 
 program.addHelpText('after', `${examples('train', 'train --model small_convnet --epochs 2',
   'eval runs/la_resnet_nano_s2-fashion-mnist/best.safetensors', "bench 'la_*' --mode infer --csv la.csv", "list-models 'la_*'",
-  'info la_resnet50', '<command> --help')}\n\nDocumentation: docs/cli.md`);
+  'info la_resnet50', '<command> --help')}\n\nDocumentation: ${path.join(packageRoot, 'docs', 'cli.md')} (shipped with the package)`);
 
 const TRAIN_EXAMPLES = `
 Settings merge as defaults < --config file < flags; recipe settings left unset take the recipe's
