@@ -1,5 +1,6 @@
 /**
- * SmallConvNet: the foundation's smoke-test and default model until the paper models land — two
+ * SmallConvNet: the smallest registered model (`small_convnet`), the foundation's smoke test, kept
+ * for quick checks of the training path (the main job's model is la_resnet_nano_s2) — two
  * conv-BN-ReLU-maxpool stages and a linear classifier, for 28×28 grey images.
  *
  * Shape: (B, inChannels, H, W) → (B, numClasses), H and W divisible by 4; `forwardFeatures` gives
