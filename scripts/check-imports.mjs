@@ -58,7 +58,10 @@ function layerOf(file) {
   const rel = path.relative(srcDir, file).split(path.sep);
   if (rel[0] === '..') return null;  // outside src/
   const layer = LAYERS.find((l) => l.dirs.includes(rel[0]));
-  if (!layer) throw new Error(`${path.relative(root, file)}: src/${rel[0]} is in no layer of scripts/check-imports.mjs; add it`);
+  if (!layer) {
+    console.error(`${path.relative(root, file)}: src/${rel[0]} is in no layer of scripts/check-imports.mjs; add it`);
+    process.exit(1);
+  }
   return layer;
 }
 
