@@ -121,7 +121,7 @@ for (const b of blocks) {
     const cwd = path.join(scratch, 'run', b.page.replace(/[^A-Za-z0-9]+/g, '_'));
     mkdirSync(cwd, { recursive: true });
     const r = spawnSync(process.execPath, [path.join(scratch, 'out', `${b.id}.js`)], {
-      cwd, encoding: 'utf8', timeout: 120_000, env: { ...process.env, VICINITY_PROGRESS: 'none' },
+      cwd, encoding: 'utf8', timeout: 120_000,
     });
     assert.equal(r.status, 0, `${b.page}:${b.line} failed when run (status ${r.status}, signal ${r.signal}):\n${r.stderr}\n${r.stdout}`);
   });
