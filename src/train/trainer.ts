@@ -405,7 +405,7 @@ class Session {
     const { resume: _resume, ...config } = this.config as TrainConfig;
     return {
       position: { ...this.position }, config, recipe: this.recipe,
-      model: { numClasses: this.data.numClasses, inChannels: this.data.channels, inputSize: this.data.inputSize },
+      model: { numClasses: this.data.numClasses, inChannels: this.data.channels, inputSize: this.data.inputSize, classes: this.data.train.classes },
       bestTop1: this.bestTop1, bestEpoch: this.bestEpoch, epochLoss: { ...this.epochLoss }, history: [...this.history],
       elapsedSeconds: this.elapsedSeconds,
     };
