@@ -10,6 +10,7 @@ import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
 import { describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
+import { predictCommand, type PredictOptions } from './predict.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -115,6 +116,42 @@ program
   .addHelpText('after', EVAL_EXAMPLES)
   .action(async (file: string, options: EvalCommandOptions) => {
     process.exitCode = await evalCommand(file, options);
+  });
+
+const numberList = (name: string) => (v: string) => {
+  const values = v.split(',').map(Number);
+  if (values.some((n) => !Number.isFinite(n))) throw new Error(`--${name} must be comma-separated numbers, got '${v}'`);
+  return values;
+};
+
+/** The flags that stand in for a checkpoint's metadata (train/model-metadata.ts), shared by predict and explain. */
+function addCheckpointOptions(command: Command): Command {
+  return command
+    .option('--model <name>', "registry name (default: the checkpoint's)")
+    .option('--classes <names>', "comma-separated class names in index order (default: the checkpoint's)", (v: string) => v.split(','))
+    .option('--dataset <name>', `${DATASET_NAMES.join(', ')}: mean/std and channels of the data the weights were trained on`)
+    .option('--num-classes <n>', "classes of the classifier (default: the checkpoint's)", positiveInt('num-classes'))
+    .option('--input-size <n>', "input side (default: the checkpoint's)", positiveInt('input-size'))
+    .option('--in-channels <n>', "input channels, 1 or 3 (default: the checkpoint's)", positiveInt('in-channels'))
+    .option('--mean <values>', 'per-channel mean of the normalisation, e.g. 0.485,0.456,0.406', numberList('mean'))
+    .option('--std <values>', 'per-channel std of the normalisation', numberList('std'))
+    .option('--interpolation <mode>', "'bilinear', 'bicubic' or 'nearest'", choice('interpolation', ['bilinear', 'bicubic', 'nearest']))
+    .option('--crop-pct <x>', 'resize the shorter side to size / x, then centre-crop (timm crop_pct)', nonNegative('crop-pct'))
+    .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']));
+}
+
+addCheckpointOptions(program
+  .command('predict')
+  .description('top-k classes of images (any size) with names and probabilities, through the checkpoint\'s eval transform')
+  .argument('<checkpoint>', '.safetensors from vicinity train (model, classes and preprocessing from its metadata), or any weights with flags')
+  .argument('<images...>', 'image files (.png, .jpg, .jpeg) or directories of them (searched recursively)'))
+  .option('--top-k <k>', 'classes per image (default 5)', positiveInt('top-k'))
+  .option('--batch-size <n>', 'images per forward pass (default 64)', positiveInt('batch-size'))
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', examples('predict runs/la_resnet_nano_s2-fashion-mnist/best.safetensors shoe.png',
+    'predict best.safetensors photos/ --top-k 3 --json', 'predict resnet18.pth cat.jpg --model resnet18 --dataset imagefolder --classes cat,dog'))
+  .action(async (checkpoint: string, images: string[], options: PredictOptions) => {
+    process.exitCode = await predictCommand(checkpoint, images, options);
   });
 
 program
