@@ -43,12 +43,14 @@ function asMap(name: string, t: Tensor): Tensor {
     'choose a convolutional or attention stage with --layer');
 }
 
-/** The last top-level child whose output is a feature map (4-D, or square tokens). */
+/** The last top-level child whose output is a feature map (4-D, or square tokens) larger than 1×1. */
 export function defaultCamLayer(model: Module, input: Tensor): string {
   const found: string[] = [];
   const handles = [...model.namedChildren()].map(([name, child]) => child.registerForwardHook((_m, _a, out) => {
     const t = out as Tensor;
-    if (t && typeof t === 'object' && 'ndim' in t && (t.ndim === 4 || (t.ndim === 3 && Number.isInteger(Math.sqrt(t.shape[1]))))) found.push(name);
+    // A map with more than one position: a pooled (B, C, 1, 1) output explains nothing spatially.
+    if (!(t && typeof t === 'object' && 'ndim' in t)) return;
+    if ((t.ndim === 4 && t.shape[2] * t.shape[3] > 1) || (t.ndim === 3 && t.shape[1] > 1 && Number.isInteger(Math.sqrt(t.shape[1])))) found.push(name);
   }));
   try {
     noGrad(() => tidy(() => { (model as unknown as { forward(x: Tensor): Tensor }).forward(input); }));

@@ -11,6 +11,7 @@ import { trainCommand, type TrainCommandOptions } from './train.js';
 import { describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
 import { predictCommand, type PredictOptions } from './predict.js';
+import { explainCommand, type ExplainCommandOptions } from './explain.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -152,6 +153,22 @@ addCheckpointOptions(program
     'predict best.safetensors photos/ --top-k 3 --json', 'predict resnet18.pth cat.jpg --model resnet18 --dataset imagefolder --classes cat,dog'))
   .action(async (checkpoint: string, images: string[], options: PredictOptions) => {
     process.exitCode = await predictCommand(checkpoint, images, options);
+  });
+
+addCheckpointOptions(program
+  .command('explain')
+  .description('Grad-CAM, attention maps of query pixels, LA sampling points and LESA gates of one image: PNGs plus an HTML page')
+  .argument('<checkpoint>', '.safetensors from vicinity train, or any weights with flags')
+  .argument('<image>', 'an image file (.png, .jpg, .jpeg), any size'))
+  .option('--out <dir>', 'output directory (default explain-<image name>)')
+  .option('--layer <name>', 'Grad-CAM layer, a dotted module name (default: the last stage)')
+  .option('--class <class>', 'class to explain, index or name (default: the prediction)')
+  .option('--query <y,x>', 'query pixel in input pixels; repeatable (default: the centre and the Grad-CAM peak)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--json', 'print explain.json')
+  .addHelpText('after', examples('explain runs/la_resnet_nano_s2-fashion-mnist/best.safetensors shoe.png',
+    'explain best.safetensors shoe.png --layer layer3 --query 7,7 --query 20,14 --out shoe-explained'))
+  .action(async (checkpoint: string, image: string, options: ExplainCommandOptions) => {
+    process.exitCode = await explainCommand(checkpoint, image, options);
   });
 
 program
