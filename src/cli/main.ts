@@ -12,6 +12,7 @@ import { describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
 import { predictCommand, type PredictOptions } from './predict.js';
 import { explainCommand, type ExplainCommandOptions } from './explain.js';
+import { reportCommand, type ReportOptions } from './report.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -169,6 +170,20 @@ addCheckpointOptions(program
     'explain best.safetensors shoe.png --layer layer3 --query 7,7 --query 20,14 --out shoe-explained'))
   .action(async (checkpoint: string, image: string, options: ExplainCommandOptions) => {
     process.exitCode = await explainCommand(checkpoint, image, options);
+  });
+
+program
+  .command('report')
+  .description('one self-contained HTML report of a training run: curves, confusion matrix, test images with Grad-CAM, model summary, recipe')
+  .argument('<run-dir>', 'a directory written by vicinity train (--out) or vicinity sweep')
+  .option('--out <file>', 'output file (default <run-dir>/report.html)')
+  .option('--samples <n>', 'test images in the grid (default 16)', positiveInt('samples'))
+  .option('--data-root <path>', "dataset directory (default: the run's)")
+  .option('--batch-size <n>', 'evaluation batch size (default 500)', positiveInt('batch-size'))
+  .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
+  .addHelpText('after', examples('report runs/la_resnet_nano_s2-fashion-mnist', 'report runs/quick --out quick.html --samples 32'))
+  .action(async (runDir: string, options: ReportOptions) => {
+    process.exitCode = await reportCommand(runDir, options);
   });
 
 program
