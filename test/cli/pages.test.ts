@@ -10,7 +10,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { PNG } from 'pngjs';
+import { saveSafetensors } from '../../src/checkpoint/tensor-io.js';
 import { loadDataset } from '../../src/data/load-dataset.js';
+import { createModel } from '../../src/models/registry.js';
+import { encodePretrainedCfg, pretrainedCfgForRun } from '../../src/train/model-metadata.js';
 import { checkPage, launchChromium } from '../support/browser.js';
 import { tinyRun, vicinity } from '../support/tiny-run.js';
 
@@ -69,4 +72,27 @@ test('the explain page: Grad-CAM and maps written and shown', async () => {
   const bad = vicinity('explain', run.checkpoint, image, '--out', out, '--query', '40,1');
   assert.equal(bad.status, 1);
   assert.match(bad.stderr, /query \(40, 1\) is outside the 28×28 input/);
+});
+
+test('explain pages of attention models: LA sampling points and halo maps shown', async () => {
+  const testSplit = await loadDataset({ name: 'fashion-mnist', split: 'test', source: 'subset' });
+  const image = path.join(tmp, 'image.png');
+  for (const [name, size, expectLa, expectMaps] of [['la_resnet_nano_s2', 28, 8, 0], ['halonet_nano', 32, 0, 10]] as const) {
+    const cfg = pretrainedCfgForRun({ model: name, dataset: 'fashion-mnist', classes: testSplit.classes, inChannels: 1, inputSize: [size, size] });
+    const model = createModel(name, cfg.model_args);
+    const file = path.join(tmp, `${name}.safetensors`);
+    await saveSafetensors(file, model, encodePretrainedCfg(cfg));
+    model.dispose();
+    const out = path.join(tmp, `explained-${name}`);
+    const r = vicinity('explain', file, image, '--out', out, '--json');
+    assert.equal(r.status, 0, r.stderr);
+    const summary = JSON.parse(r.stdout) as { laPoints: { points: { y: number; x: number }[] }[]; attention: unknown[] };
+    assert.equal(summary.laPoints.length, expectLa);
+    assert.equal(summary.attention.length, expectMaps);
+    for (const la of summary.laPoints) assert.equal(la.points.length, 4 * 9, '4 heads × k² points');
+    const page = await checkPage(chromium.context, path.join(out, 'index.html'), path.join(shots, `explain-${name.replace(/_/g, '-')}.png`));
+    assert.deepEqual(page.consoleErrors, []);
+    assert.equal(page.images.length, 2 + expectLa + expectMaps);
+    for (const img of page.images) assert.ok(img.complete && img.width > 0, `image not loaded: ${img.src}`);
+  }
 });
