@@ -66,3 +66,12 @@ export type { TrainConfig, RecipeSettings } from './train/train-config.js';
 export { trainStep, trainEpoch, evaluate, softTargetCrossEntropy } from './train/classifier-loop.js';
 export { trainTransform, evalTransform, mixSpec } from './train/input-pipeline.js';
 export { ModelEma } from './train/ema.js';
+export {
+  PRETRAINED_CFG_KEY, pretrainedCfgForRun, encodePretrainedCfg, decodePretrainedCfg, readCheckpointMetadata, resolvePretrainedCfg,
+  createModelFromCfg, evalTransformFromCfg, type PretrainedCfg, type CfgOverrides,
+} from './train/model-metadata.js';
+export { captureAttention, disposeRecords, recordAttention, attentionCaptureActive, type AttentionRecord, type AttentionKind } from './attention/attention-capture.js';
+export { attentionMap, laSamplingPoints, lesaGate, lsagVariantWeights, queryGrid, type QueryMap, type SamplingPoint } from './analysis/attention-maps.js';
+export { gradCam, defaultCamLayer, type GradCamOptions, type GradCamResult } from './analysis/grad-cam.js';
+export { explainImage, type ExplainImageOptions, type ExplainImageResult } from './analysis/explain-image.js';
+export type { ForwardHook, ForwardPreHook, RemovableHandle } from './nn/module.js';

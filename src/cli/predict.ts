@@ -66,13 +66,12 @@ export async function predictCommand(checkpoint: string, inputs: string[], optio
       console.log(JSON.stringify({ checkpoint, model: loaded.cfg.architecture, predictions }, null, 2));
       return 0;
     }
-    const width = Math.max(5, ...files.map((f) => f.length));
+    // Columns padded to their widest cell.
+    const rows = predictions.map((p) => [p.file, ...p.top.map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`)]);
     const k = predictions[0]?.top.length ?? 0;
-    console.log(`${'image'.padEnd(width)}  ${Array.from({ length: k }, (_, j) => `top-${j + 1}`).join('  ')}`);
-    for (const p of predictions) {
-      const cells = p.top.map((t) => `${t.label} ${(100 * t.probability).toFixed(1)}%`);
-      console.log(`${p.file.padEnd(width)}  ${cells.join('  ')}`);
-    }
+    const header = ['image', ...Array.from({ length: k }, (_, j) => `top-${j + 1}`)];
+    const widths = header.map((h, c) => Math.max(h.length, ...rows.map((r) => r[c].length)));
+    for (const r of [header, ...rows]) console.log(r.map((cell, c) => cell.padEnd(widths[c])).join('  ').trimEnd());
     return 0;
   } finally {
     loaded.model.dispose();
