@@ -1,16 +1,16 @@
 /**
  * `vicinity eval <checkpoint>`: a trained checkpoint's loss and top-1/top-5 accuracy on a
  * dataset's test split, with the evaluation transform the trainer uses (input-pipeline.ts), and
- * its throughput. The model, dataset and sizes come from the checkpoint's safetensors metadata
- * (written by the trainer: model, dataset, numClasses, inChannels, inputSize); flags override
- * them, and are needed for files without metadata (PyTorch .pth, other tools' safetensors).
+ * its throughput. The model, dataset, sizes and eval transform come from the checkpoint's
+ * pretrained_cfg (train/model-metadata.ts, written by the trainer); flags override them, and are
+ * needed for files without metadata (PyTorch .pth, other tools' safetensors).
  * Weights load strictly: a missing, unexpected or mis-shaped parameter is an error naming each.
  */
 import { loadPretrained } from '../checkpoint/tensor-io.js';
 import { DataLoader } from '../data/loader.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, nativeChannels, type DatasetName } from '../data/load-dataset.js';
-import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { modelInfo, type Classifier } from '../models/registry.js';
 import { evaluate } from '../train/classifier-loop.js';
 import type { Device } from '../tensor/tensor.js';
 import {
