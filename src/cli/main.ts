@@ -13,6 +13,7 @@ import { infoCommand, listModelsCommand } from './info.js';
 import { predictCommand, type PredictOptions } from './predict.js';
 import { explainCommand, type ExplainCommandOptions } from './explain.js';
 import { reportCommand, type ReportOptions } from './report.js';
+import { ABLATIONS, sweepCommand, type SweepOptions } from './sweep.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -184,6 +185,26 @@ program
   .addHelpText('after', examples('report runs/la_resnet_nano_s2-fashion-mnist', 'report runs/quick --out quick.html --samples 32'))
   .action(async (runDir: string, options: ReportOptions) => {
     process.exitCode = await reportCommand(runDir, options);
+  });
+
+program
+  .command('sweep')
+  .description("one of the papers' ablations: each setting trained with the same recipe and budget; sweep.csv and a report")
+  .argument('<ablation>', Object.entries(ABLATIONS).map(([k, a]) => `${k} (${a.model}: ${a.paper})`).join('; '))
+  .option('--model <name>', "another model whose entry takes the ablation's settings")
+  .option('--epochs <n>', "epochs per setting (default: the recipe's)", positiveInt('epochs'))
+  .option('--train-limit <n>', 'first n training images only (0 = all)', nonNegativeInt('train-limit'))
+  .option('--dataset <name>', `${DATASET_NAMES.join(', ')} (default fashion-mnist)`)
+  .option('--data-source <source>', "fashion-mnist: 'auto', 'full' or 'subset'", choice('data-source', ['auto', 'full', 'subset']))
+  .option('--data-root <path>', 'dataset directory')
+  .option('--seed <n>', 'seed of every run (default 0)', nonNegativeInt('seed'))
+  .option('--workers <n>', 'loader worker threads', nonNegativeInt('workers'))
+  .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
+  .option('--out <dir>', 'sweep directory (default runs/sweep-<ablation>)')
+  .option('--only <i,j>', 'run only these settings (0-based positions)')
+  .addHelpText('after', examples('sweep la-kernel --epochs 5', 'sweep halo-block --epochs 2 --train-limit 5000 --out runs/halo-sweep'))
+  .action(async (ablation: string, options: SweepOptions) => {
+    process.exitCode = await sweepCommand(ablation, options);
   });
 
 program

@@ -206,16 +206,30 @@ async function sweepSection(runDir: string): Promise<string> {
   const columns = header.split(',');
   const rows = lines.map((l) => Object.fromEntries(l.split(',').map((v, i) => [columns[i], v])));
   const bars = rows.map((r) => ({ name: r.setting, value: Number(r.top1) }));
-  const svg = await renderSvg(barChart('test top-1 per setting', bars, 'top-1 (%)'));
+  const svg = await renderSvg(barChart('test top-1 per setting (same recipe and budget)', bars, 'top-1 (%)'));
   const table = rows.map((r) => `<tr>${columns.map((c) => `<td>${escapeHtml(r[c] ?? '')}</td>`).join('')}</tr>`).join('');
   return `<section><h2>Sweep</h2><div class="chart" data-chart="sweep">${svg}</div>
 <table><thead><tr>${columns.map((c) => `<th>${escapeHtml(c)}</th>`).join('')}</tr></thead><tbody>${table}</tbody></table></section>`;
 }
 
+/** The page of a sweep directory (sweep.csv, no metrics.jsonl of its own): the comparison of its settings. */
+export async function buildSweepReport(dir: string, title = `sweep ${path.basename(path.resolve(dir))}`): Promise<string> {
+  const section = await sweepSection(dir);
+  if (!section) throw new Error(`${dir} has no sweep.csv`);
+  return pageShell(title, `<h1>${escapeHtml(title)}</h1>
+<p class="meta">every setting trained with the same recipe, data, seed and budget; each run's own report: vicinity report ${escapeHtml(dir)}/&lt;run&gt;</p>${section}`);
+}
+
 /** Runs `vicinity report`; returns the exit code. */
 export async function reportCommand(runDir: string, options: ReportOptions = {}): Promise<number> {
-  const report = await buildReport(runDir, options);
   const out = options.out ?? path.join(runDir, 'report.html');
+  if (!(await exists(path.join(runDir, 'metrics.jsonl'))) && (await exists(path.join(runDir, 'sweep.csv')))) {
+    await writeFile(`${out}.tmp`, await buildSweepReport(runDir));
+    await rename(`${out}.tmp`, out);
+    console.log(`report: ${out} (sweep comparison)`);
+    return 0;
+  }
+  const report = await buildReport(runDir, options);
   await writeFile(`${out}.tmp`, report.html);
   await rename(`${out}.tmp`, out);
   console.log(`report: ${out} (${report.charts} charts, ${report.samples} test images, from ${report.checkpoint})`);

@@ -77,6 +77,8 @@ export interface RunModelFacts {
   inChannels: 1 | 3;
   inputSize: [number, number];
   dropPathRate?: number;
+  /** createModel's modelArgs (architecture settings of an ablation). */
+  modelArgs?: Record<string, number>;
 }
 
 /** The config of a model trained by vicinity: its eval transform is the trainer's (input-pipeline.ts). */
@@ -88,6 +90,7 @@ export function pretrainedCfgForRun(facts: RunModelFacts): PretrainedCfg {
     model_args: {
       numClasses: facts.classes.length, inChannels: facts.inChannels, inputSize: h === w ? h : [h, w],
       ...(facts.dropPathRate ? { dropPathRate: facts.dropPathRate } : {}),
+      ...(facts.modelArgs && Object.keys(facts.modelArgs).length ? { modelArgs: { ...facts.modelArgs } } : {}),
     },
     num_classes: facts.classes.length,
     label_names: [...facts.classes],

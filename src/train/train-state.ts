@@ -61,7 +61,7 @@ export interface TrainStateMeta {
   config: Omit<TrainConfig, 'resume'>;
   recipe: ResolvedRecipe;
   /** What the weights file's metadata says about the model and data. */
-  model: { numClasses: number; inChannels: number; inputSize: [number, number]; classes?: string[] };
+  model: { numClasses: number; inChannels: number; inputSize: [number, number]; classes?: string[]; modelArgs?: Record<string, number> };
   bestTop1: number | null;
   bestEpoch: number | null;
   /** Loss sum and image count of the current epoch's steps so far (its train_loss on resume). */
@@ -125,7 +125,7 @@ export function weightsMetadata(meta: TrainStateMeta, top1: number | null): Reco
   const classes = model.classes ?? Array.from({ length: model.numClasses }, (_, i) => String(i));
   const cfg = pretrainedCfgForRun({
     model: config.model, dataset: config.dataset, classes, inChannels: model.inChannels as 1 | 3,
-    inputSize: model.inputSize, dropPathRate: meta.recipe.dropPath,
+    inputSize: model.inputSize, dropPathRate: meta.recipe.dropPath, modelArgs: model.modelArgs,
   });
   return {
     format: 'pt', ...encodePretrainedCfg(cfg), epoch: String(position.epoch),
