@@ -7,10 +7,12 @@
 # Idempotent: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Headless Chromium for the page tests (report and explain pages, driven by playwright-core).
+EXTRA_PACKAGES=(chromium)
 
 PACKAGES=(libtorch-dev libopenblas-dev libgloo-dev python3-torch dataset-fashion-mnist)
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${PACKAGES[@]}" "${EXTRA_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
