@@ -15,6 +15,7 @@ import { laModels } from './entries/la.js';
 import { lesaModels } from './entries/lesa.js';
 import { lsagModels } from './entries/lsag.js';
 import { sasaModels } from './entries/sasa.js';
+import { timmModels } from './entries/timm.js';
 
 /** A model the registry builds: a Module mapping images to logits. */
 export type Classifier = Module & { forward(x: Tensor): Tensor };
@@ -81,6 +82,7 @@ const TABLES: Record<string, Record<string, ModelEntry>> = {
   halonet: haloNetModels,
   lsag: lsagModels,
   sasa: sasaModels,
+  timm: timmModels,
 };
 
 const MODELS: ReadonlyMap<string, ModelEntry> = mergeTables(TABLES);
