@@ -75,11 +75,16 @@ export class UnknownModelError extends Error {
 
 // ---- the tables --------------------------------------------------------------------------------
 
+// halonet_h1 is one network in both the slides' table and timm's (8,100,056 parameters, the same
+// MACs); the registry builds timm's, whose state-dict keys are timm's, so that timm checkpoints load.
+// haloNetModels.halonet_h1 (vicinity's ResNet keys) stays available to code that imports the table.
+const { halonet_h1: _slidesH1, ...haloNetTable } = haloNetModels;
+
 const TABLES: Record<string, Record<string, ModelEntry>> = {
   baselines: baselineModels,
   la: laModels,
   lesa: lesaModels,
-  halonet: haloNetModels,
+  halonet: haloNetTable,
   lsag: lsagModels,
   sasa: sasaModels,
   timm: timmModels,

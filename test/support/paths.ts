@@ -22,3 +22,5 @@ export const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)
 /** The shared directory beside the repository: design docs and parity fixtures. */
 export const sharedDir = path.resolve(repoRoot, '../shared');
 export const fixturesDir = path.join(sharedDir, 'fixtures');
+/** Whole-model fixtures from timm (committed in the repository; see its README.md). */
+export const timmFixturesDir = path.join(repoRoot, 'test', 'fixtures', 'timm');

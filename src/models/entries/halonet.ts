@@ -143,8 +143,7 @@ function tableRow(
 
 export const haloNetModels: Record<string, ModelEntry> = {
   halonet_h0: tableRow('h0', 5_500_952, 2_352_932_864, '5.5'),
-  // H1 (8,100,056 parameters, 2,988,232,704 MACs) is registered by timm's table (entries/timm.ts):
-  // the same network under timm's key names.
+  halonet_h1: tableRow('h1', 8_100_056, 2_988_232_704, '8.1'),
   halonet_h2: tableRow('h2', 9_404_312, 3_312_763_904, '9.4'),
   // The table's d_f = 1024 gives 11.84 M (−3.7%); 1280 gives 12.29 M (model-specs.md §4.2).
   halonet_h3: tableRow('h3', 11_841_304, 6_179_532_800, '12.3'),

@@ -105,43 +105,43 @@ function entry(r: Row): ModelEntry {
 
 const rows: Record<string, Row> = {
   halonet_h1: {
-    config: 'halonet_h1', inputSize: 256, params: 8_100_056, macs: 0,
+    config: 'halonet_h1', inputSize: 256, params: 8_100_056, macs: 2_988_232_704,
     description: 'timm HaloNet-H1: 7×7 stem, all-halo blocks (b 8, h 3), c 64–512, depths 3/3/10/3',
   },
   halonet26t: {
-    config: 'halonet26t', inputSize: 256, params: 12_480_288, macs: 0,
+    config: 'halonet26t', inputSize: 256, params: 12_480_288, macs: 3_172_810_752,
     description: 'timm HaloNet-26t: tiered stem, bottlenecks, halo (b 8, h 2) in stages 3–4',
   },
   sehalonet33ts: {
-    config: 'sehalonet33ts', inputSize: 256, params: 13_691_712, macs: 0,
+    config: 'sehalonet33ts', inputSize: 256, params: 13_691_712, macs: 3_530_416_128,
     description: 'timm SE-HaloNet-33ts: SE bottlenecks, SiLU, halo (b 8, h 3), 1280 final conv',
   },
   halonet50ts: {
-    config: 'halonet50ts', inputSize: 256, params: 22_733_280, macs: 0,
+    config: 'halonet50ts', inputSize: 256, params: 22_733_280, macs: 5_269_504_000,
     description: 'timm HaloNet-50ts: ResNet-50 layout, SiLU, halo (b 8, h 3) interleaved in stages 2–4',
   },
   eca_halonext26ts: {
-    config: 'eca_halonext26ts', inputSize: 256, params: 10_756_885, macs: 0,
+    config: 'eca_halonext26ts', inputSize: 256, params: 10_756_885, macs: 2_420_099_968,
     description: 'timm ECA-HaloNeXt-26ts: grouped (16) bottlenecks with ECA, SiLU, halo (b 8, h 2, d 16)',
   },
   halo2botnet50ts_256: {
-    config: 'halo2botnet50ts', inputSize: 256, params: 22_635_360, macs: 0,
+    config: 'halo2botnet50ts', inputSize: 256, params: 22_635_360, macs: 4_991_369_216,
     description: 'timm Halo2BoTNet-50ts: halo (h 3) in stages 2–3, BottleneckAttn in stage 4; fixed 256 px',
   },
   botnet26t_256: {
-    config: 'botnet26t', inputSize: 256, params: 12_488_672, macs: 0,
+    config: 'botnet26t', inputSize: 256, params: 12_488_672, macs: 3_297_394_688,
     description: 'timm BoTNet-26t: tiered stem, BottleneckAttn (MHSA, rel. pos.) in stages 3–4; fixed 256 px',
   },
   sebotnet33ts_256: {
-    config: 'sebotnet33ts', inputSize: 256, params: 13_701_984, macs: 0,
+    config: 'sebotnet33ts', inputSize: 256, params: 13_701_984, macs: 3_866_812_416,
     description: 'timm SE-BoTNet-33ts: SE bottlenecks, SiLU, BottleneckAttn, 1280 final conv; fixed 256 px',
   },
   botnet50ts_256: {
-    config: 'botnet50ts', inputSize: 256, params: 22_742_688, macs: 0,
+    config: 'botnet50ts', inputSize: 256, params: 22_742_688, macs: 5_511_725_056,
     description: 'timm BoTNet-50ts: ResNet-50 layout, SiLU, BottleneckAttn interleaved in stages 2–4; fixed 256 px',
   },
   haloregnetz_b: {
-    config: 'haloregnetz_b', inputSize: 224, params: 11_680_072, macs: 0,
+    config: 'haloregnetz_b', inputSize: 224, params: 11_680_072, macs: 1_951_320_000,
     description: 'timm HaloRegNetZ-B: RegNetZ-B (grouped, SE, linear out) with halo (b 7, h 2) blocks',
   },
 };
