@@ -20,7 +20,7 @@ export interface SmallConvNetOptions {
 
 export class SmallConvNet extends Module {
   readonly features: Sequential;
-  readonly classifier: Sequential;
+  classifier: Sequential;
 
   constructor(o: SmallConvNetOptions = {}) {
     super();
@@ -38,6 +38,17 @@ export class SmallConvNet extends Module {
       new Flatten(),
       new Linear({ inFeatures: 2 * width * side * side, outFeatures: numClasses }),
     ));
+  }
+
+  /** A fresh last Linear (`classifier.1`) for numClasses ≥ 1 (timm's reset_classifier), the old one disposed. */
+  resetClassifier(numClasses: number): void {
+    if (!Number.isInteger(numClasses) || numClasses < 1) {
+      throw new RangeError(`SmallConvNet.resetClassifier: numClasses must be an integer ≥ 1, got ${numClasses}`);
+    }
+    const old = this.classifier.at(1) as Linear;
+    const fc = new Linear({ inFeatures: old.inFeatures, outFeatures: numClasses });
+    this.classifier = this.register('classifier', new Sequential(this.classifier.at(0), fc), { replace: true });
+    old.dispose();
   }
 
   forward(x: Tensor): Tensor {
