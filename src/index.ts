@@ -69,3 +69,4 @@ export type { TrainConfig, RecipeSettings } from './train/train-config.js';
 export { trainStep, trainEpoch, evaluate, softTargetCrossEntropy } from './train/classifier-loop.js';
 export { trainTransform, evalTransform, mixSpec } from './train/input-pipeline.js';
 export { ModelEma } from './train/ema.js';
+export { applyPretrained, freezeStages, type ApplyPretrainedOptions } from './train/fine-tune.js';
