@@ -160,3 +160,16 @@ test('errors: unknown create_model kwargs and names, fixed-size BoTNet at anothe
   }));
   bot.dispose();
 });
+
+test('vicinity verify takes a timm whole-model fixture from the command line', async () => {
+  const { spawnSync } = await import('node:child_process');
+  const { repoRoot } = await import('../support/paths.js');
+  const cli = join(repoRoot, 'dist/src/cli/main.js');
+  const r = spawnSync(process.execPath, [cli, 'verify', join(timmFixturesDir, 'timm-botnet26t_256-open.safetensors'), '--json'], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const [result] = JSON.parse(r.stdout) as { kind: string; ok: boolean; rows: { name: string; error: number }[] }[];
+  assert.equal(result.kind, 'timm.models.botnet26t_256');
+  assert.equal(result.ok, true);
+  assert.deepEqual(result.rows.map((x) => x.name), ['output']);
+  assert.ok(result.rows[0].error < 1e-4);
+});
