@@ -34,6 +34,8 @@ export interface EvalCommandOptions {
   workers?: number;
   /** Where the model runs; default 'cpu'. */
   device?: Device;
+  /** Evaluate the EMA weights of a torch.save training checkpoint (timm's state_dict_ema). */
+  ema?: boolean;
   json?: boolean;
 }
 
@@ -110,11 +112,11 @@ function defaultInputSize(model: string, test: ImageDataset): [number, number] {
 
 /** Builds the model for the data and loads the checkpoint into it, strictly. */
 async function loadModel(file: string, name: string, shape: { numClasses: number; inChannels: 1 | 3; inputSize: [number, number] },
-  trainedAs: string | undefined): Promise<Classifier> {
+  trainedAs: string | undefined, ema = false): Promise<Classifier> {
   const { numClasses, inChannels, inputSize } = shape;
   const model = createModel(name, { numClasses, inChannels, inputSize: inputSize[0] === inputSize[1] ? inputSize[0] : inputSize });
   try {
-    await loadPretrained(model, file);
+    await loadPretrained(model, file, { ema });
   } catch (e) {
     model.dispose();
     const origin = trainedAs && trainedAs !== name ? ` (it was trained as ${trainedAs})` : '';
@@ -135,7 +137,7 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     source: dataset === 'fashion-mnist' ? options.dataSource : undefined,
   });
   const inputSize = setup.inputSize ?? defaultInputSize(setup.model, test);
-  const model = await loadModel(file, setup.model, { numClasses: setup.numClasses ?? test.classes.length, inChannels: channels, inputSize }, meta.model);
+  const model = await loadModel(file, setup.model, { numClasses: setup.numClasses ?? test.classes.length, inChannels: channels, inputSize }, meta.model, options.ema);
   if (options.device && options.device !== 'cpu') model.to({ device: options.device });
   const loader = new DataLoader({
     dataset: test, transform: evalTransform(dataset, inputSize, channels),

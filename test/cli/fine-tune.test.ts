@@ -75,3 +75,13 @@ test('applyPretrained on a timm model: strict load with timm\'s head, then head.
   assert.throws(() => applyPretrained(other, raw, { numClasses: 3 }), /self_attn/);
   for (const m of [source, model, other]) m.dispose();
 });
+
+test('vicinity eval --ema reaches the loader: a safetensors file has no EMA copy to choose', async () => {
+  const file = path.join(tmp, 'nano.safetensors');
+  const source = createModel('resnet_nano');
+  await saveSafetensors(file, source);
+  source.dispose();
+  const r = spawnSync(process.execPath, [cli, 'eval', file, '--model', 'resnet_nano', '--data-source', 'subset', '--ema'], { encoding: 'utf8' });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stderr, /a safetensors file holds one state dict; the EMA \/ stateDictKey options apply to torch\.save checkpoints/);
+});
