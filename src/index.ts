@@ -21,6 +21,7 @@ export {
 } from './checkpoint/tensor-io.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './checkpoint/safetensors.js';
 export { readTorchCheckpoint, parseTorchCheckpoint } from './checkpoint/torch-pickle.js';
+export { addSafeGlobals, getSafeGlobals, PickledObject } from './checkpoint/pickle.js';
 export { extractStateDict, stripPrefix, renameKeys } from './checkpoint/state-dict-keys.js';
 export { CheckpointError, type RawTensor } from './checkpoint/raw-tensor.js';
 export { SmallConvNet, type SmallConvNetOptions } from './models/small-convnet.js';
@@ -51,6 +52,8 @@ export { haloAttentionOp } from './models/halonet-ops.js';
 export { LsagModel, type LsagModelOptions } from './models/lsag.js';
 export { lsagModels, lsagConfig } from './models/entries/lsag.js';
 export { sasaModels } from './models/entries/sasa.js';
+export { timmModels, createTimmModel, TIMM_BYOANET_CONFIGS } from './models/entries/timm.js';
+export { ByobNet, type ByoModelCfg, type ByoBlockCfg } from './models/byobnet.js';
 export { sasaOp, neighborhoodOp } from './models/window-ops.js';
 export { loadDataset, datasetStats, DATASET_NAMES } from './data/load-dataset.js';
 export type { ImageDataset, ImageStore, DecodedImage } from './data/dataset.js';
@@ -93,3 +96,4 @@ export { attentionMap, laSamplingPoints, lesaGate, lsagVariantWeights, queryGrid
 export { gradCam, defaultCamLayer, type GradCamOptions, type GradCamResult } from './analysis/grad-cam.js';
 export { explainImage, type ExplainImageOptions, type ExplainImageResult } from './analysis/explain-image.js';
 export type { ForwardHook, ForwardPreHook, RemovableHandle } from './nn/module.js';
+export { applyPretrained, freezeStages, type ApplyPretrainedOptions } from './train/fine-tune.js';

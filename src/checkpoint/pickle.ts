@@ -33,6 +33,56 @@ export interface UnpickleOptions {
   persistentLoad?: (pid: unknown) => unknown;
   /** Names the pickle in error messages. */
   source?: string;
+  /**
+   * More plain-data classes to accept ("module.Name"), for this call only; see addSafeGlobals.
+   */
+  safeGlobals?: readonly string[];
+}
+
+/**
+ * An instance of an allow-listed plain-data class (argparse.Namespace, types.SimpleNamespace, or
+ * what addSafeGlobals added): its class name, the arguments the pickle passed and the attributes
+ * BUILD set. None of the class's code exists here, so nothing runs; the values are data.
+ */
+export class PickledObject {
+  /** Attributes from BUILD (a str-keyed dict becomes a plain object). */
+  state: unknown = null;
+
+  constructor(readonly className: string, public args: unknown[]) {}
+
+  /** The attributes as a plain object ({} when BUILD set none). */
+  get attributes(): Record<string, unknown> {
+    return typeof this.state === 'object' && this.state !== null && !(this.state instanceof Map) ? this.state as Record<string, unknown> : {};
+  }
+}
+
+/**
+ * Plain-data classes whose instances load as PickledObject: built from no code, their state is
+ * data. timm's train.py stores its arguments as an argparse.Namespace (`args`).
+ */
+const SAFE_CLASSES = new Set<string>(['argparse.Namespace', 'types.SimpleNamespace']);
+
+/**
+ * Accepts more plain-data classes in every later load, as torch.serialization.add_safe_globals:
+ * `addSafeGlobals(['my_project.config.TrainConfig'])`. Their instances load as PickledObject (class
+ * name + attributes); nothing of them is executed, so this only widens what loads, never what runs.
+ *
+ * Errors: TypeError for a name that is not "module.Name".
+ */
+export function addSafeGlobals(names: readonly string[]): void {
+  for (const name of names) SAFE_CLASSES.add(checkQualifiedName(name));
+}
+
+/** The plain-data classes accepted by default plus those added with addSafeGlobals. */
+export function getSafeGlobals(): string[] {
+  return [...SAFE_CLASSES].sort();
+}
+
+function checkQualifiedName(name: string): string {
+  if (typeof name !== 'string' || !/^[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)+$/.test(name)) {
+    throw new TypeError(`safe globals are "module.Name" strings (e.g. "argparse.Namespace"), got ${JSON.stringify(name)}`);
+  }
+  return name;
 }
 
 /** Mutable dict used while unpickling; converted to an object or Map once loading finishes. */
@@ -292,6 +342,9 @@ class Unpickler {
     const qualified = `${PY2_MODULES[module] ?? module}.${name}`;
     const found = this.options.globals?.get(qualified) ?? BUILTIN_GLOBALS.get(qualified);
     if (found !== undefined) return found;
+    if (SAFE_CLASSES.has(qualified) || this.options.safeGlobals?.includes(qualified)) {
+      return { qualifiedName: qualified, call: (args) => new PickledObject(qualified, args) };
+    }
     throw new CheckpointError(`${this.source}: checkpoint refers to ${qualified}, which vicinity does not load ` +
       `(only tensors, dicts, lists, numbers and strings); ${hintFor(qualified)}`);
   }
@@ -312,6 +365,11 @@ class Unpickler {
     const target = this.top();
     // torch attaches `_metadata` (per-module version numbers) to state dicts; no weights live there.
     if (target instanceof PyDict) return;
+    if (target instanceof PickledObject) {
+      // __setstate__-less objects: state is a dict, or (dict, slot dict) for classes with __slots__.
+      target.state = Array.isArray(state) && state.length === 2 ? mergeStates(state[0], state[1]) : state;
+      return;
+    }
     this.fail(`BUILD sets state on ${describe(target)}; only dict state is accepted (got state ${describe(state)})`);
   }
 
@@ -325,6 +383,14 @@ class Unpickler {
 function isPickleGlobal(v: unknown): v is PickleGlobal {
   return typeof v === 'object' && v !== null && typeof (v as PickleGlobal).call === 'function' &&
     typeof (v as PickleGlobal).qualifiedName === 'string';
+}
+
+function mergeStates(dict: unknown, slots: unknown): unknown {
+  if (!(slots instanceof PyDict)) return dict;
+  const out = new PyDict();
+  if (dict instanceof PyDict) for (const [k, v] of dict.items) out.items.set(k, v);
+  for (const [k, v] of slots.items) out.items.set(k, v);
+  return out;
 }
 
 function isHashableTuple(v: unknown[]): boolean {
@@ -347,8 +413,8 @@ function hintFor(qualified: string): string {
   if (qualified.startsWith('numpy.')) {
     return 'convert NumPy values to Python numbers or torch tensors before torch.save';
   }
-  return 'if this is a whole pickled model or a custom object, save only the weights: ' +
-    'torch.save(model.state_dict(), path)';
+  return 'if this is a whole pickled model, save only the weights: torch.save(model.state_dict(), path); ' +
+    `if ${qualified} is a plain-data class (attributes only), allow it with addSafeGlobals(['${qualified}'])`;
 }
 
 /** Two's-complement little-endian integer (LONG1/LONG4): number when exact, else bigint. */
@@ -367,6 +433,7 @@ function decodeLong(b: Uint8Array): number | bigint {
 function finalize(root: unknown): unknown {
   const converted = new Map<PyDict, Record<string, unknown> | Map<unknown, unknown>>();
   const seenArrays = new Set<unknown[]>();
+  const seenObjects = new Set<PickledObject>();
   const work: Array<() => void> = [];
   const convert = (v: unknown): unknown => {
     if (v instanceof PyDict) {
@@ -383,6 +450,11 @@ function finalize(root: unknown): unknown {
         }
       });
       return out;
+    }
+    if (v instanceof PickledObject && !seenObjects.has(v)) {
+      seenObjects.add(v);
+      work.push(() => { v.state = convert(v.state); v.args = convert(v.args) as unknown[]; });
+      return v;
     }
     if (Array.isArray(v) && !seenArrays.has(v)) {
       seenArrays.add(v);

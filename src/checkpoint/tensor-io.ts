@@ -55,15 +55,43 @@ function looksLikeZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
 }
 
+/** Which state dict of a training checkpoint to read, and which plain-data classes its pickle may hold. */
+export interface ReadStateDictOptions {
+  /** The checkpoint key holding the state dict (e.g. 'state_dict_ema'); default: found by extractStateDict. */
+  stateDictKey?: string;
+  /** Take the EMA weights (timm's 'state_dict_ema', 'model_ema', 'ema', 'params_ema', whichever exists). */
+  ema?: boolean;
+  /** Plain-data classes the pickle may hold besides the built-in ones (see addSafeGlobals). */
+  safeGlobals?: readonly string[];
+}
+
+/** Checkpoint keys that hold EMA weights, in order of preference. */
+export const EMA_STATE_DICT_KEYS: readonly string[] = ['state_dict_ema', 'model_ema', 'ema', 'params_ema'];
+
+function pickStateDict(checkpoint: unknown, file: string, o: ReadStateDictOptions): Map<string, RawTensor> {
+  if (o.stateDictKey !== undefined) return extractStateDict(checkpoint, { key: o.stateDictKey });
+  if (!o.ema) return extractStateDict(checkpoint);
+  const top = typeof checkpoint === 'object' && checkpoint !== null && !(checkpoint instanceof Map) ? Object.keys(checkpoint) : [];
+  const key = EMA_STATE_DICT_KEYS.find((k) => top.includes(k));
+  if (key === undefined) {
+    throw new CheckpointError(`${file} holds no EMA weights (none of ${EMA_STATE_DICT_KEYS.join(', ')}; its keys: ` +
+      `${top.join(', ') || 'none'}); load it without the EMA option, or train with EMA enabled`);
+  }
+  return extractStateDict(checkpoint, { key });
+}
+
 /** Reads a safetensors or PyTorch (.pth/.pt, zip format) file as raw tensors by name. */
-export async function readStateDictFile(file: string): Promise<Map<string, RawTensor>> {
+export async function readStateDictFile(file: string, options: ReadStateDictOptions = {}): Promise<Map<string, RawTensor>> {
   let bytes: Uint8Array;
   try {
     bytes = await readFile(file);
   } catch (e) {
     throw new CheckpointError(`cannot read checkpoint ${file}: ${(e as Error).message}`);
   }
-  if (looksLikeZip(bytes)) return extractStateDict(parseTorchCheckpoint(bytes, file));
+  if (looksLikeZip(bytes)) return pickStateDict(parseTorchCheckpoint(bytes, file, { safeGlobals: options.safeGlobals }), file, options);
+  if (options.ema || options.stateDictKey !== undefined) {
+    throw new CheckpointError(`${file}: a safetensors file holds one state dict; the EMA / stateDictKey options apply to torch.save checkpoints`);
+  }
   if (file.endsWith('.safetensors') || !/\.(pth|pt|bin|ckpt)$/.test(file)) return parseSafetensors(bytes, file).tensors;
   throw new CheckpointError(
     `${file} is not a zip archive; vicinity reads torch.save's zip format (PyTorch ≥ 1.6) and safetensors. ` +
@@ -79,7 +107,7 @@ export async function loadStateDictFile(file: string): Promise<StateDict> {
   return out;
 }
 
-export interface LoadWeightsOptions {
+export interface LoadWeightsOptions extends ReadStateDictOptions {
   /** Default true: any missing, unexpected or mis-shaped key throws with the full report. */
   strict?: boolean;
   /** Removed from the front of every key that has it (e.g. DataParallel's 'module.'). */
@@ -90,17 +118,18 @@ export interface LoadWeightsOptions {
 
 /** Loads a checkpoint file into a module by parameter name; returns the key report. */
 export async function loadWeights(model: Module, file: string, options: LoadWeightsOptions = {}): Promise<LoadReport> {
-  return loadRawInto(model, await readStateDictFile(file), options);
+  return loadRawInto(model, await readStateDictFile(file, options), options);
 }
 
 /**
  * Loads published weights (safetensors, or a `.pth`/`.pt` from torch.save — also nested
- * `{'net': sd}` / `{'model': sd}` checkpoints) into a model. DataParallel's `module.` prefix is
+ * `{'net': sd}` / `{'model': sd}` checkpoints, and timm train.py checkpoints with their `args`
+ * Namespace; `ema: true` takes `state_dict_ema`) into a model. DataParallel's `module.` prefix is
  * stripped when every key has it. Strict by default: a missing, unexpected or mis-shaped key
  * throws a StateDictError listing all of them.
  */
 export async function loadPretrained(model: Module, file: string, options: LoadWeightsOptions = {}): Promise<LoadReport> {
-  const raw = await readStateDictFile(file);
+  const raw = await readStateDictFile(file, options);
   const keys = [...raw.keys()];
   const dataParallel = keys.length > 0 && keys.every((k) => k.startsWith('module.'));
   return loadRawInto(model, raw, { ...options, stripPrefix: options.stripPrefix ?? (dataParallel ? 'module.' : undefined) });

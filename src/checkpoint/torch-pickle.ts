@@ -45,7 +45,7 @@ function isStorage(v: unknown): v is Storage {
  * Parses a torch.save archive held in memory and returns the saved object (a state dict comes back
  * as a plain object of RawTensors; see pickle.ts for the Python → JS mapping).
  */
-export function parseTorchCheckpoint(bytes: Uint8Array, source = 'checkpoint'): unknown {
+export function parseTorchCheckpoint(bytes: Uint8Array, source = 'checkpoint', options: { safeGlobals?: readonly string[] } = {}): unknown {
   rejectOtherFormats(bytes, source);
   const zip = openZip(bytes, source);
   const names = zip.names();
@@ -67,14 +67,17 @@ export function parseTorchCheckpoint(bytes: Uint8Array, source = 'checkpoint'): 
   return unpickle(zip.read(`${prefix}/data.pkl`), {
     source: `${source}: ${prefix}/data.pkl`,
     globals: torchGlobals(),
+    safeGlobals: options.safeGlobals,
     persistentLoad: storageLoader(zip, prefix, bigEndian),
   });
 }
 
 /** Reads a torch.save checkpoint from a path (errors name it) or from bytes. */
-export async function readTorchCheckpoint(pathOrBytes: string | Uint8Array): Promise<unknown> {
-  if (typeof pathOrBytes !== 'string') return parseTorchCheckpoint(pathOrBytes);
-  return parseTorchCheckpoint(await readCheckpointBytes(pathOrBytes), pathOrBytes);
+export async function readTorchCheckpoint(
+  pathOrBytes: string | Uint8Array, options: { safeGlobals?: readonly string[] } = {},
+): Promise<unknown> {
+  if (typeof pathOrBytes !== 'string') return parseTorchCheckpoint(pathOrBytes, 'checkpoint', options);
+  return parseTorchCheckpoint(await readCheckpointBytes(pathOrBytes), pathOrBytes, options);
 }
 
 // ---- format sniffing ---------------------------------------------------------------------------

@@ -33,6 +33,8 @@ export interface EvalCommandOptions {
   workers?: number;
   /** Where the model runs; default 'cpu'. */
   device?: Device;
+  /** Evaluate the EMA weights of a torch.save training checkpoint (timm's state_dict_ema). */
+  ema?: boolean;
   json?: boolean;
 }
 
@@ -91,14 +93,14 @@ function defaultInputSize(model: string, test: ImageDataset): [number, number] {
 }
 
 /** Builds the model for the data and loads the checkpoint into it, strictly. */
-export async function loadModel(file: string, cfg: PretrainedCfg, trainedAs: string | undefined): Promise<Classifier> {
+export async function loadModel(file: string, cfg: PretrainedCfg, trainedAs: string | undefined, ema = false): Promise<Classifier> {
   const name = cfg.architecture;
   const [inChannels, h, w] = cfg.input_size;
   const { num_classes: numClasses } = cfg;
   const inputSize = [h, w];
   const model = createModelFromCfg(cfg);
   try {
-    await loadPretrained(model, file);
+    await loadPretrained(model, file, { ema });
   } catch (e) {
     model.dispose();
     const origin = trainedAs && trainedAs !== name ? ` (it was trained as ${trainedAs})` : '';
@@ -127,7 +129,7 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     classes: stored.label_names ?? (setup.numClasses === undefined || setup.numClasses === test.classes.length ? test.classes : undefined),
     numClasses: setup.numClasses,
   });
-  const model = await loadModel(file, cfg, meta.model);
+  const model = await loadModel(file, cfg, meta.model, options.ema);
   if (options.device && options.device !== 'cpu') model.to({ device: options.device });
   const loader = new DataLoader({
     dataset: test, transform: evalTransformFromCfg(cfg),

@@ -117,6 +117,7 @@ program
   .option('--input-size <n>', "input side (default: the checkpoint's)", positiveInt('input-size'))
   .option('--workers <n>', 'loader worker threads (default 0)', nonNegativeInt('workers'))
   .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
+  .option('--ema', "evaluate the EMA weights of a training checkpoint (timm's state_dict_ema)")
   .option('--json', 'machine-readable output')
   .addHelpText('after', EVAL_EXAMPLES)
   .action(async (file: string, options: EvalCommandOptions) => {

@@ -19,7 +19,7 @@
  * SEModule names).
  */
 import { HaloAttention, type HaloAttentionOptions, type HaloPadding } from '../attention/halo-attention.js';
-import { Conv2d, Module, ReLU } from '../nn/index.js';
+import { SqueezeExcite } from '../nn/layers/channel-attention.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SpatialOp, SpatialOpContext, SpatialOpFactory } from './spatial-ops.js';
 
@@ -39,31 +39,8 @@ export interface HaloAttentionOpOptions {
   squeezeExcite?: number;
 }
 
-/**
- * timm's SEModule (timm/layers/squeeze_excite.py): x · sigmoid(fc2(relu(fc1(mean_hw x)))), the fcs
- * 1×1 convs with bias.
- *
- * Shape: (B, C, H, W) → (B, C, H, W). Parameters: `fc1.weight` (rd, C, 1, 1), `fc1.bias` (rd),
- * `fc2.weight` (C, rd, 1, 1), `fc2.bias` (C); Conv2d's default init.
- */
-export class SqueezeExcite extends Module {
-  readonly fc1: Conv2d;
-  readonly act: ReLU;
-  readonly fc2: Conv2d;
-
-  constructor(o: { channels: number; reducedChannels: number }) {
-    super();
-    this.fc1 = this.register('fc1', new Conv2d({ inChannels: o.channels, outChannels: o.reducedChannels, kernelSize: 1 }));
-    this.act = this.register('act', new ReLU());
-    this.fc2 = this.register('fc2', new Conv2d({ inChannels: o.reducedChannels, outChannels: o.channels, kernelSize: 1 }));
-  }
-
-  forward(x: Tensor): Tensor {
-    const s = x.mean([2, 3], { keepdim: true });                        // (B, C, 1, 1)
-    const gate = this.fc2.forward(this.act.forward(this.fc1.forward(s))).sigmoid();
-    return x.mul(gate);
-  }
-}
+/** timm's SEModule, shared with the timm ByobNet models (src/nn/layers/channel-attention.ts). */
+export { SqueezeExcite };
 
 /** HaloAttention followed by SE; the attention's keys stay at the top level (q, kv, pos_embed). */
 export class HaloAttentionSe extends HaloAttention {

@@ -83,12 +83,12 @@ export interface LsagModelOptions {
  * m.forward(images);   // (B, 10)
  */
 export class LsagModel extends Module {
-  readonly numClasses: number;
+  numClasses: number;
   readonly embedding: LsagShiftedEmbedding;
   readonly stages: (LsagFirstStage | LsagStage)[] = [];
   readonly reductions: ReduceImageSize[] = [];
   readonly norm: LayerNorm;
-  readonly head: Linear;
+  head: Linear;
 
   constructor(o: LsagModelOptions) {
     super();
@@ -126,6 +126,16 @@ export class LsagModel extends Module {
     this.norm = this.register('norm', new LayerNorm({ normalizedShape: width, eps: 1e-6 }));
     this.head = this.register('mlp_head', new Linear({ inFeatures: width, outFeatures: this.numClasses }));
     initVitLinear(this.head);
+  }
+
+  /** A fresh `mlp_head` for numClasses ≥ 1 (timm's reset_classifier; ViT init), the old one disposed. */
+  resetClassifier(numClasses: number): void {
+    const n = integerAtLeast('LsagModel.resetClassifier', 'numClasses', numClasses, 1);
+    const old = this.head;
+    this.head = this.register('mlp_head', new Linear({ inFeatures: old.inFeatures, outFeatures: n }), { replace: true });
+    initVitLinear(this.head);
+    old.dispose();
+    this.numClasses = n;
   }
 
   /** Tokens (B, N_i, D_i) after each level's stage, before its downsampling. */

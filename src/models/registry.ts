@@ -15,6 +15,7 @@ import { laModels } from './entries/la.js';
 import { lesaModels } from './entries/lesa.js';
 import { lsagModels } from './entries/lsag.js';
 import { sasaModels } from './entries/sasa.js';
+import { timmModels } from './entries/timm.js';
 
 /**
  * A model the registry builds: a Module mapping images to logits, with its feature pyramid.
@@ -90,13 +91,19 @@ export class UnknownModelError extends Error {
 
 // ---- the tables --------------------------------------------------------------------------------
 
+// halonet_h1 is one network in both the slides' table and timm's (8,100,056 parameters, the same
+// MACs); the registry builds timm's, whose state-dict keys are timm's, so that timm checkpoints load.
+// haloNetModels.halonet_h1 (vicinity's ResNet keys) stays available to code that imports the table.
+const { halonet_h1: _slidesH1, ...haloNetTable } = haloNetModels;
+
 const TABLES: Record<string, Record<string, ModelEntry>> = {
   baselines: baselineModels,
   la: laModels,
   lesa: lesaModels,
-  halonet: haloNetModels,
+  halonet: haloNetTable,
   lsag: lsagModels,
   sasa: sasaModels,
+  timm: timmModels,
 };
 
 const MODELS: ReadonlyMap<string, ModelEntry> = mergeTables(TABLES);

@@ -428,11 +428,11 @@ export class ResNet extends Module {
   readonly stages: Sequential[] = [];
   readonly headConv: Sequential | null;
   readonly avgpool: AdaptiveAvgPool2d;
-  readonly fc: Linear | Identity;
+  fc: Linear | Identity;
   readonly featureInfo: FeatureInfo[];
   /** Channels entering the classifier. */
   readonly numFeatures: number;
-  readonly numClasses: number;
+  numClasses: number;
 
   constructor(plan: ResNetPlan) {
     super();
@@ -469,6 +469,20 @@ export class ResNet extends Module {
         }
       }
     }
+  }
+
+  /**
+   * A fresh classifier for numClasses (timm's reset_classifier; 0: none, forward returns the pooled
+   * features). The new `fc` has Linear's default init, as torchvision's; the old one is disposed.
+   */
+  resetClassifier(numClasses: number): void {
+    if (!Number.isInteger(numClasses) || numClasses < 0) {
+      throw new RangeError(`resetClassifier: numClasses must be an integer ≥ 0, got ${numClasses}`);
+    }
+    const old = this.fc;
+    this.fc = this.register('fc', numClasses > 0 ? new Linear({ inFeatures: this.numFeatures, outFeatures: numClasses }) : new Identity(), { replace: true });
+    old.dispose();
+    this.numClasses = numClasses;
   }
 
   /** Stem: (B, C_in, H, W) → (B, stemWidth, H/4, W/4) for the ImageNet stem, full size for CIFAR. */

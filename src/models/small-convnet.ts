@@ -22,8 +22,8 @@ export interface SmallConvNetOptions {
 
 export class SmallConvNet extends Module {
   readonly features: Sequential;
-  readonly classifier: Sequential;
-  readonly numClasses: number;
+  classifier: Sequential;
+  numClasses: number;
 
   constructor(o: SmallConvNetOptions = {}) {
     super();
@@ -53,6 +53,18 @@ export class SmallConvNet extends Module {
       if (layer instanceof MaxPool2d) maps.push(h);   // the end of a stage
     }
     return maps;
+  }
+
+  /** A fresh last Linear (`classifier.1`) for numClasses ≥ 1 (timm's reset_classifier), the old one disposed. */
+  resetClassifier(numClasses: number): void {
+    if (!Number.isInteger(numClasses) || numClasses < 1) {
+      throw new RangeError(`SmallConvNet.resetClassifier: numClasses must be an integer ≥ 1, got ${numClasses}`);
+    }
+    const old = this.classifier.at(1) as Linear;
+    const fc = new Linear({ inFeatures: old.inFeatures, outFeatures: numClasses });
+    this.classifier = this.register('classifier', new Sequential(this.classifier.at(0), fc), { replace: true });
+    old.dispose();
+    this.numClasses = numClasses;
   }
 
   forward(x: Tensor): Tensor {

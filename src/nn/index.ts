@@ -26,3 +26,7 @@ export {
 } from './layers/pooling.js';
 export { Flatten, type FlattenOptions } from './layers/flatten.js';
 export { Sequential, ModuleList, ModuleDict } from './layers/containers.js';
+export {
+  SqueezeExcite, EfficientChannelAttention, ecaKernelSize,
+  type SqueezeExciteOptions, type EfficientChannelAttentionOptions,
+} from './layers/channel-attention.js';

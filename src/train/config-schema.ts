@@ -84,6 +84,12 @@ export const TRAIN_SETTINGS: readonly SettingSpec[] = [
   row('seed', 'int', 'run', 'seed of initialisation, data order and augmentation', { min: 0 }),
   row('out', 'path', 'run', 'run directory: checkpoints, metrics.jsonl, summary.csv, config.json'),
   row('resume', 'path', 'run', 'continue exactly from a run directory or its state file'),
+  // ---- fine-tuning (fine-tune.ts) ----
+  row('pretrained', 'path', 'run', 'start from these weights (.safetensors, .pth, a timm train.py checkpoint): loaded strictly, then a new classifier'),
+  row('pretrainedEma', 'bool', 'run', "take the EMA weights of the --pretrained checkpoint (timm's state_dict_ema)"),
+  row('numClasses', 'int', 'run', "classifier outputs (default: the dataset's classes; not fewer)", { min: 1 }),
+  row('freeze', 'int', 'run', 'with --pretrained: freeze the stem and the first n stages; 0 = none', { min: 0 }),
+  row('inputSize', 'int', 'run', "train and test at this image side (e.g. a model trained at another resolution); default the model's", { min: 8 }),
   row('device', 'choice', 'run', 'where the model runs', { choices: ['cpu', 'cuda'] }),
   row('progress', 'choice', 'run', "'auto': a progress bar on a terminal, plain lines otherwise",
     { choices: ['auto', 'bar', 'plain', 'none'] }),

@@ -70,6 +70,16 @@ export interface TrainConfig extends Partial<RecipeSettings> {
   out: string;
   /** A run directory or state file to continue from exactly. */
   resume?: string;
+  /** Fine-tuning: weights to start from, loaded strictly before a new classifier (fine-tune.ts). */
+  pretrained?: string;
+  /** Take the EMA weights (state_dict_ema) of the pretrained checkpoint. */
+  pretrainedEma?: boolean;
+  /** Classifier outputs; default the dataset's class count (must not be fewer). */
+  numClasses?: number;
+  /** With pretrained: freeze the stem and this many stages. */
+  freeze?: number;
+  /** Image side for training and testing; default the model's (its native size for in-memory datasets). */
+  inputSize?: number;
   device: 'cpu' | 'cuda';
   /** 'auto': a bar on a TTY, plain lines otherwise. */
   progress: 'auto' | 'bar' | 'plain' | 'none';

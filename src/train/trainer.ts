@@ -31,6 +31,9 @@ import type { ImageDataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
 import { DataLoader, type LoadedBatch } from '../data/loader.js';
 import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import type { RawTensor } from '../checkpoint/raw-tensor.js';
+import { readStateDictFile } from '../checkpoint/tensor-io.js';
+import { applyPretrained, freezeStages } from './fine-tune.js';
 import {
   AdamW, ConstantSchedule, CosineSchedule, SGD, StepSchedule, paramGroupsNoWeightDecay,
   type LrSchedule, type Optimizer,
@@ -111,6 +114,8 @@ interface RunData {
   numClasses: number;
   channels: 1 | 3;
   inputSize: [number, number];
+  /** Fine-tuning: the --pretrained state dict (not read when resuming: the state holds the weights). */
+  pretrained: Map<string, RawTensor> | null;
 }
 
 /**
@@ -144,7 +149,7 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
     }
   }
   await mkdir(runDir, { recursive: true });
-  const data = await loadRunData(effective, options.evalLimit ?? 0, log);
+  const data = await loadRunData(effective, options.evalLimit ?? 0, log, resumed === null);
   const modelArgs = resumed ? resumed.meta.model.modelArgs : options.modelArgs;
   const session = new Session(effective, recipe, data, runDir, { ...options, modelArgs }, log);
   try {
@@ -159,7 +164,9 @@ async function exists(file: string): Promise<boolean> {
 }
 
 /** Both splits, the training split cut to trainLimit, and the model's input shape. */
-async function loadRunData(config: Omit<TrainConfig, 'resume'>, evalLimit: number, log: (line: string) => void): Promise<RunData> {
+async function loadRunData(
+  config: Omit<TrainConfig, 'resume'>, evalLimit: number, log: (line: string) => void, readPretrained = true,
+): Promise<RunData> {
   const source = config.dataset === 'fashion-mnist' ? config.dataSource : undefined;
   const spec = { name: config.dataset, root: config.dataRoot, source };
   const [full, fullTest] = await Promise.all([
@@ -169,13 +176,29 @@ async function loadRunData(config: Omit<TrainConfig, 'resume'>, evalLimit: numbe
   const test = limitDataset(fullTest, evalLimit);
   const channels = train.store.channels;
   const info = modelInfo(config.model);
-  const inputSize: [number, number] = !info.fixedInputSize && train.store.kind === 'memory'
-    ? [train.store.height, train.store.width]
-    : [info.inputSize, info.inputSize];
+  const inputSize: [number, number] = config.inputSize !== undefined ? [config.inputSize, config.inputSize]
+    : !info.fixedInputSize && train.store.kind === 'memory' ? [train.store.height, train.store.width]
+      : [info.inputSize, info.inputSize];
+  const numClasses = fineTuneClasses(config, train.classes.length);
+  const pretrained = config.pretrained && readPretrained
+    ? await readStateDictFile(config.pretrained, { ema: config.pretrainedEma }) : null;
   const from = train.source ? `${train.name} ${train.source}` : train.name;
   log(`data: ${from} (${train.count.toLocaleString('en-US')} train${train.count < full.count ? ` of ${full.count.toLocaleString('en-US')}` : ''}, ` +
     `${test.count.toLocaleString('en-US')} test, ${train.classes.length} classes) from ${train.root}`);
-  return { train, test, numClasses: train.classes.length, channels, inputSize };
+  return { train, test, numClasses, channels, inputSize, pretrained };
+}
+
+/** The classifier size: --num-classes (not fewer than the dataset's classes) or the dataset's; checks --freeze. */
+function fineTuneClasses(config: Omit<TrainConfig, 'resume'>, datasetClasses: number): number {
+  if (config.freeze && !config.pretrained) {
+    throw new RangeError('--freeze needs --pretrained: freezing randomly initialised stages would train only the head');
+  }
+  if (config.pretrainedEma && !config.pretrained) throw new RangeError('--pretrained-ema needs --pretrained <file>');
+  const n = config.numClasses ?? datasetClasses;
+  if (n < datasetClasses) {
+    throw new RangeError(`--num-classes ${n} is fewer than the dataset's ${datasetClasses} classes; give at least ${datasetClasses}`);
+  }
+  return n;
 }
 
 /** The first `limit` images of a dataset (all when limit is 0 or not below the count). */
@@ -248,7 +271,17 @@ class Session {
     const model = createModel(this.config.model, {
       numClasses, inChannels: channels, inputSize: size, dropPathRate: this.recipe.dropPath, modelArgs: this.options.modelArgs,
     });
-    return model.to({ device: this.config.device });
+    if (this.data.pretrained) {
+      const r = applyPretrained(model, this.data.pretrained, { numClasses, source: this.config.pretrained });
+      this.log(`pretrained: ${this.config.pretrained}${this.config.pretrainedEma ? ' (EMA weights)' : ''}, ` +
+        `${r.pretrainedClasses}-class head replaced by a new ${numClasses}-class one (${r.classifierKeys.join(', ')})`);
+      this.data.pretrained = null;
+    }
+    const placed = model.to({ device: this.config.device });
+    if (this.config.freeze) {
+      this.log(`frozen: the stem and ${this.config.freeze} stage(s), ${freezeStages(placed, this.config.freeze).toLocaleString('en-US')} parameters`);
+    }
+    return placed;
   }
 
   private buildOptimizer(): Optimizer<{ lr: number }> {

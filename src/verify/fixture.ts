@@ -4,7 +4,9 @@
  * `param.<state-dict name>`, `input.x`, `output.y`, `cotangent.r`, `grad.input.x`,
  * `grad.param.<name>` (and `state_after.<buffer>` for train-mode fixtures), with a JSON beside it
  * naming the reference class (`spec.kind`), its constructor arguments (`spec.ctor`), the mode and
- * the tolerance.
+ * the tolerance. Whole-model fixtures (`spec.kind` = `timm.models.<name>`, `spec.ctor` = the
+ * create_model keyword arguments) hold `param.<timm key>` for every state-dict entry, `input.x` and
+ * `output.y` (eval-mode logits) and no gradients.
  */
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,7 +33,8 @@ export interface Fixture {
   params: Map<string, Tensor>;
   input: Tensor;
   output: Tensor;
-  cotangent: Tensor;
+  /** Null for whole-model fixtures (`timm.models.*`): they record eval-mode logits, no gradients. */
+  cotangent: Tensor | null;
   gradInput: Tensor | null;
   gradParams: Map<string, Tensor>;
   /** Buffers after the forward pass (train-mode fixtures: running statistics). */
@@ -115,7 +118,8 @@ export async function readFixture(file: string): Promise<Fixture> {
     params: byPrefix(tensors, 'param.'),
     input: required('input.x'),
     output: required('output.y'),
-    cotangent: required('cotangent.r'),
+    // Whole-model fixtures hold no cotangent and no gradients: only the logits are compared.
+    cotangent: spec.kind.startsWith('timm.models.') ? tensors.get('cotangent.r') ?? null : required('cotangent.r'),
     gradInput: tensors.get('grad.input.x') ?? null,
     gradParams: byPrefix(tensors, 'grad.param.'),
     stateAfter: byPrefix(tensors, 'state_after.'),

@@ -4,6 +4,8 @@
  * train-mode forward. This is `vicinity verify` and how the parity tests run.
  */
 import type { ReferenceModule } from '../attention/reference-builders.js';
+import type { Module } from '../nn/module.js';
+import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Fixture } from './fixture.js';
@@ -62,6 +64,10 @@ export function verifyFixture(fixture: Fixture, module: FixtureModule, options: 
     rows.push({ name, error, measure, tolerance: limit, ok: error <= limit });
   };
   tidy(() => {
+    if (fixture.cotangent === null) { // a whole-model fixture: eval-mode logits only
+      compare('output', noGrad(() => module.forward(fixture.input)), fixture.output);
+      return;
+    }
     const x = fixture.input.clone().requiresGrad_();
     const y = module.forward(x);
     compare('output', y, fixture.output);

@@ -21,3 +21,5 @@ function findRepoRoot(start: string): string {
 export const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
 /** The reference-layer fixtures (test/fixtures/, provenance in its README.md), found by src/verify. */
 export { bundledFixturesDir as fixturesDir } from '../../src/verify/fixture.js';
+/** Whole-model fixtures from timm (committed in the repository; see its README.md). */
+export const timmFixturesDir = path.join(repoRoot, 'test', 'fixtures', 'timm');

@@ -26,6 +26,7 @@ test('the table covers every TrainConfig and RecipeSettings key once, flags in k
   const config: Record<keyof TrainConfig, true> = {
     model: true, dataset: true, dataRoot: true, dataSource: true, recipe: true, trainLimit: true, evalBatchSize: true,
     workers: true, seed: true, out: true, resume: true, device: true, progress: true,
+    pretrained: true, pretrainedEma: true, numClasses: true, freeze: true, inputSize: true,
     optimizer: true, lr: true, momentum: true, nesterov: true, beta2: true, eps: true, weightDecay: true, epochs: true,
     batchSize: true, schedule: true, warmupEpochs: true, warmupLr: true, minLr: true, stepEpochs: true, stepGamma: true,
     labelSmoothing: true, clipGrad: true, mixup: true, cutmix: true, randAugment: true, randomErasing: true, hflip: true,
