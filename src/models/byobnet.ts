@@ -419,17 +419,33 @@ export class ByobNet extends Module {
     }
   }
 
-  /** Stem → stages → final conv: (B, C, H, W) → (B, numFeatures, H/32, W/32). */
-  forwardFeatures(x: Tensor): Tensor {
-    if (this.inputSize && this.cfg.fixedInputSize) {
-      const [, , h, w] = x.shape;
-      if (h !== this.inputSize[0] || w !== this.inputSize[1]) {
-        throw new ShapeError(`ByobNet: this model is fixed-size (BottleneckAttn) and was built for ${this.inputSize.join('×')}, ` +
-          `got ${h}×${w}; build it with { inputSize: [${h}, ${w}] } or resize the images`);
-      }
-    }
+  /**
+   * One map per stage (strides 4/8/16/32 for timm's stems), the last after the final conv — the
+   * `forwardFeatures` contract of every vicinity model (registry.ts). timm's `forward_features`
+   * is the last of them.
+   */
+  forwardFeatures(x: Tensor): Tensor[] {
+    this.checkInputSize(x);
+    const maps: Tensor[] = [];
     let y = this.stem.forward(x);
-    y = this.stages.forward(y);
+    for (const stage of this.stages) maps.push(y = (stage as Layer).forward(y));
+    if (this.finalConv) maps[maps.length - 1] = this.finalConv.forward(y);
+    return maps;
+  }
+
+  private checkInputSize(x: Tensor): void {
+    if (!this.inputSize || !this.cfg.fixedInputSize) return;
+    const [, , h, w] = x.shape;
+    if (h !== this.inputSize[0] || w !== this.inputSize[1]) {
+      throw new ShapeError(`ByobNet: this model is fixed-size (BottleneckAttn) and was built for ${this.inputSize.join('×')}, ` +
+        `got ${h}×${w}; build it with { inputSize: [${h}, ${w}] } or resize the images`);
+    }
+  }
+
+  /** Stem → stages → final conv: (B, C, H, W) → (B, numFeatures, H/32, W/32) (timm's forward_features). */
+  private forwardBody(x: Tensor): Tensor {
+    this.checkInputSize(x);
+    const y = this.stages.forward(this.stem.forward(x));
     return this.finalConv ? this.finalConv.forward(y) : y;
   }
 
@@ -439,7 +455,7 @@ export class ByobNet extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    return this.forwardHead(this.forwardFeatures(x));
+    return this.forwardHead(this.forwardBody(x));
   }
 }
 
