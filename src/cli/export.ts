@@ -1,0 +1,132 @@
+/**
+ * `vicinity export <checkpoint|model> <out.onnx>`: an ONNX model (opset 17, standard ops, dynamic
+ * batch) of a trained checkpoint, or of a registered model with fresh weights.
+ *
+ * A checkpoint's model, class count, channels and input size come from its safetensors metadata
+ * (as `vicinity eval` reads it; flags override, and are needed for files without metadata); its
+ * weights load strictly. The checkpoint's metadata is copied into the ONNX model's metadata_props,
+ * with what a runtime needs to feed it: model, numClasses, inChannels, inputSize, and, when the
+ * dataset is known, its normalisation (mean, std as JSON) and class names (classes, JSON).
+ */
+import { existsSync } from 'node:fs';
+import { basename } from 'node:path';
+import { loadPretrained } from '../checkpoint/tensor-io.js';
+import { FASHION_MNIST_CLASSES, MNIST_CLASSES } from '../data/fashion-mnist.js';
+import { datasetStats, isDatasetName } from '../data/load-dataset.js';
+import { exportOnnxFile, type OnnxExport } from '../export/export-onnx.js';
+import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { checkpointMetadata, parseInputSize } from './eval.js';
+
+export interface ExportCommandOptions {
+  /** Registry name; default the checkpoint's `model` metadata. */
+  model?: string;
+  numClasses?: number;
+  inChannels?: number;
+  inputSize?: number;
+  json?: boolean;
+}
+
+export interface ExportReport {
+  source: string;
+  out: string;
+  model: string;
+  /** 'checkpoint' or 'fresh' (a registry name: newly initialised weights). */
+  weights: 'checkpoint' | 'fresh';
+  opset: number;
+  nodes: number;
+  initializers: number;
+  bytes: number;
+  inputShape: (number | string)[];
+  outputShape: (number | string)[];
+  opCounts: Record<string, number>;
+  metadata: Record<string, string>;
+}
+
+const CHECKPOINT_SUFFIXES = ['.safetensors', '.pth', '.pt', '.bin', '.ckpt'];
+
+function looksLikeFile(source: string): boolean {
+  return existsSync(source) || CHECKPOINT_SUFFIXES.some((s) => source.endsWith(s)) || source.includes('/');
+}
+
+function positive(meta: Record<string, string>, key: string): number | undefined {
+  const n = Number(meta[key]);
+  return meta[key] !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
+}
+
+/** Class names of datasets whose classes are fixed (the others are read from their files). */
+function knownClasses(dataset: string, numClasses: number): string[] | undefined {
+  const table = dataset === 'fashion-mnist' ? FASHION_MNIST_CLASSES : dataset === 'mnist' ? MNIST_CLASSES : undefined;
+  return table && table.length === numClasses ? [...table] : undefined;
+}
+
+/** The model to export, its shape and the metadata for metadata_props. */
+async function resolveSource(source: string, options: ExportCommandOptions): Promise<{
+  model: Classifier; name: string; weights: ExportReport['weights']; inChannels: number; inputSize: [number, number]; metadata: Record<string, string>;
+}> {
+  const isFile = looksLikeFile(source);
+  const meta = isFile ? await checkpointMetadata(source) : {};
+  const name = options.model ?? (isFile ? meta.model : source);
+  if (!name) {
+    throw new Error(`${source} has no 'model' metadata (only checkpoints written by vicinity train do); ` +
+      'pass --model <name> (vicinity list-models lists them)');
+  }
+  const info = modelInfo(name);   // an unknown name fails here, with the nearest names
+  const numClasses = options.numClasses ?? positive(meta, 'numClasses') ?? info.numClasses;
+  const inChannels = options.inChannels ?? positive(meta, 'inChannels') ?? info.inChannels;
+  const inputSize: [number, number] = options.inputSize !== undefined ? [options.inputSize, options.inputSize]
+    : parseInputSize(meta.inputSize) ?? [info.inputSize, info.inputSize];
+  const model = createModel(name, { numClasses, inChannels, inputSize: inputSize[0] === inputSize[1] ? inputSize[0] : inputSize });
+  if (isFile) {
+    try {
+      await loadPretrained(model, source);
+    } catch (e) {
+      model.dispose();
+      throw new Error(`${source} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
+        `${inputSize.join('×')} input: ${(e as Error).message}; check --model, --num-classes, --in-channels and --input-size`);
+    }
+  }
+  const metadata: Record<string, string> = {
+    ...meta, model: name, numClasses: String(numClasses), inChannels: String(inChannels), inputSize: `${inputSize[0]}x${inputSize[1]}`,
+    weights: isFile ? basename(source) : 'fresh initialisation',
+  };
+  const dataset = meta.dataset;
+  if (dataset && isDatasetName(dataset) && (inChannels === 1 || inChannels === 3)) {
+    const { mean, std } = datasetStats(dataset, inChannels);
+    metadata.mean = JSON.stringify(mean);
+    metadata.std = JSON.stringify(std);
+    const classes = knownClasses(dataset, numClasses);
+    if (classes) metadata.classes = JSON.stringify(classes);
+  }
+  return { model, name, weights: isFile ? 'checkpoint' : 'fresh', inChannels, inputSize, metadata };
+}
+
+/** Exports and reports; the work of `vicinity export`. */
+export async function exportCheckpoint(source: string, out: string, options: ExportCommandOptions = {}): Promise<ExportReport> {
+  if (!out.endsWith('.onnx')) throw new Error(`output file ${out} should end in .onnx`);
+  const { model, name, weights, inChannels, inputSize, metadata } = await resolveSource(source, options);
+  let result: OnnxExport;
+  try {
+    result = await exportOnnxFile(model, out, { inChannels, inputSize, metadata });
+  } finally {
+    model.dispose();
+  }
+  return {
+    source, out, model: name, weights, opset: result.opset, nodes: result.nodes, initializers: result.initializers,
+    bytes: result.bytes.byteLength, inputShape: result.inputShape, outputShape: result.outputShape, opCounts: result.opCounts, metadata,
+  };
+}
+
+/** Runs `vicinity export`; returns the exit code. */
+export async function exportCommand(source: string, out: string, options: ExportCommandOptions = {}): Promise<number> {
+  const r = await exportCheckpoint(source, out, options);
+  if (options.json) {
+    console.log(JSON.stringify(r, null, 2));
+    return 0;
+  }
+  if (r.weights === 'fresh') console.error(`note: ${r.model} is exported with freshly initialised weights; pass a checkpoint to export trained ones`);
+  const ops = Object.entries(r.opCounts).sort((a, b) => b[1] - a[1]).map(([op, n]) => `${op} ${n}`).join(', ');
+  console.log(`${r.out}: ${r.model}, ONNX opset ${r.opset}, ${(r.bytes / 1e6).toFixed(2)} MB`);
+  console.log(`input ${r.inputShape.join('×')} → output ${r.outputShape.join('×')}; ${r.nodes} nodes (${ops}), ${r.initializers} initializers`);
+  console.log(`metadata: ${Object.keys(r.metadata).join(', ')}`);
+  return 0;
+}
