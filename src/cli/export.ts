@@ -15,6 +15,7 @@ import { FASHION_MNIST_CLASSES, MNIST_CLASSES } from '../data/fashion-mnist.js';
 import { datasetStats, isDatasetName } from '../data/load-dataset.js';
 import { exportOnnxFile, type OnnxExport } from '../export/export-onnx.js';
 import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { StateDictError } from '../nn/module.js';
 import { checkpointMetadata, parseInputSize } from './eval.js';
 
 export interface ExportCommandOptions {
@@ -81,7 +82,9 @@ async function resolveSource(source: string, options: ExportCommandOptions): Pro
       await loadPretrained(model, source);
     } catch (e) {
       model.dispose();
-      throw new Error(`${source} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
+      if (!(e instanceof StateDictError)) throw e;   // unreadable files say so themselves
+      const origin = meta.model && meta.model !== name ? ` (it was trained as ${meta.model})` : '';
+      throw new Error(`${source}${origin} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
         `${inputSize.join('×')} input: ${(e as Error).message}; check --model, --num-classes, --in-channels and --input-size`);
     }
   }
