@@ -61,6 +61,39 @@ function layerNorm(g: GraphBuilder, c: CallView): void {
   }, c.outName());
 }
 
+/** (x − mean) / √(var + ε) over each group of C/G channels, then the per-channel affine. */
+function groupNorm(g: GraphBuilder, c: CallView): void {
+  const shape = c.value(0).shape;
+  const channels = shape[1] as number;
+  const groups = c.int(1);
+  const dtype = c.dtype(0);
+  const rest = (shape.slice(2) as number[]).reduce((a, b) => a * b, channels / groups);
+  const grouped = g.op('Reshape', [c.tensor(0), g.shape([shape[0], groups, rest])]);        // (B, G, C/G·spatial)
+  const axes = { axes: [2], keepdims: 1 };
+  const centred = g.op('Sub', [grouped, g.op('ReduceMean', [grouped], axes)]);
+  const variance = g.op('ReduceMean', [g.op('Mul', [centred, centred])], axes);
+  const normed = g.op('Div', [centred, g.op('Sqrt', [g.op('Add', [variance, g.constant(c.number(4, 1e-5), dtype, [])])])]);
+  let y = g.op('Reshape', [normed, g.shape(shape)]);                                          // (B, C, …)
+  const perChannel = g.constant([channels, ...shape.slice(2).map(() => 1)], 'int64');
+  const weight = c.optionalTensor(2);
+  const bias = c.optionalTensor(3);
+  if (weight) y = g.op('Mul', [y, g.op('Reshape', [weight, perChannel])]);
+  if (bias) y = g.op('Add', [y, g.op('Reshape', [bias, perChannel])]);
+  g.op('Identity', [y], {}, c.outName());
+}
+
+/** Resize to the traced output size; ATen's coordinate conventions. */
+function upsample(mode: 'nearest' | 'linear' | 'cubic'): OpTranslation {
+  return (g, c) => {
+    const align = mode !== 'nearest' && c.raw(2) === true;
+    const transform = mode === 'nearest' ? 'asymmetric' : align ? 'align_corners' : 'pytorch_half_pixel';
+    g.op('Resize', [c.tensor(0), '', '', g.shape(c.output().shape)], {
+      mode, coordinate_transformation_mode: transform, ...(mode === 'nearest' ? { nearest_mode: 'floor' } : {}),
+      ...(mode === 'cubic' ? { cubic_coeff_a: { float: -0.75 } } : {}),
+    }, c.outName());
+  };
+}
+
 function maxPool(g: GraphBuilder, c: CallView): void {
   const kernel = pair(c.ints(1));
   const stride = c.ints(2, []);
@@ -239,6 +272,19 @@ export const NN_OPS: Record<string, OpTranslation> = {
   'aten::elu': (g, c) => {
     if (c.number(2, 1) !== 1 || c.number(3, 1) !== 1) throw c.error('elu with scale or input_scale ≠ 1 has no ONNX form');
     g.op('Elu', [c.tensor(0)], { alpha: { float: c.number(1, 1) } }, c.outName());
+  },
+  'aten::group_norm': groupNorm,
+  'aten::upsample_nearest2d.vec': upsample('nearest'),
+  'aten::upsample_bilinear2d.vec': upsample('linear'),
+  'aten::upsample_bicubic2d.vec': upsample('cubic'),
+  'aten::pixel_shuffle': (g, c) => { g.op('DepthToSpace', [c.tensor(0)], { blocksize: c.int(1), mode: 'CRD' }, c.outName()); },
+  'aten::pixel_unshuffle': (g, c) => {
+    // SpaceToDepth orders channels (block, C); ATen's pixel_unshuffle (C, block): reshape/transpose
+    const [b, ch, h, w] = c.value(0).shape;
+    const r = c.int(1);
+    const split = g.op('Reshape', [c.tensor(0), g.shape([b, ch, (h as number) / r, r, (w as number) / r, r])]);
+    const moved = g.op('Transpose', [split], { perm: [0, 1, 3, 5, 2, 4] });                // (B, C, r, r, H/r, W/r)
+    g.op('Reshape', [moved, g.shape(c.output().shape)], {}, c.outName());
   },
   'aten::grid_sampler': gridSample,
   'aten::im2col': im2col,

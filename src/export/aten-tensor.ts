@@ -380,6 +380,18 @@ export const TENSOR_OPS: Record<string, OpTranslation> = {
   'aten::amin': reduce('ReduceMin', false),
   'aten::sum': whole('ReduceSum'),
   'aten::mean': whole('ReduceMean'),
+  'aten::repeat': (g, c) => {
+    const repeats = c.ints(1);
+    const rank = c.rank(0);
+    const x = repeats.length > rank ? g.op('Reshape', [c.tensor(0), g.shape([...new Array(repeats.length - rank).fill(1), ...c.value(0).shape])]) : c.tensor(0);
+    g.op('Tile', [x, g.constant(repeats, 'int64')], {}, c.outName());
+  },
+  'aten::tril': (g, c) => { g.op('Trilu', [c.tensor(0), g.constant(c.int(1, 0), 'int64', [])], { upper: 0 }, c.outName()); },
+  'aten::triu': (g, c) => { g.op('Trilu', [c.tensor(0), g.constant(c.int(1, 0), 'int64', [])], { upper: 1 }, c.outName()); },
+  'aten::argmax': (g, c) => {
+    if (c.raw(1) === null || c.raw(1) === undefined) throw c.error('argmax over the flattened tensor is not exported; pass a dim');
+    g.op('ArgMax', [c.tensor(0)], { axis: c.dim(1, c.rank(0)), keepdims: c.raw(2) === true ? 1 : 0 }, c.outName());
+  },
   'aten::_to_copy': toDtype,
   'aten::detach': identity,
   'aten::clone': identity,
