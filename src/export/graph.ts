@@ -229,8 +229,19 @@ export function onnxCode(dtype: DType): number {
   return code;
 }
 
-/** Removes nodes and initializers that do not lead to the outputs. */
-export function pruneGraph(nodes: NodeSpec[], initializers: Map<string, TensorData>, outputs: string[]): { nodes: NodeSpec[]; initializers: TensorData[] } {
+/**
+ * Removes Identity nodes (their readers read the input instead; an Identity that names a graph
+ * output stays), then the nodes and initializers that do not lead to the outputs.
+ */
+export function pruneGraph(all: NodeSpec[], initializers: Map<string, TensorData>, outputs: string[]): { nodes: NodeSpec[]; initializers: TensorData[] } {
+  const alias = new Map<string, string>();
+  const resolve = (name: string) => alias.get(name) ?? name;
+  const nodes: NodeSpec[] = [];
+  for (const n of all) {
+    const inputs = n.inputs.map(resolve);
+    if (n.opType === 'Identity' && !outputs.includes(n.outputs[0])) alias.set(n.outputs[0], inputs[0]);
+    else nodes.push({ ...n, inputs });
+  }
   const needed = new Set(outputs);
   const kept: NodeSpec[] = [];
   for (let i = nodes.length - 1; i >= 0; i--) {

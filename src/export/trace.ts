@@ -90,9 +90,10 @@ export function recordForward(model: Module & { forward(x: Tensor): unknown }, x
   const idOf = (t: Tensor): number => {
     const known = ids.get(t);
     if (known !== undefined) return known;
-    for (const [other, id] of ids) if (t.sameAs(other)) return id;   // a second JS handle of one tensor
     const name = names.get(t);
-    return addValue(t, name !== undefined ? 'parameter' : 'constant', false, name);
+    if (name !== undefined) return addValue(t, 'parameter', false, name);
+    for (const [other, id] of ids) if (t.sameAs(other)) return id;   // a second JS handle of one tensor
+    return addValue(t, 'constant', false);
   };
   const argOf = (a: unknown): Arg => {
     if (isTensor(a)) return { value: idOf(a) };
