@@ -261,7 +261,6 @@ export const NN_OPS: Record<string, OpTranslation> = {
   'aten::softmax.int': softmax('Softmax'),
   'aten::log_softmax.int': softmax('LogSoftmax'),
   'aten::relu': unary('Relu'),
-  'aten::relu_': unary('Relu'),
   'aten::sigmoid': unary('Sigmoid'),
   'aten::tanh': unary('Tanh'),
   'aten::silu': silu,

@@ -104,7 +104,7 @@ function traceAt(model: Forwardable, batch: number, shape: number[]): Trace {
 function checkModel(model: Module): void {
   for (const p of model.parameters()) {
     if (p.device !== 'cpu') throw new ExportError(`export: parameters are on ${p.device}; move the model to the CPU first (model.to('cpu'))`);
-    onnxDType(p.dtype);
+    if (p.dtype !== 'float32') throw new ExportError(`export: parameters are ${p.dtype}; export float32 models (model.to('float32'))`);
   }
 }
 
@@ -114,7 +114,9 @@ function buildGraph(trace: Trace, inputName: string, outputName: string): GraphB
   for (const call of trace.calls) {
     const needed = call.batchDependent || call.outputs.some((o) => trace.values[o].dynamic);
     if (!needed) continue;   // constant-folded: its results become initializers where used
-    const translate = ONNX_TRANSLATIONS[call.op];
+    // an in-place op (relu_, add_.Tensor) computes what its out-of-place form does; trace.ts
+    // already points later readers of its first argument at its result
+    const translate = ONNX_TRANSLATIONS[call.op] ?? ONNX_TRANSLATIONS[call.op.replace(/_(\.|$)/, '$1')];
     if (!translate) {
       const hint = call.op.startsWith('vicinity::')
         ? 'a fused kernel with no standard-op form; give its layer a composite path and switch to it in src/export/export-onnx.ts compositeKernels'

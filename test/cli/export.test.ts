@@ -8,7 +8,7 @@ import test from 'node:test';
 import { saveSafetensors } from '../../src/checkpoint/tensor-io.js';
 import { readModelHeader } from '../../src/export/onnx-proto.js';
 import { createModel } from '../../src/models/registry.js';
-import { randn } from '../../src/tensor/creation.js';
+import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { onnxParity, perturb } from '../export/support.js';
 import { repoRoot } from '../support/paths.js';
 
@@ -18,6 +18,7 @@ const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], {
 test('vicinity export <checkpoint>: the weights, the metadata, and onnxruntime agrees', async (t) => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vicinity-export-cli-'));
   t.after(() => rmSync(dir, { recursive: true, force: true }));
+  manualSeed(0);
   const model = createModel('small_convnet');
   t.after(() => model.dispose());
   perturb(model);

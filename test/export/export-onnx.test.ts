@@ -14,7 +14,7 @@ import { ExportError } from '../../src/export/trace.js';
 import { createModel, modelInfo } from '../../src/models/registry.js';
 import { Module } from '../../src/nn/module.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
-import { randn } from '../../src/tensor/creation.js';
+import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { memory } from '../../src/tensor/memory.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { repoRoot } from '../support/paths.js';
@@ -42,6 +42,7 @@ function decodeWithOnnxSchema(bytes: Uint8Array): {
 for (const name of FAMILIES) {
   test(`${name}: onnxruntime equals vicinity to 1e-4 at batch 1 and 5 (traced at 2 and 3)`, async (t) => {
     const info = modelInfo(name);
+    manualSeed(0);   // the same initial weights every run
     const model = createModel(name);
     try {
       perturb(model);
@@ -123,6 +124,15 @@ class BatchBranch extends Module {
   }
 }
 
+class InPlace extends Module {
+  forward(x: Tensor): Tensor {
+    const y = x.flatten(1).mul(2);
+    aten.relu_(y);
+    aten.add__Scalar(y, 1, 1);
+    return y;
+  }
+}
+
 test('what cannot be exported is an ExportError that names it', () => {
   assert.throws(() => exportOnnx(new Cumulative(), { inChannels: 1, inputSize: 4 }),
     (e: unknown) => e instanceof ExportError && /no ONNX form for aten::cumsum .*add its translation/.test(e.message));
@@ -131,5 +141,11 @@ test('what cannot be exported is an ExportError that names it', () => {
   const model = createModel('small_convnet');
   assert.throws(() => exportOnnx(model, { inChannels: 1, inputSize: 0 }), /inputSize|input height must be a positive integer, got 0/);
   assert.throws(() => exportOnnx(model, { inChannels: 3, inputSize: 28 }), /channels|shape|size/i);
+  model.to('float64');
+  assert.throws(() => exportOnnx(model, { inChannels: 1, inputSize: 28 }), /parameters are float64; export float32 models/);
   model.dispose();
+  // an in-place op exports as its out-of-place form, and later readers see its result
+  const inPlace = new InPlace();
+  const out = exportOnnx(inPlace, { inChannels: 1, inputSize: 4 });
+  assert.deepEqual(out.opCounts, { Relu: 1, Add: 1, Reshape: 1, Shape: 1, Slice: 1, Concat: 1, Mul: 1, Identity: 1 });
 });
