@@ -8,7 +8,7 @@
  * (graph.ts), so the batch stays dynamic. Expand does the same with Expand.
  */
 import type { DType } from '../tensor/tensor.js';
-import type { CallView, GraphBuilder, OpTranslation } from './graph.js';
+import { onnxCode, type CallView, type GraphBuilder, type OpTranslation } from './graph.js';
 
 const FLOATS = new Set<DType>(['float32', 'float64', 'float16', 'bfloat16']);
 
@@ -195,12 +195,8 @@ function binary(opType: string, options: { alpha?: boolean; reverse?: boolean; n
       return;
     }
     const out = g.op(opType, [a, b], {}, type === result ? c.outName() : undefined);
-    if (type !== result) g.op('Cast', [out], { to: castCode(result) }, c.outName());
+    if (type !== result) g.op('Cast', [out], { to: onnxCode(result) }, c.outName());
   };
-}
-
-function castCode(d: DType): number {
-  return ({ float32: 1, uint8: 2, int8: 3, int16: 5, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 } as Record<string, number>)[d];
 }
 
 function divide(g: GraphBuilder, c: CallView): void {

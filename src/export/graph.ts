@@ -5,7 +5,7 @@
  * Shape(input)[0]).
  */
 import type { DType, TypedData } from '../tensor/tensor.js';
-import type { NodeSpec, OnnxDType, TensorData, AttributeValue } from './onnx-proto.js';
+import { ONNX_DTYPE, type NodeSpec, type OnnxDType, type TensorData, type AttributeValue } from './onnx-proto.js';
 import { ExportError, type Arg, type BatchLinear, type Dim, type Trace, type TracedCall, type TracedValue } from './trace.js';
 
 /** Translates one traced ATen call into ONNX nodes whose last outputs are the call's results. */
@@ -110,11 +110,17 @@ function bytesOf(data: TypedData): Uint8Array {
   return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
 }
 
+/** The ONNX element type of a dtype; the ones ONNX has no code for here are an error. */
 export function onnxDType(dtype: DType): OnnxDType {
-  if (dtype === 'bfloat16' || !(dtype in TYPED) && dtype !== 'float16') {
+  if (!(dtype in ONNX_DTYPE) || !(dtype in TYPED)) {
     throw new ExportError(`export: dtype ${dtype} is not exported; convert the model to float32 first (model.to('float32'))`);
   }
   return dtype as OnnxDType;
+}
+
+/** TensorProto.DataType code (Cast's `to`). */
+export function onnxCode(dtype: DType): number {
+  return ONNX_DTYPE[onnxDType(dtype)];
 }
 
 export class GraphBuilder {
@@ -220,13 +226,6 @@ export class GraphBuilder {
   cast(name: string, from: DType, to: DType): string {
     return from === to ? name : this.op('Cast', [name], { to: onnxCode(to) });
   }
-}
-
-const CODES: Record<string, number> = { float32: 1, uint8: 2, int8: 3, int16: 5, int32: 6, int64: 7, bool: 9, float16: 10, float64: 11 };
-export function onnxCode(dtype: DType): number {
-  const code = CODES[dtype];
-  if (code === undefined) throw new ExportError(`export: dtype ${dtype} is not exported`);
-  return code;
 }
 
 /**
