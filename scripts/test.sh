@@ -5,5 +5,6 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 node dist/tools/gen-ops/generate.js --check
 node scripts/check-file-sizes.mjs
+node scripts/check-imports.mjs
 node dist/src/cli/main.js doctor >/dev/null || node dist/src/cli/main.js doctor
 node --test "${@:-dist/test/}"

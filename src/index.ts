@@ -69,3 +69,21 @@ export type { TrainConfig, RecipeSettings } from './train/train-config.js';
 export { trainStep, trainEpoch, evaluate, softTargetCrossEntropy } from './train/classifier-loop.js';
 export { trainTransform, evalTransform, mixSpec } from './train/input-pipeline.js';
 export { ModelEma } from './train/ema.js';
+// What the documentation names (docs/**, README.md; checked by test/docs/code-blocks.test.ts).
+export type { Classifier, ModelOptions, ModelInfo, ModelEntry } from './models/registry.js';
+export { haloAttentionOptionsFromReference, type HaloAttentionWeights, type HaloPadding } from './attention/halo-attention.js';
+export { mhsa2dOptionsFromReference, type MultiHeadSelfAttention2dWeights, type RelPosResize } from './attention/mhsa2d.js';
+export { lesaFromReference } from './attention/lesa.js';
+export { standAloneSelfAttention2d, attentionConvCompat, type AttentionConvWeights, type SasaConfig } from './attention/sasa.js';
+export {
+  neighborhoodAttention2d, type NeighborhoodAttention2dWeights, type NeighborhoodAttention2dConfig,
+} from './attention/neighborhood-attention.js';
+export {
+  lsagNumVariants, LSAG_VARIANTS, CIFAR_SHIFTS, IMAGENET_PADDINGS, type LsagVariant, type LsagShiftedEmbeddingOptions,
+} from './attention/lsag-shifted-embedding.js';
+export type { ReferenceBuilders, ReferenceModule } from './attention/reference-builders.js';
+export { lsagOptions } from './models/entries/lsag.js';
+export { resolveImageFolderSplit, checkImageFiles, type ImageFolderSplit, type ImageCheckReport, type CheckImageFilesOptions } from './data/image-folder.js';
+export { loadImageDecoder, activeImageDecoder, decodeImage, type ImageDecoderName } from './data/image-decode.js';
+export { TrainStateError } from './train/train-state.js';
+export { FixtureError, bundledFixturesDir, bundledFixtureNames, resolveFixturePath } from './verify/fixture.js';

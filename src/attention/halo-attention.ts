@@ -1,6 +1,7 @@
 /**
- * HaloAttention: blocked local self-attention of HaloNet (Vaswani et al., CVPR 2021; slides in
- * /work/shared/papers/halonet-slides.txt, equations numbered in order of appearance there).
+ * HaloAttention: blocked local self-attention of HaloNet (Vaswani et al., "Scaling Local
+ * Self-Attention for Parameter Efficient Visual Backbones", CVPR 2021, arXiv 2103.12731, read from
+ * slides presenting it; equations numbered in order of appearance there; docs/papers.md).
  *   Eq. (1)  y_ij = Σ_{a,b ∈ N(i,j)} f(i,j,a,b) x_ab, N(i,j) = the (b + 2h)² halo window of the
  *            b×b block holding (i, j) ("Blocked local self-attention")          → forward()
  *   Eq. (3)  f = softmax_ab((W_Q x_ij)ᵀ W_K x_ab + (W_Q x_ij)ᵀ r_{a−i,b−j}) W_V  → attend()
@@ -27,7 +28,7 @@ import { booleanOption, integerAtLeast, oneOf, positiveNumber } from '../nn/laye
 import { ones } from '../tensor/creation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { qkHeadWidth } from './make-divisible.js';
 import { haloGeometry, relPosLogits2d, RelPosEmbedding2d } from './rel-pos.js';
 
@@ -288,6 +289,6 @@ export function haloAttentionOptionsFromReference(ctor: Record<string, unknown>)
   return options as unknown as HaloAttentionOptions;
 }
 
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'timm.layers.halo_attn.HaloAttn': (ctor) => new HaloAttention(haloAttentionOptionsFromReference(ctor)),
 };

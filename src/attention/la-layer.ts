@@ -9,7 +9,7 @@
  *     (`vicinity::la_attention`, native/kernels/la_attention.cc: same conventions, hand backward,
  *     O(B·C·P) saved instead of O(B·C·K·P); the composite path stays for other devices and sample())
  * Reference: no official code exists (the paper's repository holds a README only); we implement
- * shared/design/la-layer.md @ e8bc893a (class LALayer there) exactly, every open detail pinned by
+ * docs/design/la-layer.md (e8bc893a; class LALayer there) exactly, every open detail pinned by
  * the fixtures' `conventions`. Fixtures (spec.kind `vicinity.LALayer`, spec.ctor = these options):
  * la-layer-open, -softmax-, -perpixel-, -grouped-, -zerooffsets-, -samesign-, -literal-.
  * Legend: B batch, m = heads, d = C_out/m, k = kernelSize, K = k², s = stride, l = constraint,
@@ -35,7 +35,7 @@ import { Conv2d, Module, Sequential } from '../nn/index.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { buildOffsetModule, constrainOffsets, roundOffsets, type LAOffsets, type LARounding } from './la-offsets.js';
 import { pointOffsets, sampleBilinear, samplingCoordinates, windowValues } from './la-sampling.js';
 
@@ -356,6 +356,6 @@ export function laLayerOptionsFromCtor(ctor: Record<string, unknown>): LALayerOp
 }
 
 /** Fixture spec.kind → builder (registered by `vicinity verify`). */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'vicinity.LALayer': (ctor) => new LALayer(laLayerOptionsFromCtor(ctor)),
 };

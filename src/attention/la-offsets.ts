@@ -1,7 +1,7 @@
 /**
  * LA-layer offsets: the offset sub-network, straight-through rounding and the locality constraint
  * (Local Attention Layers for Vision Transformers, §3.1, Fig. 2b and Eq. 7), as fixed by
- * shared/design/la-layer.md, Computation steps 2–3.
+ * docs/design/la-layer.md, Computation steps 2–3.
  *   Fig. 2b  raw = W₂ · GELU(conv3×3(x))            → buildOffsetModule()
  *   §3.1     "we first round up the 2D offsets"      → roundOffsets()   (r̂)
  *   §3.1 Eq. (7)  Δp' = l · r̂ / (max(r̂) + |min(r̂)|) → constrainOffsets() (with the floor below)

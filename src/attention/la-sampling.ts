@@ -1,7 +1,7 @@
 /**
  * LA-layer deformed keys and window values (Local Attention Layers for Vision Transformers, §3.1,
  * Eq. 8's k_{t'} + Δp'_{t'} read as "K sampled at the deformed position", DCN notation), as fixed
- * by shared/design/la-layer.md, Computation step 4.
+ * by docs/design/la-layer.md, Computation step 4.
  *   sampling coordinates (Y, X) = (i + r_y + Δp'_dy, j + r_x + Δp'_dx)  → samplingCoordinates()
  *   key_{n,r}(p) = bilinear(K_n, Y, X), zero outside the map             → sampleBilinear()
  *   value_{n,r}(p) = V_n(i + r_y, j + r_x), zero outside the map         → windowValues()

@@ -31,7 +31,7 @@ import { Conv2d } from '../nn/layers/conv.js';
 import { ReLU } from '../nn/layers/activation.js';
 import { booleanOption, integerAtLeast } from '../nn/layers/validation.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { BINARY_OPTION_NAMES, checkOptionNames, LesaBinaryAttention, type LesaBinaryAttentionOptions } from './lesa-binary.js';
 import type { LesaPeType } from './lesa-position.js';
 
@@ -236,7 +236,7 @@ export function lesaFromReference(ctor: Record<string, unknown>): Lesa {
 }
 
 /** Fixture `spec.kind` → builder (registered by `vicinity verify`). */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'LESA_classification.lib.models.LESA.LESA': lesaFromReference,
   'LESA_detection.mmdet.models.backbones.LESA.LESA': lesaFromReference,
 };

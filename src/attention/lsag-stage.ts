@@ -36,7 +36,7 @@ import type { Parameter } from '../nn/parameter.js';
 import * as F from '../ops/functional.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import {
   LsagGlobalAttention, LsagLocalAttention, LsagMlp, type LsagAttentionOptions,
 } from './lsag-attention.js';
@@ -382,7 +382,7 @@ function field<T>(kind: string, ctor: Record<string, unknown>, name: string, typ
 }
 
 /** Fixture `spec.kind` → a builder from the reference's snake_case constructor arguments. */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'parity.LSAGLocalStage': (c) => {
     const n = (name: string) => field<number>('parity.LSAGLocalStage', c, name, 'number');
     return new LsagLocalStageParity({

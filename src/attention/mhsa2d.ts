@@ -1,6 +1,6 @@
 /**
  * MultiHeadSelfAttention2d: the global multi-head self-attention of BoTNet (Srinivas et al., CVPR
- * 2021, "Bottleneck Transformers for Visual Recognition", arXiv 2101.11605; not in shared/papers).
+ * 2021, "Bottleneck Transformers for Visual Recognition", arXiv 2101.11605; docs/papers.md).
  *   §3 Fig. 4  z = softmax(q kᵀ + q rᵀ) v over all H·W positions, per head     → attend()
  *   §3 Fig. 4  r = R_h + R_w, relative logits from one table per axis          → rel-pos.ts, Eq. (R)
  *   stride-2 BoT block (c5): 2×2 average pooling after the MHSA                  → attend()
@@ -21,7 +21,7 @@ import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, integerAtLeast, oneOf, positiveNumber, sizeTuple } from '../nn/layers/validation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { qkHeadWidth } from './make-divisible.js';
 import { globalGeometry, relPosLogits2d, RelPosEmbedding2d, resizeRelPosTable } from './rel-pos.js';
 
@@ -216,6 +216,6 @@ export function mhsa2dOptionsFromReference(ctor: Record<string, unknown>): Multi
   return options as unknown as MultiHeadSelfAttention2dOptions;
 }
 
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'timm.layers.bottleneck_attn.BottleneckAttn': (ctor) => new MultiHeadSelfAttention2d(mhsa2dOptionsFromReference(ctor)),
 };

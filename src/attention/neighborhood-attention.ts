@@ -8,8 +8,8 @@
  *   ρ_j(i): the j-th nearest neighbour of i, so a border query keeps k² keys: its window is the one
  *   of the nearest pixel with a full window (clamped inside the map). Dilation (keys every d-th
  *   pixel on the query's residue class) is DiNAT's (Hassani & Shi 2022, §3), in NATTEN 0.14.
- *   (Eq. (1) of the paper is global self-attention softmax(QKᵀ/√d + B)V. The NAT paper text is not
- *   in shared/papers: numbers as in arXiv 2204.07143.)
+ *   (Eq. (1) of the paper is global self-attention softmax(QKᵀ/√d + B)V. Numbers as in the NAT
+ *   paper, "Neighborhood Attention Transformer", arXiv 2204.07143; docs/papers.md.)
  * Legend: k kernel size, d dilation (keys every d-th pixel, on the query's residue class mod d),
  * ns = ⌊k/2⌋, T = k², nh heads, dh = dim / nh, B(·) = rpb[h, Δy/d + k − 1, Δx/d + k − 1].
  * Reference: SHI-Labs/NATTEN v0.14.6 (3b54c761), src/natten/natten2d.py class
@@ -38,7 +38,7 @@ import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
 
 export interface NeighborhoodAttention2dOptions {
@@ -226,7 +226,7 @@ function optional(value: unknown): number | undefined {
 }
 
 /** Builders from the reference's snake_case constructor (fixture spec.ctor), by spec.kind. */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'natten.natten2d.NeighborhoodAttention2D': (ctor) => new NeighborhoodAttention2d({
     dim: ctor.dim as number,
     numHeads: ctor.num_heads as number,

@@ -41,7 +41,7 @@ import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
-import type { FixtureModule } from '../verify/verify-fixture.js';
+import type { ReferenceBuilders } from './reference-builders.js';
 import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
 
 /** The tensors of both layers, under leaderj1001's names (camelCased). */
@@ -343,7 +343,7 @@ export class AttentionConvCompat extends Module {
 }
 
 /** Builders from the reference's snake_case constructor (fixture spec.ctor), by spec.kind. */
-export const referenceBuilders: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+export const referenceBuilders: ReferenceBuilders = {
   'attention.AttentionConv': (ctor) => new AttentionConvCompat({
     inChannels: ctor.in_channels as number,
     outChannels: ctor.out_channels as number,

@@ -2,6 +2,8 @@
 /** The `vicinity` command: one file per subcommand in src/cli/. */
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { packageRoot } from '../package-root.js';
 import { doctor } from './doctor.js';
 import { DATASET_NAMES } from '../data/load-dataset.js';
 import { addTrainOptions } from '../train/config-schema.js';
@@ -9,7 +11,7 @@ import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { exportCommand, type ExportCommandOptions } from './export.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
-import { describeKinds, verify } from './verify.js';
+import { describeBundled, describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
@@ -28,7 +30,7 @@ const examples = (...lines: string[]) => `\nExamples:\n${lines.map((l) => `  $ v
 
 program.addHelpText('after', `${examples('train', 'train --model small_convnet --epochs 2',
   'eval runs/la_resnet_nano_s2-fashion-mnist/best.safetensors', "bench 'la_*' --mode infer --csv la.csv", "list-models 'la_*'",
-  'info la_resnet50', '<command> --help')}\n\nDocumentation: docs/cli.md`);
+  'info la_resnet50', '<command> --help')}\n\nDocumentation: ${path.join(packageRoot, 'docs', 'cli.md')} (shipped with the package)`);
 
 const TRAIN_EXAMPLES = `
 Settings merge as defaults < --config file < flags; recipe settings left unset take the recipe's
@@ -177,10 +179,10 @@ program
 program
   .command('verify')
   .description('check vicinity layers against reference fixtures (<name>.safetensors + <name>.json): output, input and parameter gradients, running statistics')
-  .argument('<fixtures...>', 'fixture .safetensors files')
+  .argument('<fixtures...>', 'fixture .safetensors files, or names of the fixtures shipped with vicinity')
   .option('--tolerance <x>', "relative L2 tolerance (default: each fixture's suggested one)", nonNegative('tolerance'))
   .option('--json', 'machine-readable output')
-  .addHelpText('after', () => `\nReference classes it knows:\n${describeKinds()}\n${examples('verify ../shared/fixtures/halo-attn-open.safetensors', 'verify ../shared/fixtures/*.safetensors --tolerance 1e-4 --json')}`)
+  .addHelpText('after', () => `\nReference classes it knows:\n${describeKinds()}\n${examples('verify halo-attn-open                                  # a fixture shipped with vicinity, by name', 'verify test/fixtures/*.safetensors --tolerance 1e-4 --json  # from a clone of the repository')}\n\n${describeBundled()}`)
   .action(async (files: string[], options) => {
     process.exitCode = await verify(files, options);
   });

@@ -5,7 +5,7 @@
  * gradient, every parameter gradient and the updated running statistics.
  */
 import path from 'node:path';
-import { disposeFixture, readFixture } from '../verify/fixture.js';
+import { bundledFixtureNames, bundledFixturesDir, disposeFixture, readFixture, resolveFixturePath } from '../verify/fixture.js';
 import { buildReferenceLayer, referenceKinds } from '../verify/layer-kinds.js';
 import { verifyFixture } from '../verify/verify-fixture.js';
 
@@ -18,7 +18,7 @@ export async function verify(files: string[], o: VerifyCommandOptions): Promise<
   let failures = 0;
   const results: unknown[] = [];
   for (const file of files) {
-    const fixture = await readFixture(path.resolve(file));
+    const fixture = await readFixture(resolveFixturePath(file));
     try {
       const module = buildReferenceLayer(fixture.spec);
       const report = verifyFixture(fixture, module, { tolerance: o.tolerance });
@@ -41,4 +41,16 @@ export async function verify(files: string[], o: VerifyCommandOptions): Promise<
 
 export function describeKinds(): string {
   return referenceKinds().join('\n');
+}
+
+/** The fixtures shipped with vicinity, for `verify --help` (provenance: their README.md). */
+export function describeBundled(): string {
+  const names = bundledFixtureNames();
+  if (names.length === 0) return `No bundled fixtures found in ${bundledFixturesDir}.`;
+  const lines: string[] = [];
+  for (const n of names) {
+    if (lines.length === 0 || lines[lines.length - 1]!.length + n.length > 96) lines.push(' ');
+    lines[lines.length - 1] += ` ${n}`;
+  }
+  return `Fixtures shipped with vicinity (${bundledFixturesDir}, provenance in its README.md):\n${lines.join('\n')}`;
 }

@@ -1,6 +1,6 @@
 /**
  * The LA-layer as the ResNet family's spatial op (Local Attention Layers for Vision Transformers,
- * Table 1; shared/design/la-layer.md "Where it goes"; model-specs.md §2.1 and §2.3).
+ * Table 1; docs/design/la-layer.md "Where it goes"; docs/design/model-specs.md §2.1 and §2.3).
  *   Every bottleneck 3×3 conv (`conv2`) becomes an LALayer with C_in = C_out = the bottleneck
  *   width, the conv's stride and the conv's groups (ResNeXt: 32, model-specs §2.3 `BEST_X`: grouped
  *   q/k/v and 3×3 offset conv, ungrouped 1×1 offset head — exactly LALayer's `groups`). BN2 and

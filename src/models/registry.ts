@@ -16,8 +16,19 @@ import { lesaModels } from './entries/lesa.js';
 import { lsagModels } from './entries/lsag.js';
 import { sasaModels } from './entries/sasa.js';
 
-/** A model the registry builds: a Module mapping images to logits. */
-export type Classifier = Module & { forward(x: Tensor): Tensor };
+/**
+ * A model the registry builds: a Module mapping images to logits, with its feature pyramid.
+ *
+ * Shape: `forward` (B, inChannels, H, W) → (B, numClasses); `forwardFeatures` → one map
+ * (B, C_i, H_i, W_i) per stage or level, shallowest first (timm's `features_only`), the last of
+ * which feeds the classifier head.
+ */
+export interface Classifier extends Module {
+  /** Width of the logits. */
+  readonly numClasses: number;
+  forward(x: Tensor): Tensor;
+  forwardFeatures(x: Tensor): Tensor[];
+}
 
 /** What `createModel` passes on to an entry's builder. */
 export interface ModelOptions {

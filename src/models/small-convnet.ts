@@ -1,8 +1,10 @@
 /**
- * SmallConvNet: the foundation's smoke-test and default model until the paper models land — two
+ * SmallConvNet: the smallest registered model (`small_convnet`), the foundation's smoke test, kept
+ * for quick checks of the training path (the main job's model is la_resnet_nano_s2) — two
  * conv-BN-ReLU-maxpool stages and a linear classifier, for 28×28 grey images.
  *
- * Shape: (B, inChannels, H, W) → (B, numClasses), H and W divisible by 4.
+ * Shape: (B, inChannels, H, W) → (B, numClasses), H and W divisible by 4; `forwardFeatures` gives
+ * the two stages' maps, (B, width, H/2, W/2) and (B, 2·width, H/4, W/4).
  * Parameters (width 32, 28×28, 10 classes): 50,282.
  */
 import { Module } from '../nn/module.js';
@@ -21,10 +23,12 @@ export interface SmallConvNetOptions {
 export class SmallConvNet extends Module {
   readonly features: Sequential;
   readonly classifier: Sequential;
+  readonly numClasses: number;
 
   constructor(o: SmallConvNetOptions = {}) {
     super();
     const { inChannels = 1, numClasses = 10, width = 32, inputSize = 28 } = o;
+    this.numClasses = numClasses;
     if (inputSize % 4 !== 0) throw new RangeError(`SmallConvNet: inputSize ${inputSize} must be divisible by 4 (two 2×2 max-pools)`);
     const stage = (cin: number, cout: number) => [
       new Conv2d({ inChannels: cin, outChannels: cout, kernelSize: 3, padding: 1, bias: false }),
@@ -38,6 +42,17 @@ export class SmallConvNet extends Module {
       new Flatten(),
       new Linear({ inFeatures: 2 * width * side * side, outFeatures: numClasses }),
     ));
+  }
+
+  /** The output of each conv-BN-ReLU-maxpool stage, in order. */
+  forwardFeatures(x: Tensor): Tensor[] {
+    const maps: Tensor[] = [];
+    let h = x;
+    for (const layer of this.features) {
+      h = (layer as Module & { forward(x: Tensor): Tensor }).forward(h);
+      if (layer instanceof MaxPool2d) maps.push(h);   // the end of a stage
+    }
+    return maps;
   }
 
   forward(x: Tensor): Tensor {

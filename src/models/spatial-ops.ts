@@ -3,14 +3,12 @@
  * (resnet-family.ts). The builder asks a SpatialOpFactory for one Module per block that uses it,
  * passing a SpatialOpContext; the module maps (B, C_in, H, W) → (B, C_out, ⌈H/s⌉, ⌈W/s⌉).
  *
- * The convolutional baseline lives here (`conv3x3Op`); the papers' operators (LA-layer, LESA, SA,
- * SASA, halo attention) add their factories to this file, each a small function of the layer's
- * options that returns a SpatialOpFactory:
- *
- *   export function laLayerOp(o: { heads: number; constraint: number }): SpatialOpFactory {
- *     return (ctx) => new LALayer({ inChannels: ctx.inChannels, outChannels: ctx.outChannels,
- *       stride: ctx.stride, groups: ctx.groups, ...o });
- *   }
+ * This file holds the contract (SpatialOp, SpatialOpContext, SpatialOpFactory) and the
+ * convolutional baseline (`conv3x3Op`). Each paper's operators have their own file of factories,
+ * small functions of the layer's options that return a SpatialOpFactory: la-ops.ts (`laLayerOp`),
+ * lesa-ops.ts (`lesaOp`, `staticLesaOp`, `lesaSelfAttentionOp`), halonet-ops.ts
+ * (`haloAttentionOp`), window-ops.ts (`sasaOp`, `neighborhoodOp`). The files a new operator
+ * touches, in order, are listed in docs/adding-an-operator.md.
  */
 import { kaimingNormal_ } from '../nn/init.js';
 import { Conv2d } from '../nn/layers/conv.js';

@@ -1,8 +1,12 @@
-/** The generic op call the generated wrappers use (native/core/dispatch.cc). */
+/**
+ * The generic op call the generated wrappers use (native/core/dispatch.cc).
+ *
+ * Results are built with the class tensor.ts registers (`native.setTensorClass(Tensor)`) when it
+ * is loaded. This file does not import tensor.ts (that would be a cycle: tensor.ts calls the
+ * generated ops); every way to obtain a first tensor (creation.ts, checkpoint readers, the
+ * package root) loads tensor.ts before any op can run.
+ */
 import { native } from '../native/binding.js';
-// Results are built with the registered Tensor class: make sure it is registered before any op
-// runs, whichever module the program imported first.
-import '../tensor/tensor.js';
 
 /** A number or boolean where libtorch takes a Scalar; integral numbers become integer Scalars. */
 export type Scalar = number | boolean;

@@ -10,7 +10,7 @@
  * Parameter. Scopes nest: ending one hands its returned tensors to the parent.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
-import type { TensorBase } from '../native/binding.js';
+import { native, type TensorBase } from '../native/binding.js';
 
 const storage = new AsyncLocalStorage<Scope | undefined>();
 
@@ -88,10 +88,11 @@ function collect(value: unknown, out: TensorBase[], seen = new Set<unknown>()): 
   return out;
 }
 
-let isTensor: (v: unknown) => v is TensorBase = (v): v is TensorBase => false;
-/** Set once by tensor.ts (avoids an import cycle). */
-export function setTensorCheck(check: (v: unknown) => v is TensorBase): void {
-  isTensor = check;
+// Every tensor (Tensor, Parameter, and whatever class the addon builds results with) derives from
+// the addon's base class, so scopes recognise tensors without importing tensor.ts (which imports
+// this file).
+function isTensor(v: unknown): v is TensorBase {
+  return v instanceof native.TensorBase;
 }
 
 /**

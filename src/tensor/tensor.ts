@@ -9,7 +9,7 @@
 import { native, type DType, type TensorBase } from '../native/binding.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import type { Scalar } from '../ops/call.js';
-import { currentScope, keep as keepTensor, setTensorCheck } from './scope.js';
+import { currentScope, keep as keepTensor } from './scope.js';
 
 export type { DType };
 export type Device = 'cpu' | 'cuda' | `cuda:${number}`;
@@ -308,7 +308,6 @@ export class Tensor extends (native.TensorBase as unknown as new () => TensorBas
 }
 
 native.setTensorClass(Tensor);
-setTensorCheck((v: unknown): v is TensorBase => v instanceof Tensor);
 
 const DTYPES = new Set<string>(['float32', 'float64', 'bfloat16', 'float16', 'int64', 'int32', 'int16', 'int8', 'uint8', 'bool']);
 export function isDType(value: string): value is DType {

@@ -1,12 +1,15 @@
 /**
- * Reference-layer fixtures (../shared/design/reference-layers.md §8): a safetensors file of
+ * Reference-layer fixtures (docs/design/reference-layers.md §8; provenance in
+ * test/fixtures/README.md): a safetensors file of
  * `param.<state-dict name>`, `input.x`, `output.y`, `cotangent.r`, `grad.input.x`,
  * `grad.param.<name>` (and `state_after.<buffer>` for train-mode fixtures), with a JSON beside it
  * naming the reference class (`spec.kind`), its constructor arguments (`spec.ctor`), the mode and
  * the tolerance.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import { readStateDictFile, rawToTensor } from '../checkpoint/tensor-io.js';
+import { packageRoot } from '../package-root.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface FixtureSpec {
@@ -39,6 +42,33 @@ export interface Fixture {
 
 export class FixtureError extends Error {
   override name = 'FixtureError';
+}
+
+/**
+ * The fixtures that ship with vicinity (the repository's and the npm package's `test/fixtures/`):
+ * the one place that knows where they live, for the tests and for `vicinity verify <name>`.
+ */
+export const bundledFixturesDir: string = path.join(packageRoot, 'test', 'fixtures');
+
+/** Names (without `.safetensors`) of the bundled fixtures, sorted. */
+export function bundledFixtureNames(): string[] {
+  if (!existsSync(bundledFixturesDir)) return [];
+  return readdirSync(bundledFixturesDir).filter((f) => f.endsWith('.safetensors')).map((f) => f.slice(0, -'.safetensors'.length)).sort();
+}
+
+/**
+ * A fixture argument as a user types it: an existing file path, or the name of a bundled fixture
+ * (`halo-attn-open`, with or without `.safetensors`). Throws FixtureError naming both ways.
+ */
+export function resolveFixturePath(arg: string): string {
+  if (existsSync(arg)) return path.resolve(arg);
+  const name = path.basename(arg).replace(/\.safetensors$/, '');
+  if (!arg.includes('/') && !arg.includes('\\') && bundledFixtureNames().includes(name)) {
+    return path.join(bundledFixturesDir, `${name}.safetensors`);
+  }
+  const known = bundledFixtureNames();
+  throw new FixtureError(`${arg}: no such file, and not the name of a bundled fixture` +
+    (known.length ? ` (bundled, in ${bundledFixturesDir}: ${known.join(', ')})` : ''));
 }
 
 function byPrefix(tensors: Map<string, Tensor>, prefix: string): Map<string, Tensor> {

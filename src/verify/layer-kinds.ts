@@ -10,9 +10,10 @@ import { referenceBuilders as mhsa } from '../attention/mhsa2d.js';
 import { referenceBuilders as natten } from '../attention/neighborhood-attention.js';
 import { referenceBuilders as sasa } from '../attention/sasa.js';
 import type { FixtureSpec } from './fixture.js';
+import type { ReferenceBuilders } from '../attention/reference-builders.js';
 import type { FixtureModule } from './verify-fixture.js';
 
-const BUILDERS: Record<string, (ctor: Record<string, unknown>) => FixtureModule> = {
+const BUILDERS: ReferenceBuilders = {
   ...halo, ...mhsa, ...natten, ...sasa, ...lesa, ...lsag, ...laLayer,
 };
 

@@ -3,13 +3,13 @@
  * output, the input gradient, every parameter gradient (of sum(y ⊙ r)), and the buffers after a
  * train-mode forward. This is `vicinity verify` and how the parity tests run.
  */
-import type { Module } from '../nn/module.js';
+import type { ReferenceModule } from '../attention/reference-builders.js';
 import { tidy } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { Fixture } from './fixture.js';
 
 /** What a fixture's spec builds: a module with one tensor in and one out. */
-export type FixtureModule = Module & { forward(x: Tensor): Tensor };
+export type FixtureModule = ReferenceModule;
 
 export interface ComparisonRow {
   name: string;

@@ -109,7 +109,7 @@ test('writer orders tensors by item size then name, aligns each to its item size
   assert.ok(!('__metadata__' in headerOf(serializeSafetensors({ a: fromFlatArray('uint8', [1], [1]) })).json));
 });
 
-test('every shared fixture parses and matches an independent Python reader', () => {
+test('every reference fixture parses and matches an independent Python reader', () => {
   const files = readdirSync(fixturesDir).filter((f) => f.endsWith('.safetensors')).sort();
   assert.ok(files.length > 0, `no .safetensors fixtures in ${fixturesDir}`);
   // Oracle: Python's struct/json/array (no shared code), summed sequentially like the JS side.

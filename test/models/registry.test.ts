@@ -82,6 +82,22 @@ test('every *_nano model fits the small-image brief and trains a step at 28×28:
   }
 });
 
+test('createModel returns a Classifier: numClasses and forwardFeatures on every family (nano sizes)', () => {
+  for (const name of ['small_convnet', ...listModels('*_nano')]) {
+    const info = modelInfo(name);
+    const model = createModel(name, { numClasses: 6 });
+    model.eval();
+    assert.equal(model.numClasses, 6, name);
+    tidy(() => {
+      const maps = model.forwardFeatures(randn([1, info.inChannels, info.inputSize, info.inputSize], { seed: 4 }));
+      assert.ok(maps.length >= 2, `${name}: ${maps.length} feature maps`);
+      for (const m of maps) assert.equal(m.shape.length, 4, `${name}: feature map ${m.shape}`);
+      assert.ok(maps[0]!.shape[2]! >= maps[maps.length - 1]!.shape[2]!, `${name}: shallowest map first`);
+    });
+    model.dispose();
+  }
+});
+
 test('createModel passes numClasses, inChannels, inputSize and dropPathRate on', () => {
   const m = createModel('resnet18_cifar', { numClasses: 7, inChannels: 1, dropPathRate: 0.1 });
   assert.ok(m instanceof ResNet);

@@ -26,3 +26,17 @@ test('SmallConvNet: output shape, batch 1, other input sizes, and a clear error'
   assert.throws(() => new SmallConvNet({ inputSize: 30 }), /inputSize 30 must be divisible by 4/);
   net.dispose();
 });
+
+test('SmallConvNet.forwardFeatures: each stage\'s map, the last one what the classifier reads', () => {
+  const net = new SmallConvNet({ inChannels: 3, numClasses: 5, width: 8, inputSize: 16 });
+  net.eval();
+  assert.equal(net.numClasses, 5);
+  tidy(() => {
+    const x = randn([2, 3, 16, 16], { seed: 3 });
+    const maps = net.forwardFeatures(x);
+    assert.deepEqual(maps.map((m) => m.shape), [[2, 8, 8, 8], [2, 16, 4, 4]]);
+    const viaFeatures = net.classifier.forward(maps[1]!);
+    assert.deepEqual(viaFeatures.toArray(), net.forward(x).toArray());
+  });
+  net.dispose();
+});

@@ -19,6 +19,5 @@ function findRepoRoot(start: string): string {
 
 /** The repository root (holds package.json). */
 export const repoRoot = findRepoRoot(path.dirname(fileURLToPath(import.meta.url)));
-/** The shared directory beside the repository: design docs and parity fixtures. */
-export const sharedDir = path.resolve(repoRoot, '../shared');
-export const fixturesDir = path.join(sharedDir, 'fixtures');
+/** The reference-layer fixtures (test/fixtures/, provenance in its README.md), found by src/verify. */
+export { bundledFixturesDir as fixturesDir } from '../../src/verify/fixture.js';

@@ -1,6 +1,7 @@
 /**
  * HaloNet H0–H7 (Vaswani et al., "Scaling Local Self-Attention for Parameter Efficient Visual
- * Backbones", CVPR 2021; papers/halonet-slides.txt, Table 2), read as model-specs.md §4:
+ * Backbones", CVPR 2021, arXiv 2103.12731; Table 2 of slides presenting it), read as
+ * docs/design/model-specs.md §4:
  *   stem   7×7/2 conv 64, BN, act, 3×3/2 max-pool                                → s/4
  *   stage i (c_i = 64, 128, 256, 512; depths 3, 3, l_3, 3; strides 1, 2, 2, 2):
  *          1×1 c_i → attention(b, h) c_i → r_v·c_i → 1×1 r_b·c_i (+ shortcut)

@@ -13,8 +13,8 @@
  * as einsums (sasa.ts: q·k, q·r and the weighted sum; neighborhood-attention.ts: q·k and the
  * weighted sum), each Σ over blocks of C·49·H_in·W_in (docs/models/sasa.md).
  *
- * Recipe 'sasa-sgd' (SASA §4.1, ImageNet; the paper text is not in shared/papers, numbers as
- * published in arXiv 1906.05909): SGD with Nesterov momentum 0.9, lr 0.1 × batch/256 with a linear
+ * Recipe 'sasa-sgd' (SASA §4.1, ImageNet; "Stand-Alone Self-Attention in Vision Models", numbers
+ * as published in arXiv 1906.05909): SGD with Nesterov momentum 0.9, lr 0.1 × batch/256 with a linear
  * warm-up of 10 epochs then cosine decay, weight decay 1e-4, label smoothing 0.1, 90 epochs (batch
  * 4096 in the paper); standard Inception-style random-resized-crop 224 and horizontal flip.
  */
