@@ -7,10 +7,13 @@
 # Idempotent: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Headless Chromium for the page tests (report and explain pages, the browser example in
+# examples/browser; driven by playwright-core).
+EXTRA_PACKAGES=(chromium)
 
 PACKAGES=(libtorch-dev libopenblas-dev libgloo-dev python3-torch dataset-fashion-mnist)
 missing=()
-for p in "${PACKAGES[@]}"; do
+for p in "${PACKAGES[@]}" "${EXTRA_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -21,18 +24,6 @@ if ((${#missing[@]})); then
     apt-get install -y -q --no-install-recommends "${missing[@]}" >/dev/null
   else
     echo "setup: missing Debian packages: ${missing[*]}; install them with: sudo apt-get install -y ${missing[*]}" >&2
-    exit 1
-  fi
-fi
-
-# Debian's Chromium: the browser example's test drives it headless (test/export/browser.test.ts).
-if ! command -v chromium >/dev/null; then
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    echo "setup: installing chromium"
-    DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
-  else
-    echo "setup: chromium is missing; install it with: sudo apt-get install -y chromium" >&2
     exit 1
   fi
 fi

@@ -87,3 +87,12 @@ export { resolveImageFolderSplit, checkImageFiles, type ImageFolderSplit, type I
 export { loadImageDecoder, activeImageDecoder, decodeImage, type ImageDecoderName } from './data/image-decode.js';
 export { TrainStateError } from './train/train-state.js';
 export { FixtureError, bundledFixturesDir, bundledFixtureNames, resolveFixturePath } from './verify/fixture.js';
+export {
+  PRETRAINED_CFG_KEY, pretrainedCfgForRun, encodePretrainedCfg, decodePretrainedCfg, readCheckpointMetadata, resolvePretrainedCfg,
+  createModelFromCfg, evalTransformFromCfg, type PretrainedCfg, type CfgOverrides,
+} from './train/model-metadata.js';
+export { captureAttention, disposeRecords, recordAttention, attentionCaptureActive, type AttentionRecord, type AttentionKind } from './attention/attention-capture.js';
+export { attentionMap, laSamplingPoints, lesaGate, lsagVariantWeights, queryGrid, type QueryMap, type SamplingPoint } from './analysis/attention-maps.js';
+export { gradCam, defaultCamLayer, type GradCamOptions, type GradCamResult } from './analysis/grad-cam.js';
+export { explainImage, type ExplainImageOptions, type ExplainImageResult } from './analysis/explain-image.js';
+export type { ForwardHook, ForwardPreHook, RemovableHandle } from './nn/module.js';

@@ -22,6 +22,7 @@
  * Legend: b blockSize, h haloSize, win = b + 2h, bds the query block side (b or b/2), nh heads,
  * dqk/dv the q·k/v head widths, B batch.
  */
+import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
 import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, integerAtLeast, oneOf, positiveNumber } from '../nn/layers/validation.js';
@@ -192,7 +193,10 @@ export class HaloAttention extends Module {
     if (this.padding === 'mask') {
       logits = logits.maskedFill(this.outsideMap(height, width, nby, nbx, x.device as Device), -Infinity);
     }
-    const out = this.foldBlocks(logits.softmax(-1).matmul(v), batch, nby, nbx); // Eq. (1)
+    const attention = logits.softmax(-1);                                  // (B·nh, blocks, bds², win²)
+    recordAttention('halo', attention, { batch, heads: this.numHeads, blocksY: nby, blocksX: nbx, blockSize: b,
+      haloSize: this.haloSize, blockStride: this.blockStride, height, width });
+    const out = this.foldBlocks(attention.matmul(v), batch, nby, nbx);   // Eq. (1)
     return this.cropAndPool(out, height, width);
   }
 

@@ -31,6 +31,7 @@
  *   8. rawOffsets() applies offset.0/offset.2's weights with aten.conv2d so `weights` can be
  *      substituted; it equals this.offset.forward(x), whose children exist to name the keys.
  */
+import { attentionCaptureActive, recordAttention } from './attention-capture.js';
 import { Conv2d, Module, Sequential } from '../nn/index.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
@@ -236,7 +237,8 @@ export class LALayer extends Module {
   forward(x: Tensor, options: LAForwardOptions = {}): Tensor {
     if (this.aggregation !== 'literal') {
       const implementation = choice('implementation', options.implementation ?? 'auto', ['auto', 'fused', 'composite'] as const);
-      const fused = implementation === 'fused' || (implementation === 'auto' && x.device === 'cpu');
+      // A capture (attention-capture.ts) needs the weights w, which only the composite path materialises.
+      const fused = implementation === 'fused' || (implementation === 'auto' && x.device === 'cpu' && !attentionCaptureActive());
       const p = this.projections(x, options);
       return fused ? this.fused(p) : this.aggregate(this.samplesOf(p));
     }
@@ -269,6 +271,8 @@ export class LALayer extends Module {
     const raw = options.rawOffsets ?? this.rawOffsets(x, w);
     this.checkRawOffsets(raw, [B, this.offsetChannels, Ho, Wo]);
     const offsets = constrainOffsets(roundOffsets(raw, this.rounding), this.constraint);  // Eq. (7)
+    recordAttention('la-offsets', offsets, { heads: this.heads, kernelSize: this.kernelSize,
+      perPoint: this.offsets === 'per-point' ? 1 : 0, stride: this.stride, height: x.shape[2], width: x.shape[3] });
     return { q, k, v, offsets };
   }
 
@@ -319,6 +323,7 @@ export class LALayer extends Module {
       const logits = aten.einsum('bmdxp,bmdkp->bmkp', [s.queries, s.keys]);       // (B, m, K, P)
       weight = logits.div(Math.sqrt(d)).softmax(2);             // Eq. (6): softmax_r(q·k/√d)
     }
+    recordAttention('la-weights', weight, { heads: m, kernelSize: this.kernelSize });
     const y = aten.einsum('bmkp,bmdkp->bmdp', [weight, s.values]);  // (B, m, d, P): Σ_r w_r v_r
     const [, , Ho, Wo] = s.offsets.shape;
     return y.reshape([B, m * d, Ho, Wo]);                       // (B, C_out, Ho, Wo)

@@ -29,6 +29,7 @@
  *   4. pe_type None (the reference's dead branch, whose BatchNorms are never created) is not offered.
  *   5. detection_qr logits via rel-pos.ts's gather instead of rel_to_abs (lesa-position.ts, deviation 1).
  */
+import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
 import * as init from '../nn/init.js';
 import { Module } from '../nn/module.js';
@@ -244,6 +245,7 @@ export class LesaBinaryAttention extends Module {
     const logits = this.bnSimilarity.forward(F.cat([qkLogits, qr, kr], 1))  // (N, 3g, L, L): channels [qk | qr | kr] × heads
       .view([n, 3, g, length, length]).sum(1);                              // (N, g, L, L)
     const attention = logits.softmax(3);                               // Eq. (3) S over the keys j
+    recordAttention('lesa-binary', attention, { length });
     const sv = F.einsum('bgij,bgcj->bgci', attention, v);              // Eq. (1) Σⱼ S·vⱼ  (N, g, vp, L)
     const sve = F.einsum('bgij,cij->bgci', attention, ev);             // Σⱼ S·r^v[i − j]  (N, g, vp, L)
     return this.bnOutput.forward(F.cat([sv, sve], 3)                   // (N, g, vp, 2L)
@@ -258,6 +260,7 @@ export class LesaBinaryAttention extends Module {
     const logits = this.bnSimilarity.forward(F.cat([qkLogits, qr], 1))  // (N, 2g, L, L): channels [qk | qr] × heads
       .view([n, 2, g, length, length]).sum(1);                           // (N, g, L, L)
     const attention = logits.softmax(3);                                 // Eq. (3) S over the keys j
+    recordAttention('lesa-binary', attention, { length });
     const sv = F.einsum('bgij,bgcj->bgci', attention, v);                // Eq. (1) Σⱼ S·vⱼ  (N, g, vp, L)
     return this.bnOutput.forward(sv.reshape([n, this.outPlanes, length]));  // (N, O, L)
   }

@@ -24,6 +24,7 @@
  *   5. dfKernelSize: the reasoning kernels must be odd and the projection kernel (the last) 1; the
  *      reference accepts others and then fails to multiply a gate of another size with the binary term.
  */
+import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
 import { Sequential } from '../nn/layers/containers.js';
 import { BatchNorm2d } from '../nn/layers/batch-norm.js';
@@ -193,7 +194,9 @@ export class Lesa extends LesaBinaryAttention {
   fusionGate(unary: Tensor, binary: Tensor): Tensor {
     if (!this.reasoning || !this.projection) throw new TypeError('LESA: static LESA has no fusion gate (its weights are fixed at ½)');
     const r = this.reasoning.forward(F.cat([unary, binary], 1));     // (N, 2O/shrink, H, W)
-    return this.projection.forward(r).sigmoid();                      // Eq. (7) ω  (N, O, H, W)
+    const omega = this.projection.forward(r).sigmoid();               // Eq. (7) ω  (N, O, H, W)
+    recordAttention('lesa-gate', omega);
+    return omega;
   }
 }
 

@@ -23,6 +23,7 @@
  *      shapes throw ShapeError (the reference asserts only T, and the assert raises NameError).
  *   4. `qk_scale` ≤ 0 throws RangeError (the reference's `qk_scale or ...` silently replaces 0).
  */
+import { recordAttention } from './attention-capture.js';
 import { Dropout } from '../nn/layers/dropout.js';
 import { Linear } from '../nn/layers/linear.js';
 import { booleanOption, integerAtLeast, numberInRange } from '../nn/layers/validation.js';
@@ -162,7 +163,9 @@ export class LsagLocalAttention extends LsagAttentionBase {
       .permute([3, 1, 2, 4, 0, 5]);                         // (2, B, N, hk, T, dh)
     const [k, v] = [kv.select(0, 0), kv.select(0, 1)];      // (B, N, hk, T, dh) each
     const logits = q.matmul(k.transpose(-2, -1)).mul(this.scale);          // (B, N, hk, g, T)
-    const weights = this.attnDrop.forward(logits.softmax(-1));             // Eq. (3)
+    const attention = logits.softmax(-1);                                  // Eq. (3)  (B, N, hk, g, T)
+    recordAttention('lsag-local', attention, { tokens: N, variants: T });
+    const weights = this.attnDrop.forward(attention);
     const pooled = weights.matmul(v)                                        // Eq. (4): (B, N, hk, g, dh)
       .reshape([B, N, this.dim]);                                           // (B, N, D), channel = head·dh + d
     return this.projDrop.forward(this.proj.forward(pooled));
@@ -200,7 +203,9 @@ export class LsagGlobalAttention extends LsagAttentionBase {
       .permute([2, 0, 3, 4, 1, 5]);                         // (2, B, hk, 1, N, dh)
     const [k, v] = [kv.select(0, 0), kv.select(0, 1)];      // (B, hk, 1, N, dh) each, shared by the g heads
     const logits = q.matmul(k.transpose(-2, -1)).mul(this.scale);          // (B, hk, g, N, N)
-    const weights = this.attnDrop.forward(logits.softmax(-1));
+    const attention = logits.softmax(-1);                                  // (B, hk, g, N, N)
+    recordAttention('lsag-global', attention, { tokens: N });
+    const weights = this.attnDrop.forward(attention);
     const out = weights.matmul(v)                                           // (B, hk, g, N, dh)
       .permute([0, 3, 1, 2, 4])                                             // (B, N, hk, g, dh)
       .reshape([B, N, this.dim]);                                           // (B, N, D), channel = head·dh + d

@@ -16,6 +16,7 @@
  * any stride ≠ 2 as 1. 4. Stride 2 needs H, W ≥ 2 (the 2×2 pool floors odd sizes, as timm's).
  * Legend: nh heads, dqk/dv the q·k/v head widths, B batch, L = H·W tokens in raster order.
  */
+import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
 import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, integerAtLeast, oneOf, positiveNumber, sizeTuple } from '../nn/layers/validation.js';
@@ -159,7 +160,9 @@ export class MultiHeadSelfAttention2d extends Module {
     const content = queries.matmul(keys);                                 // Fig. 4 q kᵀ  (B·nh, L, L)
     const logits = this.scalePosEmbed ? content.add(rel).mul(this.scale)   // Fig. 4 q kᵀ + q rᵀ
       : content.mul(this.scale).add(rel);
-    const out = logits.softmax(-1).matmul(values)                         // Fig. 4 softmax(·) v  (B·nh, L, dv)
+    const attention = logits.softmax(-1);                                 // (B·nh, L, L)
+    recordAttention('mhsa', attention, { batch, heads: nh, height, width });
+    const out = attention.matmul(values)                                  // Fig. 4 softmax(·) v  (B·nh, L, dv)
       .transpose(1, 2).reshape([batch, nh * dv, height, width]);         // (B, nh·dv, H, W)
     return this.stride === 2 ? F.avgPool2d(out, 2, { stride: 2 }) : out;
   }

@@ -28,6 +28,7 @@
  *   4. The padded tokens of the small-input path are, as in NATTEN, real tokens (their q, k, v are
  *      the qkv biases) that the cropped queries attend to; kept for parity, not masked.
  */
+import { recordAttention } from './attention-capture.js';
 import { Linear } from '../nn/layers/linear.js';
 import { booleanOption, integerAtLeast, numberInRange, positiveNumber } from '../nn/layers/validation.js';
 import { Module } from '../nn/module.js';
@@ -103,8 +104,11 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   const bias = w.rpb                                   // (nh, H·W, T): B(i, ρ(i))
     ? w.rpb.reshape([nh, (2 * k - 1) ** 2]).indexSelect(1, index.offsets).reshape([nh, H * W, T])
     : null;
-  const weights = (qk: Tensor) =>                      // Eq. (2) + B(i, ρ(i)), Eq. (4) softmax
-    F.dropout((bias ? qk.add(bias) : qk).softmax(-1), c.attnDrop, c.training);
+  const weights = (qk: Tensor) => {                    // Eq. (2) + B(i, ρ(i)), Eq. (4) softmax
+    const attention = (bias ? qk.add(bias) : qk).softmax(-1);
+    recordAttention('neighborhood', attention, { height: H, width: W }, { keys: index.keys, valid: index.valid });
+    return F.dropout(attention, c.attnDrop, c.training);
+  };
   // q·k and the weighted sum count B·nh·H·W·T·dh MACs each: as einsums in the composite path,
   // through macs.ts's rules for the fused kernel (window-gather.ts) — the same numbers.
   const key = qkv.select(0, 1);                        // (B, nh, H·W, dh)

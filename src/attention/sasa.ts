@@ -31,6 +31,7 @@
  *   1. stride ≠ 1 throws RangeError (the reference crashes in a view).
  *   2. padding ≠ (k − 1)/2 throws RangeError (the reference crashes or silently returns garbage).
  */
+import { recordAttention } from './attention-capture.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
 import { booleanOption, integerAtLeast, positiveNumber } from '../nn/layers/validation.js';
@@ -103,7 +104,9 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
     // H·W, T) contiguous; 'bnpd,ntd' permutes q and the result, a copy of each. Same MACs.
     const rb = r.unsqueeze(0).expand([qc.shape[0], ...r.shape]);      // (b, nh, T, dh)
     const logits = qk.add(aten.einsum('bnpd,bntd->bnpt', [qc, rb]));  // Eq. (3) + qᵀr
-    return (outside ? logits.maskedFill(outside, -Infinity) : logits).softmax(-1); // Eq. (3) softmax_ab
+    const attention = (outside ? logits.maskedFill(outside, -Infinity) : logits).softmax(-1); // Eq. (3) softmax_ab
+    recordAttention('sasa', attention, { height: H, width: W }, { keys: index.keys, valid: index.valid });
+    return attention;
   };
   // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0): as einsums in the
   // composite path, through macs.ts's rules for the fused kernel — the same numbers.

@@ -21,6 +21,7 @@
  * Window element t = a·k + b (a = row step, b = column step), as NATTEN's a-major order and the
  * leaderj1001 unfold order [dy, dx]. Legend: k kernel size, d dilation, ns = ⌊k/2⌋, T = k².
  */
+import { attentionCaptureActive } from './attention-capture.js';
 import { MAC_RULES } from '../analysis/macs.js';
 import { call, opId } from '../ops/call.js';
 import { cat } from '../ops/functional.js';
@@ -181,7 +182,7 @@ export function setWindowKernel(kernel: WindowKernel): WindowKernel {
 
 /** Whether the window layers run the fused kernel now for tensors on `device` (CPU only so far). */
 export function fusedWindowsActive(device: Device | string = 'cpu'): boolean {
-  return kernelChoice !== 'composite' && device === 'cpu' && fusedOpIds() !== null;
+  return kernelChoice !== 'composite' && device === 'cpu' && fusedOpIds() !== null && !attentionCaptureActive();
 }
 
 /** First key row of every query row and first key column of every query column, int64. */

@@ -1,22 +1,21 @@
 /**
  * `vicinity eval <checkpoint>`: a trained checkpoint's loss and top-1/top-5 accuracy on a
  * dataset's test split, with the evaluation transform the trainer uses (input-pipeline.ts), and
- * its throughput. The model, dataset and sizes come from the checkpoint's safetensors metadata
- * (written by the trainer: model, dataset, numClasses, inChannels, inputSize); flags override
- * them, and are needed for files without metadata (PyTorch .pth, other tools' safetensors).
+ * its throughput. The model, dataset, sizes and eval transform come from the checkpoint's
+ * pretrained_cfg (train/model-metadata.ts, written by the trainer); flags override them, and are
+ * needed for files without metadata (PyTorch .pth, other tools' safetensors).
  * Weights load strictly: a missing, unexpected or mis-shaped parameter is an error naming each.
  */
-import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
-import { readSafetensors } from '../checkpoint/safetensors.js';
 import { loadPretrained } from '../checkpoint/tensor-io.js';
 import { DataLoader } from '../data/loader.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, nativeChannels, type DatasetName } from '../data/load-dataset.js';
-import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { modelInfo, type Classifier } from '../models/registry.js';
 import { evaluate } from '../train/classifier-loop.js';
 import type { Device } from '../tensor/tensor.js';
-import { evalTransform } from '../train/input-pipeline.js';
+import {
+  createModelFromCfg, decodePretrainedCfg, evalTransformFromCfg, parseInputSize, readCheckpointMetadata, resolvePretrainedCfg, type PretrainedCfg,
+} from '../train/model-metadata.js';
 
 export interface EvalCommandOptions {
   /** Registry name; default the checkpoint's `model` metadata. */
@@ -53,26 +52,9 @@ export interface EvalReport {
   samples_per_sec: number;
 }
 
-/** The trainer's safetensors metadata, or {} for files that have none. */
-export async function checkpointMetadata(file: string): Promise<Record<string, string>> {
-  try {
-    await access(file, constants.R_OK);
-  } catch (e) {
-    throw new Error(`cannot read checkpoint ${file} (${(e as NodeJS.ErrnoException).code}); ` +
-      'vicinity train writes <out>/last.safetensors and <out>/best.safetensors');
-  }
-  if (!file.endsWith('.safetensors')) return {};
-  return (await readSafetensors(file)).metadata;
-}
-
-/** '28', '28x28', '[28, 28]' → [28, 28]; undefined when absent or unreadable. */
-export function parseInputSize(text: string | undefined): [number, number] | undefined {
-  if (text === undefined) return undefined;
-  const sides = (text.match(/\d+/g) ?? []).map(Number);
-  if (sides.length === 1) return [sides[0], sides[0]];
-  if (sides.length === 2) return [sides[0], sides[1]];
-  return undefined;
-}
+/** The trainer's safetensors metadata, or {} for files that have none (model-metadata.ts). */
+export const checkpointMetadata = readCheckpointMetadata;
+export { parseInputSize };
 
 function metaInt(meta: Record<string, string>, key: string): number | undefined {
   const n = Number(meta[key]);
@@ -109,10 +91,12 @@ function defaultInputSize(model: string, test: ImageDataset): [number, number] {
 }
 
 /** Builds the model for the data and loads the checkpoint into it, strictly. */
-async function loadModel(file: string, name: string, shape: { numClasses: number; inChannels: 1 | 3; inputSize: [number, number] },
-  trainedAs: string | undefined): Promise<Classifier> {
-  const { numClasses, inChannels, inputSize } = shape;
-  const model = createModel(name, { numClasses, inChannels, inputSize: inputSize[0] === inputSize[1] ? inputSize[0] : inputSize });
+export async function loadModel(file: string, cfg: PretrainedCfg, trainedAs: string | undefined): Promise<Classifier> {
+  const name = cfg.architecture;
+  const [inChannels, h, w] = cfg.input_size;
+  const { num_classes: numClasses } = cfg;
+  const inputSize = [h, w];
+  const model = createModelFromCfg(cfg);
   try {
     await loadPretrained(model, file);
   } catch (e) {
@@ -126,7 +110,8 @@ async function loadModel(file: string, name: string, shape: { numClasses: number
 
 /** Evaluates a checkpoint on the test split; the report of `vicinity eval`. */
 export async function evalCheckpoint(file: string, options: EvalCommandOptions = {}): Promise<EvalReport> {
-  const meta = await checkpointMetadata(file);
+  const meta = await readCheckpointMetadata(file);
+  const stored = decodePretrainedCfg(meta, file);
   const setup = resolveEvalSetup(file, meta, options);
   const dataset = checkDatasetName(setup.dataset);
   const channels = (setup.inChannels ?? nativeChannels(dataset)) as 1 | 3;
@@ -135,10 +120,17 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     source: dataset === 'fashion-mnist' ? options.dataSource : undefined,
   });
   const inputSize = setup.inputSize ?? defaultInputSize(setup.model, test);
-  const model = await loadModel(file, setup.model, { numClasses: setup.numClasses ?? test.classes.length, inChannels: channels, inputSize }, meta.model);
+  // The checkpoint's pretrained_cfg, completed from the flags and the test split (model-metadata.ts).
+  const cfg = resolvePretrainedCfg(file, stored, {
+    model: setup.model, dataset: options.dataset ?? (stored.mean ? undefined : dataset), inChannels: channels,
+    inputSize: options.inputSize ?? (stored.input_size ? undefined : inputSize[0]),
+    classes: stored.label_names ?? (setup.numClasses === undefined || setup.numClasses === test.classes.length ? test.classes : undefined),
+    numClasses: setup.numClasses,
+  });
+  const model = await loadModel(file, cfg, meta.model);
   if (options.device && options.device !== 'cpu') model.to({ device: options.device });
   const loader = new DataLoader({
-    dataset: test, transform: evalTransform(dataset, inputSize, channels),
+    dataset: test, transform: evalTransformFromCfg(cfg),
     batchSize: options.batchSize ?? 500, shuffle: false, seed: 0, workers: options.workers ?? 0,
   });
   try {
@@ -148,7 +140,7 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     return {
       checkpoint: file, model: setup.model, dataset, split: 'test', count: r.count,
       loss: r.loss, top1: 100 * r.top1, top5: 100 * r.top5, param_count: model.numParameters(),
-      img_size: inputSize[1], seconds, samples_per_sec: r.count / seconds,
+      img_size: cfg.input_size[2], seconds, samples_per_sec: r.count / seconds,
     };
   } finally {
     await loader.close();

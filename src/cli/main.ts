@@ -13,6 +13,10 @@ import { exportCommand, type ExportCommandOptions } from './export.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
 import { describeBundled, describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
+import { predictCommand, type PredictOptions } from './predict.js';
+import { explainCommand, type ExplainCommandOptions } from './explain.js';
+import { reportCommand, type ReportOptions } from './report.js';
+import { ABLATIONS, sweepCommand, type SweepOptions } from './sweep.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -118,6 +122,92 @@ program
   .addHelpText('after', EVAL_EXAMPLES)
   .action(async (file: string, options: EvalCommandOptions) => {
     process.exitCode = await evalCommand(file, options);
+  });
+
+const numberList = (name: string) => (v: string) => {
+  const values = v.split(',').map(Number);
+  if (values.some((n) => !Number.isFinite(n))) throw new Error(`--${name} must be comma-separated numbers, got '${v}'`);
+  return values;
+};
+
+/** The flags that stand in for a checkpoint's metadata (train/model-metadata.ts), shared by predict and explain. */
+function addCheckpointOptions(command: Command): Command {
+  return command
+    .option('--model <name>', "registry name (default: the checkpoint's)")
+    .option('--classes <names>', "comma-separated class names in index order (default: the checkpoint's)", (v: string) => v.split(','))
+    .option('--dataset <name>', `${DATASET_NAMES.join(', ')}: mean/std and channels of the data the weights were trained on`)
+    .option('--num-classes <n>', "classes of the classifier (default: the checkpoint's)", positiveInt('num-classes'))
+    .option('--input-size <n>', "input side (default: the checkpoint's)", positiveInt('input-size'))
+    .option('--in-channels <n>', "input channels, 1 or 3 (default: the checkpoint's)", positiveInt('in-channels'))
+    .option('--mean <values>', 'per-channel mean of the normalisation, e.g. 0.485,0.456,0.406', numberList('mean'))
+    .option('--std <values>', 'per-channel std of the normalisation', numberList('std'))
+    .option('--interpolation <mode>', "'bilinear', 'bicubic' or 'nearest'", choice('interpolation', ['bilinear', 'bicubic', 'nearest']))
+    .option('--crop-pct <x>', 'resize the shorter side to size / x, then centre-crop (timm crop_pct)', nonNegative('crop-pct'))
+    .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']));
+}
+
+addCheckpointOptions(program
+  .command('predict')
+  .description('top-k classes of images (any size) with names and probabilities, through the checkpoint\'s eval transform')
+  .argument('<checkpoint>', '.safetensors from vicinity train (model, classes and preprocessing from its metadata), or any weights with flags')
+  .argument('<images...>', 'image files (.png, .jpg, .jpeg) or directories of them (searched recursively)'))
+  .option('--top-k <k>', 'classes per image (default 5)', positiveInt('top-k'))
+  .option('--batch-size <n>', 'images per forward pass (default 64)', positiveInt('batch-size'))
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', examples('predict runs/la_resnet_nano_s2-fashion-mnist/best.safetensors shoe.png',
+    'predict best.safetensors photos/ --top-k 3 --json', 'predict resnet18.pth cat.jpg --model resnet18 --dataset imagefolder --classes cat,dog'))
+  .action(async (checkpoint: string, images: string[], options: PredictOptions) => {
+    process.exitCode = await predictCommand(checkpoint, images, options);
+  });
+
+addCheckpointOptions(program
+  .command('explain')
+  .description('Grad-CAM, attention maps of query pixels, LA sampling points and LESA gates of one image: PNGs plus an HTML page')
+  .argument('<checkpoint>', '.safetensors from vicinity train, or any weights with flags')
+  .argument('<image>', 'an image file (.png, .jpg, .jpeg), any size'))
+  .option('--out <dir>', 'output directory (default explain-<image name>)')
+  .option('--layer <name>', 'Grad-CAM layer, a dotted module name (default: the last stage)')
+  .option('--class <class>', 'class to explain, index or name (default: the prediction)')
+  .option('--query <y,x>', 'query pixel in input pixels; repeatable (default: the centre and the Grad-CAM peak)', (v: string, prev: string[] = []) => [...prev, v])
+  .option('--json', 'print explain.json')
+  .addHelpText('after', examples('explain runs/la_resnet_nano_s2-fashion-mnist/best.safetensors shoe.png',
+    'explain best.safetensors shoe.png --layer layer3 --query 7,7 --query 20,14 --out shoe-explained'))
+  .action(async (checkpoint: string, image: string, options: ExplainCommandOptions) => {
+    process.exitCode = await explainCommand(checkpoint, image, options);
+  });
+
+program
+  .command('report')
+  .description('one self-contained HTML report of a training run: curves, confusion matrix, test images with Grad-CAM, model summary, recipe')
+  .argument('<run-dir>', 'a directory written by vicinity train (--out) or vicinity sweep')
+  .option('--out <file>', 'output file (default <run-dir>/report.html)')
+  .option('--samples <n>', 'test images in the grid (default 16)', positiveInt('samples'))
+  .option('--data-root <path>', "dataset directory (default: the run's)")
+  .option('--batch-size <n>', 'evaluation batch size (default 500)', positiveInt('batch-size'))
+  .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
+  .addHelpText('after', examples('report runs/la_resnet_nano_s2-fashion-mnist', 'report runs/quick --out quick.html --samples 32'))
+  .action(async (runDir: string, options: ReportOptions) => {
+    process.exitCode = await reportCommand(runDir, options);
+  });
+
+program
+  .command('sweep')
+  .description("one of the papers' ablations: each setting trained with the same recipe and budget; sweep.csv and a report")
+  .argument('<ablation>', Object.entries(ABLATIONS).map(([k, a]) => `${k} (${a.model}: ${a.paper})`).join('; '))
+  .option('--model <name>', "another model whose entry takes the ablation's settings")
+  .option('--epochs <n>', "epochs per setting (default: the recipe's)", positiveInt('epochs'))
+  .option('--train-limit <n>', 'first n training images only (0 = all)', nonNegativeInt('train-limit'))
+  .option('--dataset <name>', `${DATASET_NAMES.join(', ')} (default fashion-mnist)`)
+  .option('--data-source <source>', "fashion-mnist: 'auto', 'full' or 'subset'", choice('data-source', ['auto', 'full', 'subset']))
+  .option('--data-root <path>', 'dataset directory')
+  .option('--seed <n>', 'seed of every run (default 0)', nonNegativeInt('seed'))
+  .option('--workers <n>', 'loader worker threads', nonNegativeInt('workers'))
+  .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
+  .option('--out <dir>', 'sweep directory (default runs/sweep-<ablation>)')
+  .option('--only <i,j>', 'run only these settings (0-based positions)')
+  .addHelpText('after', examples('sweep la-kernel --epochs 5', 'sweep halo-block --epochs 2 --train-limit 5000 --out runs/halo-sweep'))
+  .action(async (ablation: string, options: SweepOptions) => {
+    process.exitCode = await sweepCommand(ablation, options);
   });
 
 program

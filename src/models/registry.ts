@@ -40,6 +40,8 @@ export interface ModelOptions {
   inputSize?: number | [number, number];
   /** Stochastic depth of the last block (timm's drop_path_rate); default 0. */
   dropPathRate?: number;
+  /** Architecture settings the entry exposes for ablations (its `modelArgs` lists them), e.g. LA's kernelSize. */
+  modelArgs?: Record<string, number>;
 }
 
 /** One row of a paper's table. `params` and `macs` hold at the entry's default options. */
@@ -62,11 +64,14 @@ export interface ModelEntry {
   paperReports?: string;
   /** Name of the training recipe used for this model (resolved by the training code). */
   recipe: string;
+  /** The modelArgs keys the builder reads (`vicinity sweep`'s ablations); none when absent. */
+  modelArgs?: readonly string[];
   build: (options: ResolvedModelOptions) => Classifier;
 }
 
 export type ResolvedModelOptions = Required<Pick<ModelOptions, 'numClasses' | 'inChannels' | 'dropPathRate'>> & {
   inputSize: number | [number, number];
+  modelArgs?: Record<string, number>;
 };
 
 /** An entry's metadata, without its builder. */
@@ -129,7 +134,14 @@ function entryOf(name: string): ModelEntry {
  */
 export function createModel(name: string, options: ModelOptions = {}): Classifier {
   const entry = entryOf(name);
+  const args = options.modelArgs ?? {};
+  const unknown = Object.keys(args).filter((k) => !(entry.modelArgs ?? []).includes(k));
+  if (unknown.length) {
+    throw new RangeError(`createModel: ${name} takes no modelArgs ${unknown.join(', ')}; ` +
+      (entry.modelArgs?.length ? `it takes ${entry.modelArgs.join(', ')}` : 'it takes none'));
+  }
   return entry.build({
+    ...(Object.keys(args).length ? { modelArgs: { ...args } } : {}),
     numClasses: options.numClasses ?? entry.numClasses,
     inChannels: options.inChannels ?? entry.inChannels,
     inputSize: options.inputSize ?? entry.inputSize,

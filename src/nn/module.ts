@@ -31,14 +31,134 @@ export interface LoadReport {
 
 export type StateDict = Map<string, Tensor>;
 
+/**
+ * Runs before `forward` with its arguments (torch's forward pre-hook). Returning undefined keeps
+ * them; an array replaces the whole argument list; any other value replaces the single argument.
+ */
+export type ForwardPreHook<M extends Module = Module> = (module: M, args: unknown[]) => unknown;
+/** Runs after `forward` with its arguments and output; a returned value other than undefined replaces the output. */
+export type ForwardHook<M extends Module = Module> = (module: M, args: unknown[], output: unknown) => unknown;
+
+/** What registerForward(Pre)Hook returns: `remove()` unregisters the hook (a second call does nothing). */
+export interface RemovableHandle {
+  remove(): void;
+}
+
+/** Hook lists of one module, in call order. */
+interface Hooks {
+  pre: ForwardPreHook[];
+  post: ForwardHook[];
+}
+
 export abstract class Module {
   training = true;
   private readonly parametersByName = new Map<string, Parameter | null>();
   private readonly buffersByName = new Map<string, Tensor | null>();
   private readonly nonPersistent = new Set<string>();
   private readonly childrenByName = new Map<string, Module | null>();
+  private hooks: Hooks | null = null;
 
   abstract forward(...args: never[]): unknown;
+
+  // ---- hooks ---------------------------------------------------------------------------------
+
+  /**
+   * Registers a hook that runs before every `forward` call of this module and may replace its
+   * arguments (see {@link ForwardPreHook}); hooks run in registration order, or first with
+   * `{ prepend: true }`, as torch.nn.Module.register_forward_pre_hook.
+   *
+   * vicinity modules call each other's `forward` directly, so the hook is installed by giving this
+   * instance an own `forward` that wraps its class's; it is removed with the last hook.
+   *
+   * @example
+   * const handle = model.layer4.registerForwardPreHook((_m, [x]) => { console.log((x as Tensor).shape); });
+   * model.forward(x);
+   * handle.remove();
+   */
+  registerForwardPreHook<M extends Module>(this: M, hook: ForwardPreHook<M>, options: { prepend?: boolean } = {}): RemovableHandle {
+    return this.addHook('pre', hook as ForwardPreHook, options.prepend ?? false);
+  }
+
+  /**
+   * Registers a hook that runs after every `forward` call of this module with its arguments and
+   * output, and may replace the output (see {@link ForwardHook}); order as registerForwardPreHook.
+   *
+   * @example
+   * const features: Tensor[] = [];
+   * const handle = model.getSubmodule('layer4').registerForwardHook((_m, _args, out) => { features.push(keep(out as Tensor)); });
+   */
+  registerForwardHook<M extends Module>(this: M, hook: ForwardHook<M>, options: { prepend?: boolean } = {}): RemovableHandle {
+    return this.addHook('post', hook as ForwardHook, options.prepend ?? false);
+  }
+
+  private addHook(kind: 'pre' | 'post', hook: ForwardPreHook | ForwardHook, prepend: boolean): RemovableHandle {
+    if (typeof hook !== 'function') throw new TypeError(`${this.constructor.name}: a forward hook must be a function, got ${typeof hook}`);
+    if (!this.hooks) this.installHookedForward();
+    const list = this.hooks![kind] as (ForwardPreHook | ForwardHook)[];
+    // A wrapper object gives each registration its own identity (the same function may be registered twice).
+    const entry = ((...a: Parameters<ForwardHook>) => (hook as ForwardHook)(...a)) as ForwardPreHook & ForwardHook;
+    if (prepend) list.unshift(entry);
+    else list.push(entry);
+    let removed = false;
+    return {
+      remove: () => {
+        if (removed) return;
+        removed = true;
+        const index = list.indexOf(entry);
+        if (index >= 0) list.splice(index, 1);
+        if (this.hooks && this.hooks.pre.length === 0 && this.hooks.post.length === 0) this.uninstallHookedForward();
+      },
+    };
+  }
+
+  private installHookedForward(): void {
+    const hooks: Hooks = { pre: [], post: [] };
+    this.hooks = hooks;
+    const original = (this as unknown as { forward: (...args: unknown[]) => unknown }).forward;
+    const module = this;
+    const hooked = function (this: unknown, ...callArgs: unknown[]): unknown {
+      let args = callArgs;
+      for (const pre of [...hooks.pre]) {
+        const result = pre(module, args);
+        if (result !== undefined) args = Array.isArray(result) ? result : [result];
+      }
+      let output = original.apply(this, args);
+      for (const post of [...hooks.post]) {
+        const result = post(module, args, output);
+        if (result !== undefined) output = result;
+      }
+      return output;
+    };
+    Object.defineProperty(hooked, 'original', { value: original });
+    Object.defineProperty(this, 'forward', { value: hooked, writable: true, configurable: true, enumerable: false });
+  }
+
+  private uninstallHookedForward(): void {
+    const hooked = Object.getOwnPropertyDescriptor(this, 'forward')?.value as { original?: unknown } | undefined;
+    // Another wrapper installed over ours (countMacs while a hook is on) keeps ours, now empty, beneath it.
+    if (hooked?.original === undefined) return;
+    delete (this as { forward?: unknown }).forward;
+    if ((this as unknown as { forward: unknown }).forward !== hooked.original) {
+      Object.defineProperty(this, 'forward', { value: hooked.original, writable: true, configurable: true, enumerable: false });
+    }
+    this.hooks = null;
+  }
+
+  /** The descendant at a dotted path ('' is this module), as torch's get_submodule. */
+  getSubmodule(target: string): Module {
+    if (target === '') return this;
+    let m: Module = this;
+    for (const part of target.split('.')) {
+      const next = m.childrenByName.get(part);
+      if (!next) {
+        const names = [...m.childrenByName.keys()];
+        throw new Error(`${this.constructor.name}.getSubmodule('${target}'): ${m.constructor.name} has no child '${part}'` +
+          (names.length ? `; its children are ${names.join(', ')}` : ''));
+      }
+      m = next;
+    }
+    return m;
+  }
 
   // ---- registration --------------------------------------------------------------------------
 

@@ -9,9 +9,9 @@
  *                                 schedule's state, the resolved config and recipe, the best
  *                                 top-1, the partial epoch's loss sums and the metrics rows.
  *   <run>/last.safetensors        the model's weights under their PyTorch names, loadable with
- *                                 createModel + loadWeights; metadata: model, dataset, epoch
- *                                 (epochs completed), batch, step, numClasses, inChannels,
- *                                 inputSize ('HxW'), top1 (percent, the last evaluation).
+ *                                 createModel + loadWeights; metadata: the model's
+ *                                 pretrained_cfg (model-metadata.ts), epoch (epochs completed),
+ *                                 batch, step, top1 (percent, the last evaluation).
  *   <run>/best.safetensors        the same, written when the evaluated top-1 improves.
  *   <run>/ema.safetensors         the EMA's weights, when the run keeps an EMA.
  *
@@ -33,6 +33,7 @@ import type { ModelEma } from './ema.js';
 import type { MetricsRow } from './metrics-log.js';
 import type { ResolvedRecipe } from './recipes.js';
 import type { TrainConfig } from './train-config.js';
+import { encodePretrainedCfg, pretrainedCfgForRun } from './model-metadata.js';
 
 export const STATE_FILE = 'last.state.safetensors';
 export const WEIGHTS_FILE = 'last.safetensors';
@@ -60,7 +61,7 @@ export interface TrainStateMeta {
   config: Omit<TrainConfig, 'resume'>;
   recipe: ResolvedRecipe;
   /** What the weights file's metadata says about the model and data. */
-  model: { numClasses: number; inChannels: number; inputSize: [number, number] };
+  model: { numClasses: number; inChannels: number; inputSize: [number, number]; classes?: string[]; modelArgs?: Record<string, number> };
   bestTop1: number | null;
   bestEpoch: number | null;
   /** Loss sum and image count of the current epoch's steps so far (its train_loss on resume). */
@@ -120,10 +121,15 @@ function optimizerRaw(optimizer: Optimizer<{ lr: number }>, out: Map<string, Raw
 /** The weights file's metadata (all strings, as safetensors requires). */
 export function weightsMetadata(meta: TrainStateMeta, top1: number | null): Record<string, string> {
   const { position, config, model } = meta;
+  // The model's pretrained_cfg (model-metadata.ts); states saved before class names were kept get index names.
+  const classes = model.classes ?? Array.from({ length: model.numClasses }, (_, i) => String(i));
+  const cfg = pretrainedCfgForRun({
+    model: config.model, dataset: config.dataset, classes, inChannels: model.inChannels as 1 | 3,
+    inputSize: model.inputSize, dropPathRate: meta.recipe.dropPath, modelArgs: model.modelArgs,
+  });
   return {
-    format: 'pt', model: config.model, dataset: config.dataset, epoch: String(position.epoch),
-    batch: String(position.batch), step: String(position.step), numClasses: String(model.numClasses),
-    inChannels: String(model.inChannels), inputSize: `${model.inputSize[0]}x${model.inputSize[1]}`,
+    format: 'pt', ...encodePretrainedCfg(cfg), epoch: String(position.epoch),
+    batch: String(position.batch), step: String(position.step),
     top1: top1 === null ? '' : String(top1), recipe: meta.recipe.name,
   };
 }

@@ -74,6 +74,8 @@ export interface TrainOptions {
   progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Evaluate on the first n test images only (smoke runs, tests); default all. */
   evalLimit?: number;
+  /** Architecture settings of the model entry (createModel's modelArgs; `vicinity sweep`); a resume keeps the run's. */
+  modelArgs?: Record<string, number>;
 }
 
 /** The outcome of a run (or of the part run by this call, for a resumed or interrupted one). */
@@ -143,7 +145,8 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
   }
   await mkdir(runDir, { recursive: true });
   const data = await loadRunData(effective, options.evalLimit ?? 0, log);
-  const session = new Session(effective, recipe, data, runDir, options, log);
+  const modelArgs = resumed ? resumed.meta.model.modelArgs : options.modelArgs;
+  const session = new Session(effective, recipe, data, runDir, { ...options, modelArgs }, log);
   try {
     return await session.run(resumed, started);
   } finally {
@@ -242,7 +245,9 @@ class Session {
   private buildModel(): Classifier {
     const { numClasses, channels, inputSize } = this.data;
     const size = inputSize[0] === inputSize[1] ? inputSize[0] : inputSize;
-    const model = createModel(this.config.model, { numClasses, inChannels: channels, inputSize: size, dropPathRate: this.recipe.dropPath });
+    const model = createModel(this.config.model, {
+      numClasses, inChannels: channels, inputSize: size, dropPathRate: this.recipe.dropPath, modelArgs: this.options.modelArgs,
+    });
     return model.to({ device: this.config.device });
   }
 
@@ -405,7 +410,8 @@ class Session {
     const { resume: _resume, ...config } = this.config as TrainConfig;
     return {
       position: { ...this.position }, config, recipe: this.recipe,
-      model: { numClasses: this.data.numClasses, inChannels: this.data.channels, inputSize: this.data.inputSize },
+      model: { numClasses: this.data.numClasses, inChannels: this.data.channels, inputSize: this.data.inputSize, classes: this.data.train.classes,
+        ...(this.options.modelArgs ? { modelArgs: this.options.modelArgs } : {}) },
       bestTop1: this.bestTop1, bestEpoch: this.bestEpoch, epochLoss: { ...this.epochLoss }, history: [...this.history],
       elapsedSeconds: this.elapsedSeconds,
     };

@@ -4,6 +4,7 @@
  * optimizer and schedule exactly, and missing, corrupt, foreign or mismatched states are
  * TrainStateErrors that say what to do.
  */
+import { PRETRAINED_CFG_KEY } from '../../src/train/model-metadata.js';
 import assert from 'node:assert/strict';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -53,11 +54,13 @@ function train(p: TrainParts & { model: Classifier }, steps: number): void {
   }
 }
 
+const FASHION_CLASSES = ['T-shirt/top', 'Trouser', 'Pullover', 'Dress', 'Coat', 'Sandal', 'Shirt', 'Sneaker', 'Bag', 'Ankle boot'];
+
 function meta(): TrainStateMeta {
   const { resume: _r, ...config } = CONFIG;
   return {
     position: { epoch: 1, batch: 3, step: 5, stepsPerEpoch: 2 }, config, recipe: recipeFor(CONFIG),
-    model: { numClasses: 10, inChannels: 1, inputSize: [28, 28] }, bestTop1: 71.5, bestEpoch: 0,
+    model: { numClasses: 10, inChannels: 1, inputSize: [28, 28], classes: FASHION_CLASSES }, bestTop1: 71.5, bestEpoch: 0,
     epochLoss: { sum: 12.5, count: 24 }, history: [], elapsedSeconds: 3.25,
   };
 }
@@ -98,9 +101,15 @@ describe('train state', () => {
 
   test('last.safetensors loads into createModel and carries the run metadata', async () => {
     const { metadata } = await readSafetensors(path.join(dir, 'last.safetensors'));
-    assert.deepEqual(metadata, {
+    const { [PRETRAINED_CFG_KEY]: cfgText, ...flat } = metadata;
+    assert.deepEqual(flat, {
       format: 'pt', model: 'small_convnet', dataset: 'fashion-mnist', epoch: '1', batch: '3', step: '5', numClasses: '10',
       inChannels: '1', inputSize: '28x28', top1: '71.5', recipe: 'fashion-mnist-sgd',
+    });
+    assert.deepEqual(JSON.parse(cfgText!), {
+      architecture: 'small_convnet', model_args: { numClasses: 10, inChannels: 1, inputSize: 28 }, num_classes: 10,
+      label_names: FASHION_CLASSES, input_size: [1, 28, 28], mean: [0.286], std: [0.353], interpolation: 'bilinear',
+      crop_pct: 1, crop_mode: 'squash', dataset: 'fashion-mnist',
     });
     const model = createModel('small_convnet');
     const report = await loadWeights(model, path.join(dir, 'best.safetensors'));

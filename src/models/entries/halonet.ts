@@ -161,6 +161,7 @@ export const haloNetModels: Record<string, ModelEntry> = {
     paper: 'vicinity (small-image HaloNet)', recipe: 'fashion-mnist-sgd',
     description: 'HaloNet for 28 px: 3×3/1 stem 32, depths [1, 1, 2, 1], c 32–256, r_v 1, r_b 2, b 4, h 2, 4 heads',
     inputSize: 28, inChannels: 1, numClasses: 10, params: 827_834, macs: 68_542_464,
-    build: (o) => haloNet({ ...HALONET_NANO, ...common(o) }),
+    modelArgs: ['blockSize', 'haloSize'],
+    build: (o) => haloNet({ ...HALONET_NANO, ...o.modelArgs, ...common(o) }),
   },
 };

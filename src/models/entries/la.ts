@@ -72,7 +72,10 @@ export function laResNetNano(o: LaResNetNanoOptions = {}): Classifier {
   return resnetFamily({
     depths: [1, 1, 1, 1], block: 'basic', stem: 'cifar', stemWidth: 32, widths: [32, 64, 128, 256],
     stageStrides: o.halfResolution ? [2, 2, 2, 1] : [1, 2, 2, 2],
-    spatialOp: laLayerOp({ heads: 4, constraint: 3, kernelSize: 3, aggregation: o.aggregation ?? LA_MODEL_AGGREGATION }),
+    spatialOp: laLayerOp({
+      heads: o.modelArgs?.heads ?? 4, constraint: o.modelArgs?.constraint ?? 3, kernelSize: o.modelArgs?.kernelSize ?? 3,
+      aggregation: o.aggregation ?? LA_MODEL_AGGREGATION,
+    }),
     numClasses: o.numClasses ?? 10, inChannels: o.inChannels ?? 1, inputSize: o.inputSize ?? 28,
     dropPathRate: o.dropPathRate ?? 0,
   });
@@ -81,6 +84,7 @@ export function laResNetNano(o: LaResNetNanoOptions = {}): Classifier {
 const nano = {
   paper: 'vicinity (small-image LA-ResNet; LA-layer §3.1)', recipe: 'fashion-mnist-sgd',
   inputSize: 28, inChannels: 1, numClasses: 10, params: 910_754, macs: 40_602_112,
+  modelArgs: ['kernelSize', 'constraint', 'heads'],
 };
 
 export const laModels: Record<string, ModelEntry> = {
