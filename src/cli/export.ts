@@ -2,11 +2,11 @@
  * `vicinity export <checkpoint|model> <out.onnx>`: an ONNX model (opset 17, standard ops, dynamic
  * batch) of a trained checkpoint, or of a registered model with fresh weights.
  *
- * A checkpoint's model, class count, channels and input size come from its safetensors metadata
- * (as `vicinity eval` reads it; flags override, and are needed for files without metadata); its
- * weights load strictly. The checkpoint's metadata is copied into the ONNX model's metadata_props,
- * with what a runtime needs to feed it: model, numClasses, inChannels, inputSize, and, when the
- * dataset is known, its normalisation (mean, std as JSON) and class names (classes, JSON).
+ * A checkpoint's model, class count, channels and input size come from its pretrained_cfg
+ * (train/model-metadata.ts, as predict and eval read it; flags override, and are needed for files
+ * without metadata); its weights load strictly. The checkpoint's metadata is copied into the ONNX
+ * model's metadata_props, with what a runtime needs as plain keys: model, numClasses, inChannels,
+ * inputSize, and when known the normalisation (mean, std as JSON) and class names (classes, JSON).
  */
 import { existsSync } from 'node:fs';
 import { basename } from 'node:path';
@@ -15,8 +15,8 @@ import { FASHION_MNIST_CLASSES, MNIST_CLASSES } from '../data/fashion-mnist.js';
 import { datasetStats, isDatasetName } from '../data/load-dataset.js';
 import { exportOnnxFile, type OnnxExport } from '../export/export-onnx.js';
 import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { decodePretrainedCfg, readCheckpointMetadata } from '../train/model-metadata.js';
 import { StateDictError } from '../nn/module.js';
-import { checkpointMetadata, parseInputSize } from './eval.js';
 
 export interface ExportCommandOptions {
   /** Registry name; default the checkpoint's `model` metadata. */
@@ -49,41 +49,45 @@ function looksLikeFile(source: string): boolean {
   return existsSync(source) || CHECKPOINT_SUFFIXES.some((s) => source.endsWith(s)) || source.includes('/');
 }
 
-function positive(meta: Record<string, string>, key: string): number | undefined {
-  const n = Number(meta[key]);
-  return meta[key] !== undefined && Number.isInteger(n) && n > 0 ? n : undefined;
-}
-
 /** Class names of datasets whose classes are fixed (the others are read from their files). */
 function knownClasses(dataset: string, numClasses: number): string[] | undefined {
   const table = dataset === 'fashion-mnist' ? FASHION_MNIST_CLASSES : dataset === 'mnist' ? MNIST_CLASSES : undefined;
   return table && table.length === numClasses ? [...table] : undefined;
 }
 
-/** The model to export, its shape and the metadata for metadata_props. */
+/**
+ * The model to export, its shape and the metadata for metadata_props. The checkpoint's config is
+ * read with the one reader of checkpoint metadata (train/model-metadata.ts: the pretrained_cfg,
+ * or the legacy flat keys); flags override it, the registry fills the rest.
+ */
 async function resolveSource(source: string, options: ExportCommandOptions): Promise<{
   model: Classifier; name: string; weights: ExportReport['weights']; inChannels: number; inputSize: [number, number]; metadata: Record<string, string>;
 }> {
   const isFile = looksLikeFile(source);
-  const meta = isFile ? await checkpointMetadata(source) : {};
-  const name = options.model ?? (isFile ? meta.model : source);
+  const meta = isFile ? await readCheckpointMetadata(source) : {};
+  const stored = decodePretrainedCfg(meta, source);
+  const name = options.model ?? (isFile ? stored.architecture : source);
   if (!name) {
-    throw new Error(`${source} has no 'model' metadata (only checkpoints written by vicinity train do); ` +
+    throw new Error(`${source} has no model name in its metadata (only checkpoints written by vicinity train have one); ` +
       'pass --model <name> (vicinity list-models lists them)');
   }
   const info = modelInfo(name);   // an unknown name fails here, with the nearest names
-  const numClasses = options.numClasses ?? positive(meta, 'numClasses') ?? info.numClasses;
-  const inChannels = options.inChannels ?? positive(meta, 'inChannels') ?? info.inChannels;
+  const numClasses = options.numClasses ?? stored.num_classes ?? info.numClasses;
+  const inChannels = options.inChannels ?? stored.input_size?.[0] ?? info.inChannels;
   const inputSize: [number, number] = options.inputSize !== undefined ? [options.inputSize, options.inputSize]
-    : parseInputSize(meta.inputSize) ?? [info.inputSize, info.inputSize];
-  const model = createModel(name, { numClasses, inChannels, inputSize: inputSize[0] === inputSize[1] ? inputSize[0] : inputSize });
+    : stored.input_size ? [stored.input_size[1], stored.input_size[2]] : [info.inputSize, info.inputSize];
+  // the builder options the weights were made with (a sweep's kernel size, …), when the model is the file's
+  const modelArgs = stored.architecture === name ? stored.model_args ?? {} : {};
+  const model = createModel(name, {
+    ...modelArgs, numClasses, inChannels, inputSize: inputSize[0] === inputSize[1] ? inputSize[0] : inputSize,
+  });
   if (isFile) {
     try {
       await loadPretrained(model, source);
     } catch (e) {
       model.dispose();
       if (!(e instanceof StateDictError)) throw e;   // unreadable files say so themselves
-      const origin = meta.model && meta.model !== name ? ` (it was trained as ${meta.model})` : '';
+      const origin = stored.architecture && stored.architecture !== name ? ` (it was trained as ${stored.architecture})` : '';
       throw new Error(`${source}${origin} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
         `${inputSize.join('×')} input: ${(e as Error).message}; check --model, --num-classes, --in-channels and --input-size`);
     }
@@ -92,14 +96,16 @@ async function resolveSource(source: string, options: ExportCommandOptions): Pro
     ...meta, model: name, numClasses: String(numClasses), inChannels: String(inChannels), inputSize: `${inputSize[0]}x${inputSize[1]}`,
     weights: isFile ? basename(source) : 'fresh initialisation',
   };
-  const dataset = meta.dataset;
-  if (dataset && isDatasetName(dataset) && (inChannels === 1 || inChannels === 3)) {
-    const { mean, std } = datasetStats(dataset, inChannels);
-    metadata.mean = JSON.stringify(mean);
-    metadata.std = JSON.stringify(std);
-    const classes = knownClasses(dataset, numClasses);
-    if (classes) metadata.classes = JSON.stringify(classes);
+  // what a runtime needs to feed the model and name its outputs, as plain keys
+  const dataset = stored.dataset;
+  const stats = stored.mean && stored.std && stored.mean.length === inChannels ? { mean: stored.mean, std: stored.std }
+    : dataset && isDatasetName(dataset) && (inChannels === 1 || inChannels === 3) ? datasetStats(dataset, inChannels) : undefined;
+  if (stats) {
+    metadata.mean = JSON.stringify(stats.mean);
+    metadata.std = JSON.stringify(stats.std);
   }
+  const classes = stored.label_names?.length === numClasses ? stored.label_names : dataset ? knownClasses(dataset, numClasses) : undefined;
+  if (classes) metadata.classes = JSON.stringify(classes);
   return { model, name, weights: isFile ? 'checkpoint' : 'fresh', inChannels, inputSize, metadata };
 }
 

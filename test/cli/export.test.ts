@@ -7,6 +7,7 @@ import path from 'node:path';
 import test from 'node:test';
 import { saveSafetensors } from '../../src/checkpoint/tensor-io.js';
 import { readModelHeader } from '../../src/export/onnx-proto.js';
+import { encodePretrainedCfg, pretrainedCfgForRun } from '../../src/train/model-metadata.js';
 import { createModel } from '../../src/models/registry.js';
 import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { onnxParity, perturb } from '../export/support.js';
@@ -43,6 +44,17 @@ test('vicinity export <checkpoint>: the weights, the metadata, and onnxruntime a
   assert.deepEqual(JSON.parse(metadata.mean), [0.286]);
   assert.deepEqual(JSON.parse(metadata.std), [0.353]);
   assert.equal(JSON.parse(metadata.classes)[9], 'Ankle boot');
+
+  // a pretrained_cfg (what vicinity train writes now): its class names and normalisation go through
+  const cfg = pretrainedCfgForRun({ model: 'small_convnet', dataset: 'mnist', classes: 'abcdefghij'.split(''), inChannels: 1, inputSize: [28, 28] });
+  const withCfg = path.join(dir, 'cfg.safetensors');
+  await saveSafetensors(withCfg, model, encodePretrainedCfg({ ...cfg, mean: [0.5], std: [0.25] }));
+  const cfgOut = path.join(dir, 'cfg.onnx');
+  assert.equal(run('export', withCfg, cfgOut).status, 0);
+  const cfgMeta = readModelHeader(new Uint8Array(readFileSync(cfgOut))).metadata;
+  assert.deepEqual(JSON.parse(cfgMeta.classes), 'abcdefghij'.split(''));
+  assert.deepEqual([JSON.parse(cfgMeta.mean), JSON.parse(cfgMeta.std)], [[0.5], [0.25]]);
+  assert.equal(JSON.parse(cfgMeta['vicinity.pretrained_cfg']).architecture, 'small_convnet');
 
   model.eval();
   const x = randn([3, 1, 28, 28], { seed: 4 });
