@@ -3,15 +3,17 @@
  * `vicinity train`, exported with `vicinity export`, the page built (examples/browser/build.mjs)
  * and served on 127.0.0.1, opened in headless Chromium (Debian's, driven by playwright-core).
  * The page must load without console errors, and for fixed test images and a drawing its logits
- * must equal vicinity's own forward of the checkpoint (1e-4) and its top-3 classes the same.
+ * must equal vicinity's own forward of the checkpoint (1e-4) and its top-3 classes the same; for
+ * the test images its top-3 must be `vicinity predict`'s on the same images as PNG files.
  */
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { pathToFileURL } from 'node:url';
+import { PNG } from 'pngjs';
 import { chromium, type Page } from 'playwright-core';
 import { loadPretrained } from '../../src/checkpoint/tensor-io.js';
 import { createModel, type Classifier } from '../../src/models/registry.js';
@@ -32,6 +34,20 @@ function vicinity(...args: string[]): string {
   const r = spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
   assert.equal(r.status, 0, `vicinity ${args.join(' ')} failed:\n${r.stdout}${r.stderr}`);
   return r.stdout;
+}
+
+/** `vicinity predict --top-k 3` on the sample images written as PNG files: the class indices per image. */
+function predictTop3(checkpoint: string, dir: string, images: SampleInfo['images']): number[][] {
+  mkdirSync(dir);
+  images.forEach((image, i) => {
+    const png = new PNG({ width: 28, height: 28, colorType: 0, inputColorType: 0 });
+    image.pixels.forEach((v, k) => png.data.set([v, v, v, 255], 4 * k));
+    writeFileSync(path.join(dir, `sample-${String(i).padStart(2, '0')}.png`), PNG.sync.write(png, { colorType: 0 }));
+  });
+  const report = JSON.parse(vicinity('predict', checkpoint, dir, '--top-k', '3', '--json')) as {
+    predictions: { file: string; top: { index: number }[] }[];
+  };
+  return report.predictions.map((p) => p.top.map((t) => t.index));
 }
 
 /** Indices of the 3 largest logits. */
@@ -99,6 +115,7 @@ test('browser example: exported LA model in onnxruntime-web predicts as vicinity
   const samples = (await (await fetch(`${site.url}samples.json`)).json()) as SampleInfo;
   assert.equal(await page.locator('#samples button').count(), 6);
 
+  const predicted = predictTop3(checkpoint, path.join(dir, 'images'), samples.images);
   let runs = 0;
   for (let i = 0; i < samples.images.length; i++) {
     await page.click(`#samples button[data-index="${i}"]`);
@@ -108,7 +125,12 @@ test('browser example: exported LA model in onnxruntime-web predicts as vicinity
     const { mean, std } = demo.info;
     const fed = samples.images[i].pixels.map((p) => (p / 255 - mean[0]) / std[0]);
     assert.ok(fed.every((v, k) => Math.abs(v - demo.lastInput[k]) < 1e-6), `test image ${i}: the page's input differs`);
-    checkAgainstVicinity(model, demo, await shownTop3(page), `test image ${i}`);
+    const shown = await shownTop3(page);
+    checkAgainstVicinity(model, demo, shown, `test image ${i}`);
+    const sorted = [...demo.lastLogits].sort((a, b) => b - a);
+    const clear = sorted.slice(0, 3).every((v, k) => v - sorted[k + 1] > 2e-4);
+    if (clear) assert.deepEqual(shown, predicted[i], `test image ${i}: the page's top-3 is not vicinity predict's`);
+    else assert.equal(shown[0], predicted[i][0], `test image ${i}: the page's top-1 is not vicinity predict's`);
   }
 
   // a drawing: a stroke across the pad, read back at 28×28
