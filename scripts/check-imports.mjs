@@ -2,7 +2,8 @@
 // downwards through the layers below, never upwards, and has no run-time import cycle.
 //
 //   native -> tensor/ops -> nn -> optim | checkpoint | data -> attention -> models
-//          -> analysis | verify (tools that inspect the layers and models) -> train -> cli -> index.ts
+//          -> analysis | verify | export (tools that inspect or translate the layers and models)
+//          -> train -> cli -> index.ts
 //
 // A file may import its own layer (its own directory; tensor, ops and autograd form one layer) and
 // any layer to its left. Layers written side by side (optim | checkpoint | data) do not import
@@ -27,6 +28,7 @@ const LAYERS = [
   { level: 5, dirs: ['models'] },
   { level: 6, dirs: ['analysis'] },
   { level: 6, dirs: ['verify'] },
+  { level: 6, dirs: ['export'] },
   { level: 7, dirs: ['train'] },
   { level: 8, dirs: ['cli'] },
   { level: 9, dirs: ['index.ts'] },

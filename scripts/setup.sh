@@ -7,7 +7,8 @@
 # Idempotent: each step is skipped when already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Headless Chromium for the page tests (report and explain pages, driven by playwright-core).
+# Headless Chromium for the page tests (report and explain pages, the browser example in
+# examples/browser; driven by playwright-core).
 EXTRA_PACKAGES=(chromium)
 
 PACKAGES=(libtorch-dev libopenblas-dev libgloo-dev python3-torch dataset-fashion-mnist)

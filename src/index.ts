@@ -42,6 +42,9 @@ export { resnetFamily, ResNet, type ResNetFamilyOptions } from './models/resnet-
 export { conv3x3Op, type SpatialOpFactory, type SpatialOpContext } from './models/spatial-ops.js';
 export { createModel, listModels, modelInfo, UnknownModelError } from './models/registry.js';
 export { countMacs } from './analysis/macs.js';
+export { exportOnnx, exportOnnxFile, ONNX_OPSET, type ExportOnnxOptions, type OnnxExport } from './export/export-onnx.js';
+export { readModelHeader } from './export/onnx-proto.js';
+export { ExportError } from './export/trace.js';
 export { summarizeModel } from './analysis/model-info.js';
 export { laModels, laResNetNano } from './models/entries/la.js';
 export { laLayerOp } from './models/la-ops.js';

@@ -9,6 +9,7 @@ import { DATASET_NAMES } from '../data/load-dataset.js';
 import { addTrainOptions } from '../train/config-schema.js';
 import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
+import { exportCommand, type ExportCommandOptions } from './export.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
 import { describeBundled, describeKinds, verify } from './verify.js';
 import { infoCommand, listModelsCommand } from './info.js';
@@ -248,6 +249,22 @@ program
   .addHelpText('after', examples('list-models', "list-models '*_nano'", "list-models 'la_*' --json"))
   .action((pattern: string | undefined, options) => {
     process.exitCode = listModelsCommand(pattern, options);
+  });
+
+program
+  .command('export')
+  .description('an ONNX model (opset 17, standard ops, dynamic batch) of a checkpoint, or of a registered model with fresh weights')
+  .argument('<source>', '.safetensors from vicinity train (model and sizes from its metadata), any .safetensors/.pth with --model, or a model name')
+  .argument('<out>', 'the .onnx file to write')
+  .option('--model <name>', "registry name (default: the checkpoint's)")
+  .option('--num-classes <n>', "classifier outputs (default: the checkpoint's, else the model's)", positiveInt('num-classes'))
+  .option('--in-channels <n>', "image channels (default: the checkpoint's, else the model's)", positiveInt('in-channels'))
+  .option('--input-size <n>', "input side the graph is built for (default: the checkpoint's, else the model's)", positiveInt('input-size'))
+  .option('--json', 'machine-readable output')
+  .addHelpText('after', examples('export runs/la_resnet_nano_s2-fashion-mnist/best.safetensors la.onnx', 'export resnet18 resnet18.onnx --num-classes 10',
+    'export resnet18.pth resnet18.onnx --model resnet18 --json') + '\n\nDocumentation: docs/export.md')
+  .action(async (source: string, out: string, options: ExportCommandOptions) => {
+    process.exitCode = await exportCommand(source, out, options);
   });
 
 program
