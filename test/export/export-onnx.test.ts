@@ -28,6 +28,8 @@ const FAMILIES: (string | [string, number])[] = [
   'small_convnet', 'resnet_nano', 'resnet18_cifar',
   'la_resnet_nano', 'la_resnet_nano_normalized', 'la_resnet_nano_s2',
   'lesa_resnet_nano', 'lsag_nano', 'halonet_nano', 'na_resnet_nano', 'sasa_resnet_nano',
+  // timm's ByobNet family: halo blocks with SE, BoTNet MHSA, ECA + grouped convs, at 64 px
+  ['sehalonet33ts', 64], ['botnet26t_256', 64], ['eca_halonext26ts', 64],
 ];
 
 /** onnxruntime-web ships the decoder generated from onnx.proto: an independent reader of our bytes. */
