@@ -15,7 +15,8 @@
 import { writeFile } from 'node:fs/promises';
 import { countMacs } from '../analysis/macs.js';
 import { formatCount, formatTable } from '../analysis/model-info.js';
-import { createModel, listModels, modelInfo, type Classifier } from '../models/registry.js';
+import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { cliListModels, cliModelInfo } from './model-names.js';
 import * as F from '../ops/functional.js';
 import { observeOps } from '../ops/call.js';
 import { SGD } from '../optim/index.js';
@@ -61,11 +62,11 @@ export function expandModelNames(patterns: string[]): string[] {
   const names: string[] = [];
   for (const pattern of patterns) {
     if (/[*?[]/.test(pattern)) {
-      const matched = listModels(pattern);
+      const matched = cliListModels(pattern);
       if (matched.length === 0) throw new Error(`no model matches '${pattern}'; vicinity list-models lists the registered ones`);
       names.push(...matched);
     } else {
-      names.push(modelInfo(pattern).name); // throws UnknownModelError with the nearest names
+      names.push(cliModelInfo(pattern).name); // throws UnknownModelNameError with the nearest names
     }
   }
   return [...new Set(names)];

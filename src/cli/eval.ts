@@ -7,7 +7,9 @@
  * Weights load strictly: a missing, unexpected or mis-shaped parameter is an error naming each.
  */
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import path from 'node:path';
+import { access, readdir, stat } from 'node:fs/promises';
+import { CheckpointError } from '../checkpoint/raw-tensor.js';
 import { readSafetensors } from '../checkpoint/safetensors.js';
 import { loadPretrained } from '../checkpoint/tensor-io.js';
 import { DataLoader } from '../data/loader.js';
@@ -15,6 +17,7 @@ import type { ImageDataset } from '../data/dataset.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, nativeChannels, type DatasetName } from '../data/load-dataset.js';
 import { createModel, modelInfo, type Classifier } from '../models/registry.js';
 import { evaluate } from '../train/classifier-loop.js';
+import { cliModelInfo } from './model-names.js';
 import type { Device } from '../tensor/tensor.js';
 import { evalTransform } from '../train/input-pipeline.js';
 
@@ -61,6 +64,11 @@ export async function checkpointMetadata(file: string): Promise<Record<string, s
     throw new Error(`cannot read checkpoint ${file} (${(e as NodeJS.ErrnoException).code}); ` +
       'vicinity train writes <out>/last.safetensors and <out>/best.safetensors');
   }
+  if ((await stat(file)).isDirectory()) {
+    const inside = (await readdir(file)).filter((f) => /\.(safetensors|pth|pt)$/.test(f) && !f.endsWith('.state.safetensors')).sort();
+    throw new Error(`${file} is a directory; pass a checkpoint file in it` +
+      (inside.length ? `: ${inside.map((f) => path.join(file, f)).join(', ')}` : ' (it holds none: vicinity train writes best.safetensors and last.safetensors)'));
+  }
   if (!file.endsWith('.safetensors')) return {};
   return (await readSafetensors(file)).metadata;
 }
@@ -94,7 +102,7 @@ export function resolveEvalSetup(file: string, meta: Record<string, string>, opt
     throw new Error(`${file} has no 'model' metadata (only checkpoints written by vicinity train do); ` +
       'pass --model <name> (vicinity list-models lists them)');
   }
-  modelInfo(model); // an unknown name fails here, with the nearest names
+  cliModelInfo(model); // an unknown name fails here, with the nearest names
   return {
     model, dataset: options.dataset ?? meta.dataset ?? 'fashion-mnist',
     numClasses: metaInt(meta, 'numClasses'), inChannels: metaInt(meta, 'inChannels'),
@@ -117,6 +125,10 @@ async function loadModel(file: string, name: string, shape: { numClasses: number
     await loadPretrained(model, file);
   } catch (e) {
     model.dispose();
+    if (e instanceof CheckpointError) {
+      // The file itself is unreadable: no flag would make it fit.
+      throw new Error(`${file} is not a readable checkpoint: ${e.message}`, { cause: e });
+    }
     const origin = trainedAs && trainedAs !== name ? ` (it was trained as ${trainedAs})` : '';
     throw new Error(`${file}${origin} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
       `${inputSize.join('×')} input: ${(e as Error).message}; check --model, --dataset and --input-size`);
@@ -134,6 +146,11 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     name: dataset, root: options.dataRoot, split: 'test', channels,
     source: dataset === 'fashion-mnist' ? options.dataSource : undefined,
   });
+  if (setup.numClasses !== undefined && setup.numClasses !== test.classes.length) {
+    throw new Error(`${file} was trained for ${setup.numClasses} classes${meta.dataset ? ` (on ${meta.dataset})` : ''}, but ` +
+      `${dataset} has ${test.classes.length}; evaluate it on a dataset with ${setup.numClasses} classes` +
+      (meta.dataset && meta.dataset !== dataset ? ` (--dataset ${meta.dataset})` : ''));
+  }
   const inputSize = setup.inputSize ?? defaultInputSize(setup.model, test);
   const model = await loadModel(file, setup.model, { numClasses: setup.numClasses ?? test.classes.length, inChannels: channels, inputSize }, meta.model);
   if (options.device && options.device !== 'cpu') model.to({ device: options.device });
@@ -145,6 +162,10 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     const started = performance.now();
     const r = await evaluate(model, loader.epoch(0), { device: options.device });
     const seconds = (performance.now() - started) / 1000;
+    if (r.nonFinite > 0) {
+      throw new Error(`${file}: the model's outputs are not finite (NaN or ±Inf) on ${r.nonFinite} of ${r.count} test ` +
+        'images, so no accuracy can be given; the weights are diverged or corrupt (evaluate an earlier checkpoint)');
+    }
     return {
       checkpoint: file, model: setup.model, dataset, split: 'test', count: r.count,
       loss: r.loss, top1: 100 * r.top1, top5: 100 * r.top5, param_count: model.numParameters(),

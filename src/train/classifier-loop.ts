@@ -116,10 +116,13 @@ export function disposeBatch(batch: TrainBatch): void {
 }
 
 export interface EvalResult {
+  /** NaN, as top1 and top5, when any output is not finite (see nonFinite). */
   loss: number;
   top1: number;
   top5: number;
   count: number;
+  /** Images whose outputs hold a NaN or ±Inf (a diverged or corrupt model); 0 normally. */
+  nonFinite: number;
 }
 
 /**
@@ -132,6 +135,7 @@ export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, 
   let top1 = 0;
   let top5 = 0;
   let count = 0;
+  let nonFinite = 0;
   for await (const batch of batches) {
     {
       using _ = scope();
@@ -139,6 +143,8 @@ export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, 
         const images = options.device ? batch.images.to({ device: options.device }) : batch.images;
         const labels = options.device ? batch.labels.to({ device: options.device }) : batch.labels;
         const logits = model.forward(images);
+        // topk ranks NaN as the largest value, so NaN outputs would score as hits: count them instead.
+        nonFinite += labels.shape[0] - (logits.isfinite().all(1).sum().item() as number);
         loss += (F.crossEntropy(logits, labels, { reduction: 'sum' }).item() as number);
         const k = Math.min(5, logits.shape[1]);
         const { indices } = logits.topk(k, 1);
@@ -151,5 +157,6 @@ export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, 
     disposeBatch(batch);
     await flushFinalizers();
   }
-  return { loss: loss / count, top1: top1 / count, top5: top5 / count, count };
+  if (nonFinite > 0) return { loss: NaN, top1: NaN, top5: NaN, count, nonFinite };
+  return { loss: loss / count, top1: top1 / count, top5: top5 / count, count, nonFinite };
 }

@@ -20,6 +20,7 @@ import { Option, type Command } from 'commander';
 import YAML from 'yaml';
 import { DATASET_NAMES } from '../data/load-dataset.js';
 import { parseRandAugment } from '../data/transforms/rand-augment.js';
+import { THREADS_PER_CORE, maxThreads, threadCountRule } from '../native/thread-limit.js';
 import { listModels, UnknownModelError, modelInfo } from '../models/registry.js';
 import { RECIPES } from './recipes.js';
 import type { RecipeSettings, TrainConfig } from './train-config.js';
@@ -44,6 +45,8 @@ export interface SettingSpec {
   help: string;
   /** The value's name in help texts, e.g. '<name>' (default: by type, see PLACEHOLDER). */
   valueName?: string;
+  /** What the value must be, in words, where the bounds alone do not say it (default: from type and bounds). */
+  expect?: string;
   /** Extra check of a well-typed value (registry names): the problem, or undefined when fine. */
   check?: (value: string) => string | undefined;
 }
@@ -80,10 +83,12 @@ export const TRAIN_SETTINGS: readonly SettingSpec[] = [
   row('recipe', 'string', 'run', "training recipe (default: the model's, see vicinity list-models)", { check: checkRecipe, valueName: '<name>' }),
   row('trainLimit', 'int', 'run', 'use only the first n training images (smoke runs); 0 = all', { min: 0 }),
   row('evalBatchSize', 'int', 'run', 'batch size of evaluation', { min: 1 }),
-  row('workers', 'int', 'run', 'worker threads decoding and augmenting images; 0 = the main thread', { min: 0 }),
-  row('seed', 'int', 'run', 'seed of initialisation, data order and augmentation', { min: 0 }),
+  row('workers', 'int', 'run', `worker threads decoding and augmenting images; 0 = the main thread, at most ${THREADS_PER_CORE} per core`,
+    { min: 0, max: maxThreads(), expect: threadCountRule(0) }),
+  row('seed', 'int', 'run', 'seed of initialisation, data order and augmentation', { min: 0, max: Number.MAX_SAFE_INTEGER }),
   row('out', 'path', 'run', 'run directory: checkpoints, metrics.jsonl, summary.csv, config.json'),
   row('resume', 'path', 'run', 'continue exactly from a run directory or its state file'),
+  row('overwrite', 'bool', 'run', "replace the run already in --out (its files are deleted first); without it, train refuses a directory that holds a run"),
   row('device', 'choice', 'run', 'where the model runs', { choices: ['cpu', 'cuda'] }),
   row('progress', 'choice', 'run', "'auto': a progress bar on a terminal, plain lines otherwise",
     { choices: ['auto', 'bar', 'plain', 'none'] }),
@@ -296,6 +301,7 @@ function parseNumber(s: string): number | undefined {
 
 /** What a setting must be, in words: 'a positive integer', 'a number in [0, 1)', 'auto, full or subset'. */
 export function expectation(spec: SettingSpec): string {
+  if (spec.expect) return spec.expect;
   switch (spec.type) {
     case 'bool': return 'true or false';
     case 'choice': return orList(spec.choices ?? []);
@@ -311,10 +317,10 @@ function numberExpectation(spec: SettingSpec): string {
   if (min === 0 && max === undefined) return spec.minExclusive ? `a positive ${noun}` : `a non-negative ${noun}`;
   if (min === 1 && max === undefined && noun === 'integer' && !spec.minExclusive) return 'a positive integer';
   if (min !== undefined && max !== undefined) {
-    return `a ${noun} in ${spec.minExclusive ? '(' : '['}${min}, ${max}${spec.maxExclusive ? ')' : ']'}`;
+    return `${noun === 'integer' ? 'an' : 'a'} ${noun} in ${spec.minExclusive ? '(' : '['}${min}, ${max}${spec.maxExclusive ? ')' : ']'}`;
   }
-  if (min !== undefined) return `a ${noun} ${spec.minExclusive ? '>' : '≥'} ${min}`;
-  if (max !== undefined) return `a ${noun} ${spec.maxExclusive ? '<' : '≤'} ${max}`;
+  if (min !== undefined) return `${noun === 'integer' ? 'an' : 'a'} ${noun} ${spec.minExclusive ? '>' : '≥'} ${min}`;
+  if (max !== undefined) return `${noun === 'integer' ? 'an' : 'a'} ${noun} ${spec.maxExclusive ? '<' : '≤'} ${max}`;
   return `a finite ${noun}`;
 }
 

@@ -70,6 +70,8 @@ export interface TrainConfig extends Partial<RecipeSettings> {
   out: string;
   /** A run directory or state file to continue from exactly. */
   resume?: string;
+  /** Replace the run already in `out` (its files are deleted first); without it such a run is refused. */
+  overwrite?: boolean;
   device: 'cpu' | 'cuda';
   /** 'auto': a bar on a TTY, plain lines otherwise. */
   progress: 'auto' | 'bar' | 'plain' | 'none';

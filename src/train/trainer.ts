@@ -25,7 +25,7 @@
  * Output: progress (progress.ts) and log lines go to stderr by default; the caller prints the
  * final summary (TrainResult) where it likes.
  */
-import { access, mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageDataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
@@ -35,15 +35,17 @@ import {
   AdamW, ConstantSchedule, CosineSchedule, SGD, StepSchedule, paramGroupsNoWeightDecay,
   type LrSchedule, type Optimizer,
 } from '../optim/index.js';
+import { fileWriteError } from '../checkpoint/safetensors.js';
 import { manualSeed } from '../tensor/creation.js';
 import { flushFinalizers } from '../tensor/memory.js';
-import { scope } from '../tensor/scope.js';
+import { scope, tidy } from '../tensor/scope.js';
 import { disposeBatch, evaluate, trainStep, type EvalResult } from './classifier-loop.js';
 import { ModelEma } from './ema.js';
 import { evalTransform, mixSpec, trainTransform } from './input-pipeline.js';
 import { MetricsLog, type MetricsRow } from './metrics-log.js';
 import { Progress, formatEpochLine } from './progress.js';
 import { recipeFor, type ResolvedRecipe } from './recipes.js';
+import { claimRunDirectory } from './run-directory.js';
 import type { TrainConfig } from './train-config.js';
 import {
   STATE_FILE, TrainStateError, WEIGHTS_FILE, readTrainState, resolveStateFile, restoreTrainState, resumeSettings, writeCheckpoint,
@@ -74,6 +76,11 @@ export interface TrainOptions {
   progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Evaluate on the first n test images only (smoke runs, tests); default all. */
   evalLimit?: number;
+  /**
+   * The settings the user gave (the CLI: config file and flags, not defaults). On resume only
+   * these are compared with the run's (resumeSettings); default: every key of the config.
+   */
+  given?: ReadonlySet<string>;
 }
 
 /** The outcome of a run (or of the part run by this call, for a resumed or interrupted one). */
@@ -133,26 +140,27 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
   if (config.resume) {
     resumed = await readTrainState(await resolveStateFile(config.resume));
     runDir = path.dirname(resumed.file);
-    ({ config: effective, recipe } = resumeSettings(config, resumed, log));
+    ({ config: effective, recipe } = resumeSettings(config, resumed, log, options.given));
     effective = { ...effective, out: runDir };
   } else {
     recipe = recipeFor(config);
-    if (await exists(path.join(runDir, STATE_FILE))) {
-      log(`note: ${runDir} holds an earlier run; its files are replaced (resume it instead with --resume ${runDir})`);
-    }
   }
-  await mkdir(runDir, { recursive: true });
-  const data = await loadRunData(effective, options.evalLimit ?? 0, log);
-  const session = new Session(effective, recipe, data, runDir, options, log);
+  const { overwrite: _overwrite, ...runConfig } = effective;   // overwrite: an action of this call, not a setting of the run
+  effective = runConfig;
+  await mkdir(runDir, { recursive: true }).catch((e: unknown) => { throw fileWriteError(e, runDir); });
+  // Locks the directory (one run at a time), removes dead writers' temp files, refuses to replace a run silently.
+  const lock = await claimRunDirectory(runDir, { resume: resumed !== null, overwrite: config.overwrite === true, log });
   try {
-    return await session.run(resumed, started);
+    const data = await loadRunData(effective, options.evalLimit ?? 0, log);
+    const session = new Session(effective, recipe, data, runDir, options, log);
+    try {
+      return await session.run(resumed, started);
+    } finally {
+      await session.close();
+    }
   } finally {
-    await session.close();
+    await lock.release();
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(() => true, () => false);
 }
 
 /** Both splits, the training split cut to trainLimit, and the model's input shape. */
@@ -276,6 +284,7 @@ class Session {
     for (let epoch = this.position.epoch; epoch < this.recipe.epochs; epoch++) {
       const timing = await this.trainEpoch(epoch);
       if (signal?.aborted) {
+        this.assertFiniteWeights(epoch);
         await this.checkpoint(false);
         return this.result(started, true);
       }
@@ -381,6 +390,11 @@ class Session {
     const device = this.config.device;
     const result = await evaluate(this.model, this.evalLoader.epoch(0), { device });
     const emaResult = this.ema ? await evaluate(this.ema.module, this.evalLoader.epoch(0), { device }) : null;
+    if (result.nonFinite > 0 || (emaResult?.nonFinite ?? 0) > 0) {
+      const [which, r] = result.nonFinite > 0 ? ['model', result] : ['EMA model', emaResult!];
+      this.diverged(epoch, `the ${which}'s outputs are not finite (NaN or ±Inf) on ${r.nonFinite} of ${r.count} test images`);
+    }
+    this.assertFiniteWeights(epoch);
     const images = this.epochLoss.count;
     const row: MetricsRow = {
       epoch, train_loss: images ? this.epochLoss.sum / images : NaN, ...percentages('eval_', result),
@@ -399,6 +413,21 @@ class Session {
     await this.checkpoint(isBest);
     this.log(formatEpochLine(row, this.recipe.epochs));
     return row;
+  }
+
+  /** Stops a diverged run before anything is written: the last checkpoint (if any) stays the last finite one. */
+  private assertFiniteWeights(epoch: number): void {
+    const bad = (model: Classifier) => model.parameters().find((p) => tidy(() => !(p.isfinite().all().item() as boolean)));
+    const param = bad(this.model) ?? (this.ema ? bad(this.ema.module) : undefined);
+    if (param) this.diverged(epoch, 'some weights are not finite (NaN or ±Inf)');
+  }
+
+  private diverged(epoch: number, what: string): never {
+    const kept = this.position.step > 0 && this.history.length > 0
+      ? `the last finite checkpoint, after epoch ${this.history.length}, is kept in ${this.runDir}`
+      : 'no checkpoint was written';
+    throw new Error(`runTraining: the run diverged in epoch ${epoch + 1}: ${what}; ${kept}. Lower lr ` +
+      `(now ${this.currentLr()}), add warm-up or set clipGrad, and start again with --overwrite`);
   }
 
   private meta(): TrainStateMeta {

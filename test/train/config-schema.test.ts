@@ -25,7 +25,7 @@ function problems(raw: unknown, options: { flags?: boolean } = {}): string[] {
 test('the table covers every TrainConfig and RecipeSettings key once, flags in kebab-case', () => {
   const config: Record<keyof TrainConfig, true> = {
     model: true, dataset: true, dataRoot: true, dataSource: true, recipe: true, trainLimit: true, evalBatchSize: true,
-    workers: true, seed: true, out: true, resume: true, device: true, progress: true,
+    workers: true, seed: true, out: true, resume: true, overwrite: true, device: true, progress: true,
     optimizer: true, lr: true, momentum: true, nesterov: true, beta2: true, eps: true, weightDecay: true, epochs: true,
     batchSize: true, schedule: true, warmupEpochs: true, warmupLr: true, minLr: true, stepEpochs: true, stepGamma: true,
     labelSmoothing: true, clipGrad: true, mixup: true, cutmix: true, randAugment: true, randomErasing: true, hflip: true,
@@ -120,7 +120,7 @@ test('validateConfig with flags: strings converted, problems name the flag, --da
   assert.deepEqual(problems({ epochs: '0', lr: '0x10', seed: '', data: 'cifar' }, { flags: true }), [
     "--epochs must be a positive integer, got '0'",
     "--lr must be a positive number, got '0x10'",
-    "--seed must be a non-negative integer, got ''",
+    "--seed must be an integer in [0, 9007199254740991], got ''",
     "--data must be auto, full or subset, got 'cifar'",
   ]);
   assert.deepEqual(problems({ epoch: '1' }, { flags: true }), ["unknown option 'epoch'; did you mean --epochs?"]);
@@ -131,7 +131,8 @@ test('validateConfig with flags: strings converted, problems name the flag, --da
 test('expectation phrases each kind of range', () => {
   const spec = (key: string) => TRAIN_SETTINGS.find((s) => s.key === key)!;
   assert.equal(expectation(spec('epochs')), 'a positive integer');
-  assert.equal(expectation(spec('workers')), 'a non-negative integer');
+  assert.equal(expectation(spec('workers')), `an integer from 0 to ${4 * os.availableParallelism()} (4 per core; this machine has ${os.availableParallelism()})`);
+  assert.equal(expectation(spec('seed')), 'an integer in [0, 9007199254740991]');
   assert.equal(expectation(spec('dropPath')), 'a number in [0, 1)');
   assert.equal(expectation(spec('progress')), 'auto, bar, plain or none');
   assert.equal(expectation(spec('nesterov')), 'true or false');
