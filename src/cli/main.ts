@@ -6,7 +6,7 @@ import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import { doctor } from './doctor.js';
 import { DATASET_NAMES } from '../data/load-dataset.js';
-import { addTrainOptions } from '../train/config-schema.js';
+import { addTrainOptions } from './train-flags.js';
 import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';

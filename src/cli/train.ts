@@ -1,6 +1,6 @@
 /**
  * `vicinity train [--config run.yaml] [flags]`: one training run (trainer.ts `runTraining`) from
- * the merged settings — defaults < config file < flags (config-schema.ts). The trainer reports the
+ * the merged settings — defaults < config file < flags (src/train/settings.ts). The trainer reports the
  * resolved run (data and counts, model and parameters, recipe and overrides), progress and a line
  * per epoch on stderr; stdout gets the final summary: test accuracy, and where the checkpoints,
  * metrics.jsonl and summary.csv are.
@@ -12,9 +12,10 @@
  * the current epoch.
  */
 import path from 'node:path';
-import {
-  defaultTrainConfig, flagValues, formatConfigYaml, loadConfigFile, mergeConfig, validateConfig,
-} from '../train/config-schema.js';
+import { formatConfigYaml, loadConfigFile } from '../train/config-file.js';
+import { validateConfig } from '../train/config-validation.js';
+import { defaultTrainConfig, mergeConfig } from '../train/settings.js';
+import { flagValues } from './train-flags.js';
 import { recipeFor } from '../train/recipes.js';
 import type { TrainConfig } from '../train/train-config.js';
 import { runTraining, type TrainResult } from '../train/trainer.js';

@@ -1,14 +1,15 @@
-/** The settings table: validation messages, config files, the merge order and the flags. */
+/** The settings table (src/train/settings.ts) and what derives from it: validation messages, config files, the merge order and the flags. */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { Command } from 'commander';
-import {
-  ConfigError, TRAIN_SETTINGS, addTrainOptions, defaultTrainConfig, expectation, flagValues, formatConfigYaml,
-  loadConfigFile, mergeConfig, nearest, parseConfigText, validateConfig,
-} from '../../src/train/config-schema.js';
+import { addTrainOptions, flagValues } from '../../src/cli/train-flags.js';
+import { formatConfigYaml, loadConfigFile, parseConfigText } from '../../src/train/config-file.js';
+import { ConfigError, expectation, validateConfig } from '../../src/train/config-validation.js';
+import { nearest } from '../../src/train/setting-checks.js';
+import { TRAIN_SETTINGS, defaultTrainConfig, mergeConfig } from '../../src/train/settings.js';
 import type { RecipeSettings, TrainConfig } from '../../src/train/train-config.js';
 
 /** The problems validateConfig reports (it must throw). */
