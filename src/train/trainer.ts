@@ -29,7 +29,7 @@ import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageDataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
-import { DataLoader, type LoadedBatch } from '../data/loader.js';
+import { DataLoader } from '../data/loader.js';
 import { createModel, modelInfo, type Classifier } from '../models/registry.js';
 import {
   AdamW, ConstantSchedule, CosineSchedule, SGD, StepSchedule, paramGroupsNoWeightDecay,
@@ -37,9 +37,8 @@ import {
 } from '../optim/index.js';
 import { fileWriteError } from '../checkpoint/safetensors.js';
 import { manualSeed } from '../tensor/creation.js';
-import { flushFinalizers } from '../tensor/memory.js';
-import { scope, tidy } from '../tensor/scope.js';
-import { disposeBatch, evaluate, trainStep, type EvalResult } from './classifier-loop.js';
+import { tidy } from '../tensor/scope.js';
+import { evaluate, trainEpoch, type EvalResult } from './classifier-loop.js';
 import { ModelEma } from './ema.js';
 import { evalTransform, mixSpec, trainTransform } from './input-pipeline.js';
 import { MetricsLog, type MetricsRow } from './metrics-log.js';
@@ -336,14 +335,17 @@ class Session {
     this.progress.startEpoch(epoch, this.stepsPerEpoch, start);
     try {
       if (start < this.stepsPerEpoch) {
-        for await (const batch of this.trainLoader.epoch(epoch, start)) {
-          if (this.options.signal?.aborted) {
-            disposeBatch(batch);
-            break;
-          }
-          this.step(batch, epoch);
-          await flushFinalizers();
-        }
+        const r = this.recipe;
+        await trainEpoch(this.model, this.optimizer, this.trainLoader.epoch(epoch, start), {
+          labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device, signal: this.options.signal,
+          // The step's own seed: dropout and drop-path draw the same numbers in a resumed run.
+          beforeForward: () => manualSeed(stepSeed(this.config.seed, this.position.step)),
+          afterUpdate: () => {
+            this.schedule.step();
+            this.ema?.update(this.model);
+          },
+          onStep: (step) => this.recordStep(step.loss, step.batchSize, epoch),
+        });
       }
     } finally {
       this.progress.endEpoch();
@@ -353,21 +355,8 @@ class Session {
     return { seconds, imagesPerSecond: this.progress.imagesPerSecond };
   }
 
-  /** One optimizer step on a batch (disposed here), with the step's own seed. */
-  private step(batch: LoadedBatch, epoch: number): void {
-    const r = this.recipe;
-    const n = batch.labels.shape[0];
-    let loss: number;
-    {
-      using _ = scope();
-      manualSeed(stepSeed(this.config.seed, this.position.step));
-      loss = trainStep(this.model, this.optimizer, batch, {
-        labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device,
-      });
-      this.schedule.step();
-      this.ema?.update(this.model);
-    }
-    disposeBatch(batch);
+  /** Books a step's loss: the epoch's sums, the position, progress and onStep; a non-finite loss stops the run. */
+  private recordStep(loss: number, n: number, epoch: number): void {
     if (!Number.isFinite(loss)) {
       throw new Error(`runTraining: the training loss is ${loss} at epoch ${epoch + 1}, batch ${this.position.batch} ` +
         `(lr ${this.optimizer.paramGroups[0].lr}); lower lr, add warm-up or set clipGrad`);
