@@ -28,9 +28,8 @@ import { countMacs } from '../src/analysis/macs.js';
 import { CosineSchedule, SGD, paramGroupsNoWeightDecay } from '../src/optim/index.js';
 import { manualSeed } from '../src/tensor/creation.js';
 import { medianStepSeconds } from './step-time.js';
-import { flushFinalizers, getNumThreads } from '../src/tensor/memory.js';
-import { scope } from '../src/tensor/scope.js';
-import { disposeBatch, evaluate, trainStep } from '../src/train/classifier-loop.js';
+import { getNumThreads } from '../src/tensor/memory.js';
+import { evaluate, trainEpoch } from '../src/train/classifier-loop.js';
 import { evalTransform, trainTransform } from '../src/train/input-pipeline.js';
 import { resolveRecipe } from '../src/train/recipes.js';
 import type { ImageDataset } from '../src/data/dataset.js';
@@ -109,19 +108,11 @@ async function trainOne(run: Run, train: ImageDataset, test: ImageDataset, budge
   });
   let done = 0;
   const started = performance.now();
-  model.train();
+  // The training loop of runTraining (classifier-loop.ts trainEpoch), under a step budget.
   for (let epoch = 0; done < steps; epoch++) {
-    for await (const batch of loader.epoch(epoch)) {
-      if (done < steps) {
-        using _ = scope();
-        trainStep(model, optimizer, batch, { labelSmoothing: recipe.labelSmoothing });
-        schedule.step();
-        done++;
-      }
-      disposeBatch(batch);
-      await flushFinalizers();
-      if (done >= steps) break;
-    }
+    done += (await trainEpoch(model, optimizer, loader.epoch(epoch), {
+      labelSmoothing: recipe.labelSmoothing, maxSteps: steps - done, afterUpdate: () => schedule.step(),
+    })).steps;
   }
   const trainSeconds = (performance.now() - started) / 1000;
   await loader.close();

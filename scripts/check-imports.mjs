@@ -47,9 +47,6 @@ const ALLOWED = [
   // analysis/macs.ts has a MAC rule for it. Fixed by the fused-op table in ops (issue 10 §3,
   // the "kernels" branch).
   'src/attention/window-gather.ts -> src/analysis/macs.ts',
-  // Training settings define commander flags; the flag table moves to cli (issue 10 §3, the
-  // "faults" branch).
-  'src/train/config-schema.ts -> commander',
 ];
 
 const rootArg = process.argv.indexOf('--root');

@@ -234,7 +234,12 @@ export async function writeSafetensors(file: string, tensors: TensorsInput, meta
   const { head, order } = layout(tensors, metadata);
   const dir = path.dirname(path.resolve(file));
   const temp = path.join(dir, `.${path.basename(file)}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, 'wx');
+  let handle: FileHandle;
+  try {
+    handle = await open(temp, 'wx');
+  } catch (err) {
+    throw fileWriteError(err, file);
+  }
   try {
     await writeAll(handle, head);
     for (const t of order) await writeAll(handle, t.data);
@@ -244,9 +249,24 @@ export async function writeSafetensors(file: string, tensors: TensorsInput, meta
   } catch (err) {
     await handle.close().catch(() => undefined);
     await unlink(temp).catch(() => undefined);
-    throw err;
+    throw fileWriteError(err, file);
   }
   await syncDirectory(dir);
+}
+
+/**
+ * A failed write as an error naming the file and the cause in words (a full disk, a read-only
+ * directory), keeping the errno `code` for callers that branch on it.
+ */
+export function fileWriteError(err: unknown, file: string): Error {
+  const code = (err as NodeJS.ErrnoException).code;
+  const reason = code === 'ENOSPC' ? 'no space left on the device (ENOSPC); free some space or write elsewhere'
+    : code === 'EACCES' || code === 'EPERM' || code === 'EROFS' ? `its directory is not writable (${code}); choose a writable directory`
+      : code === 'ENOENT' ? `its directory ${path.dirname(file)} does not exist (ENOENT)`
+        : (err as Error).message;
+  const error = new Error(`cannot write ${file}: ${reason}`, { cause: err });
+  if (code) Object.assign(error, { code });
+  return error;
 }
 
 async function writeAll(handle: FileHandle, bytes: Uint8Array): Promise<void> {

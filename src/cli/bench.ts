@@ -15,14 +15,16 @@
 import { writeFile } from 'node:fs/promises';
 import { countMacs } from '../analysis/macs.js';
 import { formatCount, formatTable } from '../analysis/model-info.js';
-import { createModel, listModels, modelInfo, type Classifier } from '../models/registry.js';
+import { createModel, modelInfo, type Classifier } from '../models/registry.js';
+import { cliListModels, cliModelInfo } from './model-names.js';
+import { timeSteps } from '../analysis/step-timer.js';
 import * as F from '../ops/functional.js';
 import { observeOps } from '../ops/call.js';
 import { SGD } from '../optim/index.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randint, randn } from '../tensor/creation.js';
-import { flushFinalizers, getNumThreads, setNumThreads } from '../tensor/memory.js';
-import { keep, scope, tidy } from '../tensor/scope.js';
+import { getNumThreads, setNumThreads } from '../tensor/memory.js';
+import { keep, tidy } from '../tensor/scope.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 
 export type BenchMode = 'infer' | 'train' | 'both';
@@ -61,11 +63,11 @@ export function expandModelNames(patterns: string[]): string[] {
   const names: string[] = [];
   for (const pattern of patterns) {
     if (/[*?[]/.test(pattern)) {
-      const matched = listModels(pattern);
+      const matched = cliListModels(pattern);
       if (matched.length === 0) throw new Error(`no model matches '${pattern}'; vicinity list-models lists the registered ones`);
       names.push(...matched);
     } else {
-      names.push(modelInfo(pattern).name); // throws UnknownModelError with the nearest names
+      names.push(cliModelInfo(pattern).name); // throws UnknownModelNameError with the nearest names
     }
   }
   return [...new Set(names)];
@@ -78,29 +80,11 @@ interface Timing {
   stepTimeMs: number;
 }
 
-/**
- * Runs `step` warm-up + timed times, each in its own scope with finalizers flushed between;
- * `untimed` runs before each step outside its timing (timm zeroes gradients there).
- */
-async function timeSteps(step: () => void, counts: { warmup: number; steps: number }, batchSize: number,
-  untimed: () => void = () => {}): Promise<Timing> {
-  for (let i = 0; i < counts.warmup; i++) {
-    untimed();
-    { using _ = scope(); step(); }
-    await flushFinalizers();
-  }
-  let total = 0;
-  const { steps } = counts;
-  const start = performance.now();
-  for (let i = 0; i < steps; i++) {
-    untimed();
-    const t0 = performance.now();
-    { using _ = scope(); step(); }
-    total += performance.now() - t0;
-    await flushFinalizers();
-  }
-  const elapsed = (performance.now() - start) / 1000;
-  return { samplesPerSec: round((steps * batchSize) / elapsed, 2), stepTimeMs: round(total / steps, 3) };
+/** timm's numbers from the one step timer (analysis/step-timer.ts): samples/s over the wall time, the mean step time. */
+async function timeBenchSteps(step: () => void, counts: { warmup: number; steps: number }, batchSize: number,
+  untimed?: () => void): Promise<Timing> {
+  const t = await timeSteps(step, counts, untimed);
+  return { samplesPerSec: round((counts.steps * batchSize) / t.wallSeconds, 2), stepTimeMs: round(t.meanMs, 3) };
 }
 
 /** Reading one value waits for the queued CUDA kernels (timm: torch.cuda.synchronize); CPU ops are synchronous. */
@@ -132,7 +116,7 @@ async function benchInfer(model: Classifier, shape: number[], options: Required<
   model.eval();
   const x = keep(randn(shape, { device, seed: 0 }));
   try {
-    const t = await timeSteps(() => noGrad(() => {
+    const t = await timeBenchSteps(() => noGrad(() => {
       const y = model.forward(x);
       if (device !== 'cpu') sync(y);
     }), options, shape[0]);
@@ -155,7 +139,7 @@ async function benchTrain(model: Classifier, shape: number[], numClasses: number
   const first = model.parameters()[0];
   let draw = 0;
   try {
-    const t = await timeSteps(() => {
+    const t = await timeBenchSteps(() => {
       const target = randint(0, numClasses, [shape[0]], { device, seed: draw++ });
       const loss = tidy(() => F.crossEntropy(model.forward(x), target));
       loss.backward();

@@ -6,12 +6,18 @@
  * needed for files without metadata (PyTorch .pth, other tools' safetensors).
  * Weights load strictly: a missing, unexpected or mis-shaped parameter is an error naming each.
  */
+import { constants } from 'node:fs';
+import path from 'node:path';
+import { access, readdir, stat } from 'node:fs/promises';
+import { CheckpointError } from '../checkpoint/raw-tensor.js';
+import { readSafetensors } from '../checkpoint/safetensors.js';
 import { loadPretrained } from '../checkpoint/tensor-io.js';
 import { DataLoader } from '../data/loader.js';
 import type { ImageDataset } from '../data/dataset.js';
 import { DATASET_NAMES, isDatasetName, loadDataset, nativeChannels, type DatasetName } from '../data/load-dataset.js';
 import { modelInfo, type Classifier } from '../models/registry.js';
 import { evaluate } from '../train/classifier-loop.js';
+import { cliModelInfo } from './model-names.js';
 import type { Device } from '../tensor/tensor.js';
 import {
   createModelFromCfg, decodePretrainedCfg, evalTransformFromCfg, parseInputSize, readCheckpointMetadata, resolvePretrainedCfg, type PretrainedCfg,
@@ -78,7 +84,7 @@ export function resolveEvalSetup(file: string, meta: Record<string, string>, opt
     throw new Error(`${file} has no 'model' metadata (only checkpoints written by vicinity train do); ` +
       'pass --model <name> (vicinity list-models lists them)');
   }
-  modelInfo(model); // an unknown name fails here, with the nearest names
+  cliModelInfo(model); // an unknown name fails here, with the nearest names
   return {
     model, dataset: options.dataset ?? meta.dataset ?? 'fashion-mnist',
     numClasses: metaInt(meta, 'numClasses'), inChannels: metaInt(meta, 'inChannels'),
@@ -103,6 +109,10 @@ export async function loadModel(file: string, cfg: PretrainedCfg, trainedAs: str
     await loadPretrained(model, file, { ema });
   } catch (e) {
     model.dispose();
+    if (e instanceof CheckpointError) {
+      // The file itself is unreadable: no flag would make it fit.
+      throw new Error(`${file} is not a readable checkpoint: ${e.message}`, { cause: e });
+    }
     const origin = trainedAs && trainedAs !== name ? ` (it was trained as ${trainedAs})` : '';
     throw new Error(`${file}${origin} does not fit ${name} built for ${numClasses} classes, ${inChannels} input channel(s) and ` +
       `${inputSize.join('×')} input: ${(e as Error).message}; check --model, --dataset and --input-size`);
@@ -121,6 +131,11 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     name: dataset, root: options.dataRoot, split: 'test', channels,
     source: dataset === 'fashion-mnist' ? options.dataSource : undefined,
   });
+  if (setup.numClasses !== undefined && setup.numClasses !== test.classes.length) {
+    throw new Error(`${file} was trained for ${setup.numClasses} classes${meta.dataset ? ` (on ${meta.dataset})` : ''}, but ` +
+      `${dataset} has ${test.classes.length}; evaluate it on a dataset with ${setup.numClasses} classes` +
+      (meta.dataset && meta.dataset !== dataset ? ` (--dataset ${meta.dataset})` : ''));
+  }
   const inputSize = setup.inputSize ?? defaultInputSize(setup.model, test);
   // The checkpoint's pretrained_cfg, completed from the flags and the test split (model-metadata.ts).
   const cfg = resolvePretrainedCfg(file, stored, {
@@ -139,6 +154,10 @@ export async function evalCheckpoint(file: string, options: EvalCommandOptions =
     const started = performance.now();
     const r = await evaluate(model, loader.epoch(0), { device: options.device });
     const seconds = (performance.now() - started) / 1000;
+    if (r.nonFinite > 0) {
+      throw new Error(`${file}: the model's outputs are not finite (NaN or ±Inf) on ${r.nonFinite} of ${r.count} test ` +
+        'images, so no accuracy can be given; the weights are diverged or corrupt (evaluate an earlier checkpoint)');
+    }
     return {
       checkpoint: file, model: setup.model, dataset, split: 'test', count: r.count,
       loss: r.loss, top1: 100 * r.top1, top5: 100 * r.top5, param_count: model.numParameters(),

@@ -4,7 +4,8 @@
  * layer table; and the list of registered models.
  */
 import { formatCount, formatSummary, formatTable, summarizeModel, type ModelSummary } from '../analysis/model-info.js';
-import { createModel, listModels, modelInfo, type ModelInfo } from '../models/registry.js';
+import { createModel, listModels, type ModelInfo } from '../models/registry.js';
+import { cliListModels, cliModelInfo } from './model-names.js';
 
 export interface InfoCommandOptions {
   /** Input side; default the model's. */
@@ -26,7 +27,7 @@ export interface ModelReport {
 
 /** Builds the model, measures it on one image and compares with its registry entry. */
 export function modelReport(name: string, options: Pick<InfoCommandOptions, 'inputSize' | 'depth'> = {}): ModelReport {
-  const info = modelInfo(name);
+  const info = cliModelInfo(name);
   const side = options.inputSize ?? info.inputSize;
   if (!Number.isInteger(side) || side < 1) throw new RangeError(`info: inputSize must be a positive integer, got ${side}`);
   const model = createModel(name, { inputSize: side });
@@ -67,17 +68,22 @@ export async function infoCommand(name: string, options: InfoCommandOptions = {}
   return ok ? 0 : 1;
 }
 
-/** Prints the registered models matching `pattern` (a glob) with their targets; returns the exit code. */
+/**
+ * Prints the registered models matching `pattern` (a glob) with their targets; returns the exit code.
+ * Errors: a malformed glob, or one that matches nothing.
+ */
 export function listModelsCommand(pattern?: string, options: { json?: boolean } = {}): number {
-  const names = listModels(pattern);
-  const infos = names.map((n) => modelInfo(n));
+  const names = cliListModels(pattern);
+  if (names.length === 0) {
+    // An error: stderr, in the CLI's form (main.ts prints it with the vicinity: prefix, exit code 1).
+    throw new Error(`no model matches '${pattern}'; the registered models are ${listModels().join(', ')}`);
+  }
+  const infos = names.map((n) => cliModelInfo(n));
   if (options.json) {
     console.log(JSON.stringify(infos, null, 2));
-  } else if (names.length === 0) {
-    console.log(`no model matches '${pattern}'; the registered models are ${listModels().join(', ')}`);
   } else {
     console.log(formatTable(['model', 'input', 'params', 'MACs', 'recipe', 'paper'],
       infos.map((i) => [i.name, `${i.inChannels}×${i.inputSize}²`, formatCount(i.params), formatCount(i.macs), i.recipe, i.paper]), 'lrrrll'));
   }
-  return names.length === 0 ? 1 : 0;
+  return 0;
 }

@@ -1,12 +1,14 @@
 #!/usr/bin/env node
 /** The `vicinity` command: one file per subcommand in src/cli/. */
+// First: checks the environment (VICINITY_NUM_THREADS) before any import loads libtorch.
+import './check-environment.js';
 import { Command } from 'commander';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { packageRoot } from '../package-root.js';
 import { doctor } from './doctor.js';
 import { DATASET_NAMES } from '../data/load-dataset.js';
-import { addTrainOptions } from '../train/config-schema.js';
+import { addTrainOptions } from './train-flags.js';
 import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { exportCommand, type ExportCommandOptions } from './export.js';
@@ -17,6 +19,7 @@ import { predictCommand, type PredictOptions } from './predict.js';
 import { explainCommand, type ExplainCommandOptions } from './explain.js';
 import { reportCommand, type ReportOptions } from './report.js';
 import { ABLATIONS, sweepCommand, type SweepOptions } from './sweep.js';
+import { parseThreadCount } from '../native/thread-limit.js';
 
 const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
 
@@ -86,6 +89,7 @@ const nonNegativeInt = (name: string) => (v: string) => {
   if (!Number.isInteger(n) || n < 0 || v.trim() === '') throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
   return n;
 };
+const threads = (name: string, min: 0 | 1) => (v: string) => parseThreadCount(v, `--${name}`, min);
 const choice = (name: string, choices: string[]) => (v: string) => {
   if (!choices.includes(v)) throw new Error(`--${name} must be ${choices.slice(0, -1).join(', ')} or ${choices.at(-1)}, got '${v}'`);
   return v;
@@ -116,7 +120,7 @@ program
   .option('--data-source <source>', "fashion-mnist: 'auto', 'full' or 'subset'", choice('data-source', ['auto', 'full', 'subset']))
   .option('--batch-size <n>', 'evaluation batch size (default 500)', positiveInt('batch-size'))
   .option('--input-size <n>', "input side (default: the checkpoint's)", positiveInt('input-size'))
-  .option('--workers <n>', 'loader worker threads (default 0)', nonNegativeInt('workers'))
+  .option('--workers <n>', 'loader worker threads (default 0)', threads('workers', 0))
   .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
   .option('--ema', "evaluate the EMA weights of a training checkpoint (timm's state_dict_ema)")
   .option('--json', 'machine-readable output')
@@ -221,7 +225,7 @@ program
   .option('--warmup <n>', 'untimed steps first (default 5)', nonNegativeInt('warmup'))
   .option('--mode <mode>', "'infer', 'train' or 'both' (default both)", choice('mode', ['infer', 'train', 'both']))
   .option('--csv <file>', "also write the results as CSV (timm benchmark.py's columns)")
-  .option('--num-threads <n>', 'libtorch intra-op threads (default: VICINITY_NUM_THREADS or every core)', positiveInt('num-threads'))
+  .option('--num-threads <n>', 'libtorch intra-op threads (default: VICINITY_NUM_THREADS or every core)', threads('num-threads', 1))
   .option('--device <device>', "'cpu' or 'cuda' (default cpu)", choice('device', ['cpu', 'cuda']))
   .option('--json', 'machine-readable output')
   .addHelpText('after', BENCH_EXAMPLES)

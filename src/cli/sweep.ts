@@ -14,7 +14,7 @@
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { modelInfo } from '../models/registry.js';
-import { defaultTrainConfig, mergeConfig } from '../train/config-schema.js';
+import { defaultTrainConfig, mergeConfig } from '../train/settings.js';
 import type { TrainConfig } from '../train/train-config.js';
 import { runTraining } from '../train/trainer.js';
 import { buildSweepReport } from './report.js';

@@ -1,18 +1,21 @@
 /**
  * `vicinity train [--config run.yaml] [flags]`: one training run (trainer.ts `runTraining`) from
- * the merged settings — defaults < config file < flags (config-schema.ts). The trainer reports the
+ * the merged settings — defaults < config file < flags (src/train/settings.ts). The trainer reports the
  * resolved run (data and counts, model and parameters, recipe and overrides), progress and a line
  * per epoch on stderr; stdout gets the final summary: test accuracy, and where the checkpoints,
  * metrics.jsonl and summary.csv are.
  *
- * Ctrl-C: the first SIGINT asks the run to stop after the current step; it writes a checkpoint
- * (which `--resume` continues from exactly) and the command exits with 130, the shell's code for
- * SIGINT. A second Ctrl-C exits at once, without a checkpoint of the current epoch.
+ * Ctrl-C and SIGTERM (what docker, systemd and SLURM send): the first signal asks the run to stop
+ * after the current step; it writes a checkpoint (which `--resume` continues from exactly) and the
+ * command exits with 128 + the signal's number, as a shell reports a job the signal ended: 130
+ * for SIGINT, 143 for SIGTERM. A second signal exits at once (same code), without a checkpoint of
+ * the current epoch.
  */
 import path from 'node:path';
-import {
-  defaultTrainConfig, flagValues, formatConfigYaml, loadConfigFile, mergeConfig, validateConfig,
-} from '../train/config-schema.js';
+import { formatConfigYaml, loadConfigFile } from '../train/config-file.js';
+import { validateConfig } from '../train/config-validation.js';
+import { defaultTrainConfig, mergeConfig } from '../train/settings.js';
+import { flagValues } from './train-flags.js';
 import { recipeFor } from '../train/recipes.js';
 import type { TrainConfig } from '../train/train-config.js';
 import { runTraining, type TrainResult } from '../train/trainer.js';
@@ -27,34 +30,56 @@ export interface TrainCommandOptions extends Record<string, unknown> {
 
 /** Exit code of a run stopped by Ctrl-C (128 + SIGINT), as shells report it. */
 export const INTERRUPTED_EXIT_CODE = 130;
+/** Exit code of a run stopped by SIGTERM (128 + 15): what docker, systemd and SLURM report for a terminated job. */
+export const TERMINATED_EXIT_CODE = 143;
+
+/** The signals that stop a run with a checkpoint, and the exit code each ends with (128 + its number). */
+const STOP_SIGNALS = { SIGINT: INTERRUPTED_EXIT_CODE, SIGTERM: TERMINATED_EXIT_CODE } as const;
+type StopSignal = keyof typeof STOP_SIGNALS;
 
 /** The run's settings: defaults, then the config file, then the flags; every value validated. */
 export async function resolveTrainConfig(options: TrainCommandOptions): Promise<TrainConfig> {
+  return (await resolveTrainSettings(options)).config;
+}
+
+/** The merged settings, and which of them the user gave (config file or flags, not defaults). */
+export async function resolveTrainSettings(options: TrainCommandOptions): Promise<{ config: TrainConfig; given: Set<string> }> {
   const file = options.config ? await loadConfigFile(options.config) : {};
   const flags = validateConfig(flagValues(options), 'command line', { flags: true });
-  return mergeConfig(defaultTrainConfig(), file, flags);
+  return { config: mergeConfig(defaultTrainConfig(), file, flags), given: new Set([...Object.keys(file), ...Object.keys(flags)]) };
 }
 
 /**
- * Wires SIGINT to an AbortController while `run` runs: the first signal aborts (the run
- * checkpoints and returns), a second exits the process at once with 130.
+ * Wires SIGINT and SIGTERM to an AbortController while `run` runs: the first signal aborts (the
+ * run checkpoints and returns; `signal.reason` names the signal), a second exits the process at
+ * once with 128 + its number.
  */
 export async function withInterrupt<T>(run: (signal: AbortSignal) => Promise<T>, say: (line: string) => void): Promise<T> {
   const controller = new AbortController();
-  const onSigint = () => {
-    if (controller.signal.aborted) {
-      say('\nsecond Ctrl-C: stopping now, without a checkpoint of the current epoch');
-      process.exit(INTERRUPTED_EXIT_CODE);
-    }
-    say('\nCtrl-C: stopping after this step and writing a checkpoint (Ctrl-C again to quit at once)');
-    controller.abort();
-  };
-  process.on('SIGINT', onSigint);
+  const handlers = Object.keys(STOP_SIGNALS).map((name) => {
+    const signal = name as StopSignal;
+    const what = signal === 'SIGINT' ? 'Ctrl-C' : 'SIGTERM';
+    const handler = () => {
+      if (controller.signal.aborted) {
+        say(`\nsecond ${what}: stopping now, without a checkpoint of the current epoch`);
+        process.exit(STOP_SIGNALS[signal]);
+      }
+      say(`\n${what}: stopping after this step and writing a checkpoint (${what} again to quit at once)`);
+      controller.abort(signal);
+    };
+    process.on(signal, handler);
+    return [signal, handler] as const;
+  });
   try {
     return await run(controller.signal);
   } finally {
-    process.off('SIGINT', onSigint);
+    for (const [signal, handler] of handlers) process.off(signal, handler);
   }
+}
+
+/** The exit code of a run `signal` stopped: 130 for SIGINT, 143 for SIGTERM. */
+export function stoppedExitCode(signal: AbortSignal): number {
+  return STOP_SIGNALS[signal.reason as StopSignal] ?? INTERRUPTED_EXIT_CODE;
 }
 
 /** The end of a run: accuracy and files, or how to continue an interrupted one. */
@@ -79,9 +104,9 @@ export function formatTrainResult(result: TrainResult): string {
   return lines.join('\n');
 }
 
-/** Runs `vicinity train`; returns the exit code (0, or 130 when Ctrl-C stopped the run). */
+/** Runs `vicinity train`; returns the exit code (0, or 130/143 when SIGINT/SIGTERM stopped the run). */
 export async function trainCommand(options: TrainCommandOptions): Promise<number> {
-  const config = await resolveTrainConfig(options);
+  const { config, given } = await resolveTrainSettings(options);
   // Resolving the recipe here checks the settings together (e.g. warm-up longer than the run)
   // before any data is read; a resumed run takes its recipe from its state file instead.
   const recipe = config.resume ? undefined : recipeFor(config);
@@ -92,7 +117,11 @@ export async function trainCommand(options: TrainCommandOptions): Promise<number
   // As the trainer's own lines and progress: stderr, so stdout holds only the final summary.
   const note = (line: string) => process.stderr.write(`${line}\n`);
   if (options.config && config.progress !== 'none') note(`config: ${options.config}`);
-  const result = await withInterrupt((signal) => runTraining(config, { signal }), note);
+  let stopped: AbortSignal | undefined;
+  const result = await withInterrupt((signal) => {
+    stopped = signal;
+    return runTraining(config, { signal, given });
+  }, note);
   console.log(formatTrainResult(result));
-  return result.interrupted ? INTERRUPTED_EXIT_CODE : 0;
+  return result.interrupted ? stoppedExitCode(stopped!) : 0;
 }

@@ -21,10 +21,12 @@
  * pixels are copied once into a SharedArrayBuffer that every worker maps through workerData, so
  * no batch ever copies the dataset; 'files' stores are read and decoded (decodeImage) in the
  * worker. Up to `prefetch` batches are in flight at once, spread over the least busy workers.
- * Workers hold the process open only while they have work (they are unref'd when idle), so an
- * abandoned iteration cannot keep the process alive; close() terminates them.
+ * Workers are unref'd; the pool holds the event loop open (KeepAlive) only while a request or a
+ * termination is outstanding, so an abandoned iteration cannot keep the process alive, and a
+ * worker's death always settles what awaits it; close() terminates them.
  */
 import { Worker } from 'node:worker_threads';
+import { threadCountProblem } from '../native/thread-limit.js';
 import { tensor } from '../tensor/creation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ImageDataset } from './dataset.js';
@@ -207,6 +209,8 @@ function validateOptions(options: DataLoaderOptions): void {
   if (!Number.isInteger(workers) || workers < 0) {
     throw new RangeError(`DataLoader: workers must be a non-negative integer (0 = main thread), got ${workers}`);
   }
+  const tooMany = threadCountProblem(workers, 0);
+  if (tooMany) throw new RangeError(`DataLoader: workers ${tooMany}`);
   if (prefetch !== undefined && !positiveInteger(prefetch)) {
     throw new RangeError(`DataLoader: prefetch must be a positive integer (batches in flight), got ${prefetch}`);
   }
@@ -255,6 +259,7 @@ class WorkerPool {
   private nextId = 0;
   private failure: Error | null = null;
   private closing = false;
+  private readonly keepAlive = new KeepAlive();
 
   /**
    * Workers for `setup`. For a 'files' store the main thread loads the image decoder first: sharp's
@@ -278,8 +283,11 @@ class WorkerPool {
     const slot = this.slots.reduce((best, s) => (s.pending.size < best.pending.size ? s : best));
     const id = this.nextId++;
     return new Promise<BatchArrays>((resolve, reject) => {
-      if (slot.pending.size === 0) slot.worker.ref();  // busy: keep the process alive until it answers
-      slot.pending.set(id, { resolve, reject });
+      this.keepAlive.hold();  // released when the request settles, however it settles
+      slot.pending.set(id, {
+        resolve: (batch) => { this.keepAlive.release(); resolve(batch); },
+        reject: (error) => { this.keepAlive.release(); reject(error); },
+      });
       slot.worker.postMessage({ id, job } satisfies BatchRequest, [job.indices.buffer as ArrayBuffer]);
     });
   }
@@ -287,12 +295,22 @@ class WorkerPool {
   async close(): Promise<void> {
     this.closing = true;
     this.rejectAll(new Error('DataLoader: closed while batches were loading'));
-    await Promise.all(this.slots.filter((s) => !s.exited).map((s) => s.worker.terminate()));
+    // terminate() settles on the worker's 'exit' event, which an unref'd worker's death does not
+    // keep the event loop alive for: hold the loop until every worker has gone.
+    const live = this.slots.filter((s) => !s.exited);
+    this.keepAlive.hold();
+    try {
+      await Promise.all(live.map((s) => {
+        s.worker.ref();
+        return s.worker.terminate();
+      }));
+    } finally {
+      this.keepAlive.release();
+    }
   }
 
   private spawn(setup: LoaderSetup, k: number, count: number): WorkerSlot {
     const worker = new Worker(WORKER_URL, { workerData: { [WORKER_MARKER]: true, setup }, execArgv: workerExecArgv(), name: `vicinity-loader-${k}` });
-    worker.unref();  // idle workers never hold the process open
     const slot: WorkerSlot = { worker, pending: new Map(), exited: false };
     const which = `worker ${k + 1} of ${count}`;
     worker.on('message', (reply: BatchReply) => this.settle(slot, reply));
@@ -305,6 +323,9 @@ class WorkerPool {
           'continue: make a new DataLoader (if it ran out of memory, lower workers, prefetch or batchSize)'));
       }
     });
+    // After the listeners: adding a 'message' listener refs the worker's port again. The pool's
+    // KeepAlive, not the workers, holds the process open while an answer is owed.
+    worker.unref();
     return slot;
   }
 
@@ -312,7 +333,6 @@ class WorkerPool {
     const pending = slot.pending.get(reply.id);
     if (!pending) return;
     slot.pending.delete(reply.id);
-    if (slot.pending.size === 0) slot.worker.unref();
     if (reply.ok) pending.resolve(reply.batch);
     else pending.reject(rebuildError(reply.error));
   }
@@ -325,9 +345,35 @@ class WorkerPool {
 
   private rejectAll(error: Error): void {
     for (const slot of this.slots) {
-      for (const pending of slot.pending.values()) pending.reject(error);
+      const pending = [...slot.pending.values()];
       slot.pending.clear();
-      slot.worker.unref();
+      for (const p of pending) p.reject(error);
+    }
+  }
+}
+
+/**
+ * Keeps the event loop alive while the pool owes someone an answer. Workers stay unref'd (an idle
+ * pool never holds the process open), so the loop's liveness cannot come from them: a worker that
+ * dies while unref'd, or is ref'd only after its thread has stopped (Worker.ref() is then a no-op),
+ * has its 'exit' event queued on a handle that does not keep the loop running. Were the loop to
+ * empty before that event ran, a promise awaiting the worker would stay pending forever and the
+ * process would exit silently (exit code 13 under a top-level await). One ref'd timer, held while
+ * any request or termination is outstanding, keeps the loop polling until the reply or the 'exit'
+ * event settles it.
+ */
+class KeepAlive {
+  private holds = 0;
+  private timer: NodeJS.Timeout | null = null;
+
+  hold(): void {
+    if (this.holds++ === 0) this.timer = setInterval(() => undefined, 1 << 30);
+  }
+
+  release(): void {
+    if (--this.holds === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = null;
     }
   }
 }

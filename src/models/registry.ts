@@ -197,7 +197,8 @@ function closeMatches(query: string, names: string[]): string[] {
     .map((m) => m.name);
 }
 
-function editDistance(a: string, b: string): number {
+/** Levenshtein distance (insertions, deletions, substitutions); the one edit distance of the name lookups. */
+export function editDistance(a: string, b: string): number {
   let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
   for (let i = 1; i <= a.length; i++) {
     const row = [i];

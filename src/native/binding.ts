@@ -4,6 +4,7 @@
  * Thread defaults are set here, before libtorch starts (architecture.md, "Threads"): libtorch
  * 1.13 would otherwise use one intra-op thread on a 2-core machine.
  */
+import { threadCountProblem, threadsFromEnvironment } from './thread-limit.js';
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import os from 'node:os';
@@ -84,8 +85,8 @@ export interface NativeAddon {
 export { packageRoot };
 export const addonPath = path.join(packageRoot, 'build/Release/vicinity.node');
 
-/** Thread count used at start-up: VICINITY_NUM_THREADS, else every available core. */
-export const defaultThreads = Number(process.env.VICINITY_NUM_THREADS) || os.availableParallelism();
+/** Thread count used at start-up: VICINITY_NUM_THREADS (checked by thread-limit.ts's rule), else every available core. */
+export const defaultThreads = threadsFromEnvironment() ?? os.availableParallelism();
 
 function load(): NativeAddon {
   if (!existsSync(addonPath)) {
@@ -108,4 +109,11 @@ function load(): NativeAddon {
 }
 
 export const native: NativeAddon = load();
+// Every setNumThreads goes through the one thread-count rule: libtorch would hang spawning 1e5 threads.
+const setNativeThreads = native.setNumThreads.bind(native);
+native.setNumThreads = (n: number) => {
+  const problem = threadCountProblem(n);
+  if (problem) throw new RangeError(`setNumThreads: the thread count ${problem}`);
+  setNativeThreads(n);
+};
 native.setNumThreads(defaultThreads);

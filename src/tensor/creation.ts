@@ -60,6 +60,12 @@ function nestedShape(data: NestedArray): number[] {
 function flatten(data: NestedArray, shape: number[], depth: number, out: number[]): void {
   if (depth === shape.length) {
     if (Array.isArray(data)) throw new TypeError(`tensor(): ragged nested array (expected shape [${shape}])`);
+    if (typeof data !== 'number' && typeof data !== 'boolean') {
+      // Float64Array.from would turn it into NaN silently.
+      const shown = typeof data === 'string' ? `the string '${data}'` : `${data === null ? 'null' : typeof data}`;
+      throw new TypeError(`tensor(): elements must be numbers or booleans, got ${shown} at flat index ${out.length}; ` +
+        'convert the data first (e.g. Number(x)), or use a TypedArray');
+    }
     out.push(typeof data === 'boolean' ? Number(data) : data);
     return;
   }

@@ -1,7 +1,7 @@
 /**
  * The supervised classification step and loops: one training step (forward, loss, backward,
- * optional gradient clipping, optimizer update), one epoch of such steps, and evaluation (loss,
- * top-1, top-5). Each step runs in its own scope, so memory stays flat however long training runs.
+ * optional gradient clipping, optimizer update), the one training loop over a pass of such steps
+ * (trainEpoch: runTraining's and the benchmarks'), and evaluation (loss, top-1, top-5). Each step runs in its own scope, so memory stays flat however long training runs.
  * Batches may come from a plain iterable (ImageBatches) or an async one (the threaded DataLoader).
  *
  * Loss: cross-entropy on class indices (with optional label smoothing), or, for batches carrying
@@ -82,30 +82,58 @@ export function trainStep(model: Classifier, optimizer: StepOptimizer, batch: Tr
   return loss.item() as number;
 }
 
-/** Trains for one pass over `batches` (disposing each); returns the mean training loss. */
+/** Options of trainEpoch: a step's, plus the hooks and stops of a whole pass. */
+export interface EpochOptions extends TrainStepOptions {
+  /** Runs in each step's scope before its forward pass (the trainer re-seeds the generator here). */
+  beforeForward?: () => void;
+  /** Runs in each step's scope after the optimizer step (the trainer steps the schedule and the EMA here). */
+  afterUpdate?: () => void;
+  /** Runs after each step, outside its scope, with the step's loss; may throw to stop the pass (a non-finite loss). */
+  onStep?: (r: StepResult) => void;
+  /** Stops before the next batch once aborted (the batch is disposed untrained). */
+  signal?: AbortSignal;
+  /** Stops after this many steps (a step budget). */
+  maxSteps?: number;
+}
+
+/**
+ * THE training loop (runTraining's epochs, bench/results.ts and any caller's): one pass over
+ * `batches`, each batch a step in its own scope (disposed after it, finalizers flushed between
+ * steps), until the batches end, `signal` aborts or `maxSteps` are done. Returns the mean
+ * training loss of the steps run (NaN when none ran) and their number.
+ */
 export async function trainEpoch(
   model: Classifier,
   optimizer: StepOptimizer,
   batches: Batches<TrainBatch>,
-  options: TrainStepOptions & { onStep?: (r: StepResult) => void } = {},
-): Promise<number> {
+  options: EpochOptions = {},
+): Promise<{ loss: number; steps: number }> {
   model.train();
   let total = 0;
   let seen = 0;
   let step = 0;
   for await (const batch of batches) {
-    const n = batch.labels.shape[0];
-    {
-      using _ = scope();
-      const value = trainStep(model, optimizer, batch, options);
-      total += value * n;
-      seen += n;
-      options.onStep?.({ step: step++, loss: value, batchSize: n });
+    if (options.signal?.aborted || (options.maxSteps !== undefined && step >= options.maxSteps)) {
+      disposeBatch(batch);
+      break;
     }
-    disposeBatch(batch);
+    const n = batch.labels.shape[0];
+    let value: number;
+    try {
+      using _ = scope();
+      options.beforeForward?.();
+      value = trainStep(model, optimizer, batch, options);
+      options.afterUpdate?.();
+    } finally {
+      disposeBatch(batch);
+    }
+    options.onStep?.({ step: step++, loss: value, batchSize: n });
+    total += value * n;
+    seen += n;
     await flushFinalizers();
+    if (options.maxSteps !== undefined && step >= options.maxSteps) break;
   }
-  return seen ? total / seen : NaN;
+  return { loss: seen ? total / seen : NaN, steps: step };
 }
 
 /** Frees a batch's tensors. */
@@ -116,10 +144,13 @@ export function disposeBatch(batch: TrainBatch): void {
 }
 
 export interface EvalResult {
+  /** NaN, as top1 and top5, when any output is not finite (see nonFinite). */
   loss: number;
   top1: number;
   top5: number;
   count: number;
+  /** Images whose outputs hold a NaN or ±Inf (a diverged or corrupt model); 0 normally. */
+  nonFinite: number;
 }
 
 /**
@@ -132,6 +163,7 @@ export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, 
   let top1 = 0;
   let top5 = 0;
   let count = 0;
+  let nonFinite = 0;
   for await (const batch of batches) {
     {
       using _ = scope();
@@ -139,6 +171,8 @@ export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, 
         const images = options.device ? batch.images.to({ device: options.device }) : batch.images;
         const labels = options.device ? batch.labels.to({ device: options.device }) : batch.labels;
         const logits = model.forward(images);
+        // topk ranks NaN as the largest value, so NaN outputs would score as hits: count them instead.
+        nonFinite += labels.shape[0] - (logits.isfinite().all(1).sum().item() as number);
         loss += (F.crossEntropy(logits, labels, { reduction: 'sum' }).item() as number);
         const k = Math.min(5, logits.shape[1]);
         const { indices } = logits.topk(k, 1);
@@ -151,5 +185,6 @@ export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, 
     disposeBatch(batch);
     await flushFinalizers();
   }
-  return { loss: loss / count, top1: top1 / count, top5: top5 / count, count };
+  if (nonFinite > 0) return { loss: NaN, top1: NaN, top5: NaN, count, nonFinite };
+  return { loss: loss / count, top1: top1 / count, top5: top5 / count, count, nonFinite };
 }

@@ -18,7 +18,8 @@
  * supplies, with the flag that supplies it.
  */
 import { constants } from 'node:fs';
-import { access } from 'node:fs/promises';
+import { access, readdir, stat } from 'node:fs/promises';
+import path from 'node:path';
 import { readSafetensors } from '../checkpoint/safetensors.js';
 import { datasetStats, isDatasetName } from '../data/load-dataset.js';
 import type { TransformSpec } from '../data/transforms/spec.js';
@@ -119,6 +120,11 @@ export async function readCheckpointMetadata(file: string): Promise<Record<strin
   } catch (e) {
     throw new Error(`cannot read checkpoint ${file} (${(e as NodeJS.ErrnoException).code}); ` +
       'vicinity train writes <out>/last.safetensors and <out>/best.safetensors');
+  }
+  if ((await stat(file)).isDirectory()) {
+    const inside = (await readdir(file)).filter((f) => /\.(safetensors|pth|pt)$/.test(f) && !f.endsWith('.state.safetensors')).sort();
+    throw new Error(`${file} is a directory; pass a checkpoint file in it` +
+      (inside.length ? `: ${inside.map((f) => path.join(file, f)).join(', ')}` : ' (it holds none: vicinity train writes best.safetensors and last.safetensors)'));
   }
   if (!file.endsWith('.safetensors')) return {};
   return (await readSafetensors(file)).metadata;

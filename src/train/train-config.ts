@@ -2,7 +2,7 @@
  * The settings of one training run, as `vicinity train` and `runTraining` take them: what to train
  * on what, and the recipe hyper-parameters a user may override. A recipe (recipes.ts) supplies
  * every hyper-parameter; a value given here (flag or config file) replaces the recipe's.
- * Validation and config files: config-schema.ts.
+ * The settings table: settings.ts; validation: config-validation.ts; config files: config-file.ts.
  */
 
 /** Every hyper-parameter of a training recipe (recipes.ts holds the named ones). */
@@ -70,6 +70,8 @@ export interface TrainConfig extends Partial<RecipeSettings> {
   out: string;
   /** A run directory or state file to continue from exactly. */
   resume?: string;
+  /** Replace the run already in `out` (its files are deleted first); without it such a run is refused. */
+  overwrite?: boolean;
   /** Fine-tuning: weights to start from, loaded strictly before a new classifier (fine-tune.ts). */
   pretrained?: string;
   /** Take the EMA weights (state_dict_ema) of the pretrained checkpoint. */

@@ -15,6 +15,9 @@
  *   <run>/best.safetensors        the same, written when the evaluated top-1 improves.
  *   <run>/ema.safetensors         the EMA's weights, when the run keeps an EMA.
  *
+ * Integrity: the state file's metadata holds a SHA-256 digest of its tensors (`vicinity.sha256`,
+ * checkpoint/digest.ts), verified by readTrainState, so a resume never continues from flipped bytes.
+ *
  * Order and consistency: each file is written to a temporary file, fsynced and renamed
  * (writeSafetensors). The state file is written first and holds the weights itself, so a resume
  * never depends on the weights file: a crash between the two renames leaves a state one checkpoint
@@ -22,6 +25,7 @@
  */
 import { access } from 'node:fs/promises';
 import path from 'node:path';
+import { DIGEST_KEY, tensorsDigest } from '../checkpoint/digest.js';
 import { CheckpointError, type RawTensor } from '../checkpoint/raw-tensor.js';
 import { readSafetensors, writeSafetensors } from '../checkpoint/safetensors.js';
 import { rawToTensor, tensorToRaw } from '../checkpoint/tensor-io.js';
@@ -158,7 +162,9 @@ export async function writeCheckpoint(
   });
   const stateFile = path.join(runDir, STATE_FILE);
   const checkpoint = path.join(runDir, WEIGHTS_FILE);
-  await writeSafetensors(stateFile, stateTensors, { format: STATE_FORMAT, [STATE_KEY]: JSON.stringify(stored.full) });
+  await writeSafetensors(stateFile, stateTensors, {
+    format: STATE_FORMAT, [STATE_KEY]: JSON.stringify(stored.full), [DIGEST_KEY]: tensorsDigest(stateTensors),
+  });
   const metadata = weightsMetadata(meta, options.top1);
   await writeSafetensors(checkpoint, weights, metadata);
   let best: string | null = null;
@@ -229,7 +235,19 @@ export async function readTrainState(file: string): Promise<LoadedTrainState> {
     throw new TrainStateError(file, `cannot resume: ${file} is train-state version ${stored.version}, this vicinity ` +
       `reads version ${STATE_VERSION}; resume it with the vicinity that wrote it`);
   }
+  verifyDigest(file, parsed.metadata[DIGEST_KEY], parsed.tensors);
   return { file, meta: stored, stored, tensors: parsed.tensors };
+}
+
+/** The state file's tensors against the digest written with them (files written before digests have none). */
+function verifyDigest(file: string, stored: string | undefined, tensors: Map<string, RawTensor>): void {
+  if (stored === undefined) return;
+  const actual = tensorsDigest(tensors);
+  if (actual !== stored) {
+    throw new TrainStateError(file, `cannot resume: the tensors in ${file} do not match the SHA-256 digest stored with ` +
+      `them (${DIGEST_KEY} ${stored.slice(0, 12)}…, the bytes give ${actual.slice(0, 12)}…): the file is corrupt; ` +
+      'restore it from a copy, or start the run afresh with --overwrite');
+  }
 }
 
 /** The tensors under a prefix, as CPU tensors by the remaining name (the caller disposes them). */
@@ -287,45 +305,58 @@ function optimizerDict(flat: Map<string, Tensor>, saved: StoredMeta['optimizer']
   return { state, param_groups: saved.param_groups };
 }
 
-/** Settings a resumed run takes from the new config: where and how it runs, not what it computes. */
+/** Settings a resumed run may take from the new config: where and how it runs, not what it computes. */
 const RUN_CONTROL_KEYS = ['device', 'workers', 'progress', 'evalBatchSize', 'dataRoot'] as const;
-/** Settings that define the run; a different value in the new config is ignored, with a note. */
+/** Settings that define the run; the new config may repeat them but not change them. */
 const RUN_DEFINING_KEYS = ['model', 'dataset', 'dataSource', 'recipe', 'trainLimit', 'seed'] as const;
 
 /**
- * The config and recipe a resumed run continues with: the saved run's, except the run-control
- * settings (device, workers, progress, evalBatchSize, dataRoot), which the new config gives, and
- * `epochs`, which may be raised or lowered (the schedule is then laid out for the new total, so
- * the continuation is no longer the uninterrupted run's). Any other setting the new config gives
- * with a different value — model and dataset included: a command line's defaults cannot be told
- * from choices — is ignored, and `log` says so.
+ * The config and recipe a resumed run continues with: the saved run's, except
+ *   - run-control settings (device, workers, progress, evalBatchSize, dataRoot) the user gave,
+ *     which replace the run's (a different dataRoot is said on `log`: the data must be the same,
+ *     which the batches-per-epoch check and the model's shapes then verify);
+ *   - `epochs`, which may be raised or lowered (said on `log`: the schedule is then laid out for
+ *     the new total, so the continuation is no longer the uninterrupted run's).
+ * `given` lists the settings the user gave (the CLI: config file and flags, not defaults); by
+ * default every key of `config`. A given run-defining or recipe setting that differs from the
+ * run's is refused: a resumed run keeps its own settings.
+ *
+ * Errors: TrainStateError listing every conflicting setting.
  */
 export function resumeSettings(
-  config: TrainConfig, loaded: LoadedTrainState, log: (line: string) => void,
+  config: TrainConfig, loaded: LoadedTrainState, log: (line: string) => void, given: ReadonlySet<string> = new Set(Object.keys(config)),
 ): { config: Omit<TrainConfig, 'resume'>; recipe: ResolvedRecipe } {
   const saved = loaded.meta;
   const effective: Omit<TrainConfig, 'resume'> = { ...saved.config };
   const target = effective as unknown as Record<string, unknown>;
-  for (const key of RUN_CONTROL_KEYS) if (config[key] !== undefined) target[key] = config[key];
-  const ignored: string[] = [];
+  const asked = config as unknown as Record<string, unknown>;
+  const isGiven = (key: string) => given.has(key) && asked[key] !== undefined && asked[key] !== '';
+  for (const key of RUN_CONTROL_KEYS) {
+    if (!isGiven(key)) continue;
+    if (key === 'dataRoot' && config.dataRoot !== saved.config.dataRoot) {
+      log(`resume: reading the data from ${config.dataRoot} (the run read ${saved.config.dataRoot ?? "the dataset's default location"})`);
+    }
+    target[key] = asked[key];
+  }
+  const conflicts: string[] = [];
   for (const key of RUN_DEFINING_KEYS) {
-    if (config[key] !== undefined && config[key] !== '' && config[key] !== saved.config[key]) ignored.push(`${key}=${config[key]}`);
+    if (isGiven(key) && asked[key] !== saved.config[key]) conflicts.push(`${key} ${String(asked[key])} (the run's: ${String(saved.config[key])})`);
   }
   const recipe: ResolvedRecipe = { ...saved.recipe };
   for (const key of Object.keys(saved.recipe) as (keyof ResolvedRecipe)[]) {
-    const value = (config as unknown as Record<string, unknown>)[key];
-    if (value === undefined || value === saved.recipe[key] || key === 'name' || key === 'overridden') continue;
+    if (key === 'name' || key === 'overridden' || !isGiven(key) || asked[key] === saved.recipe[key]) continue;
     if (key === 'epochs') {
-      log(`resume: epochs ${saved.recipe.epochs} → ${value}; the schedule is laid out for ${value} epochs from here on`);
-      recipe.epochs = value as number;
-      effective.epochs = value as number;
+      log(`resume: epochs ${saved.recipe.epochs} → ${String(asked[key])}; the schedule is laid out for ${String(asked[key])} epochs from here on`);
+      recipe.epochs = asked[key] as number;
+      effective.epochs = asked[key] as number;
     } else {
-      ignored.push(`${key}=${value}`);
+      conflicts.push(`${key} ${String(asked[key])} (the run's: ${String(saved.recipe[key])})`);
     }
   }
-  if (ignored.length) {
-    log(`resume: continuing the run of ${saved.config.model} on ${saved.config.dataset}; ignoring ${ignored.join(', ')}: ` +
-      'a resumed run keeps its own settings (start a new run in another directory to change them)');
+  if (conflicts.length) {
+    throw new TrainStateError(loaded.file, `cannot resume the run of ${saved.config.model} on ${saved.config.dataset} from ` +
+      `${loaded.file} with different settings: ${conflicts.join(', ')}; a resumed run keeps its own settings (only ` +
+      `epochs and ${RUN_CONTROL_KEYS.join(', ')} may change): drop those settings, or start a new run with another --out`);
   }
   return { config: effective, recipe };
 }

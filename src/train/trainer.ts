@@ -25,11 +25,11 @@
  * Output: progress (progress.ts) and log lines go to stderr by default; the caller prints the
  * final summary (TrainResult) where it likes.
  */
-import { access, mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, rename, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { ImageDataset } from '../data/dataset.js';
 import { loadDataset } from '../data/load-dataset.js';
-import { DataLoader, type LoadedBatch } from '../data/loader.js';
+import { DataLoader } from '../data/loader.js';
 import { createModel, modelInfo, type Classifier } from '../models/registry.js';
 import type { RawTensor } from '../checkpoint/raw-tensor.js';
 import { readStateDictFile } from '../checkpoint/tensor-io.js';
@@ -38,15 +38,16 @@ import {
   AdamW, ConstantSchedule, CosineSchedule, SGD, StepSchedule, paramGroupsNoWeightDecay,
   type LrSchedule, type Optimizer,
 } from '../optim/index.js';
+import { fileWriteError } from '../checkpoint/safetensors.js';
 import { manualSeed } from '../tensor/creation.js';
-import { flushFinalizers } from '../tensor/memory.js';
-import { scope } from '../tensor/scope.js';
-import { disposeBatch, evaluate, trainStep, type EvalResult } from './classifier-loop.js';
+import { tidy } from '../tensor/scope.js';
+import { evaluate, trainEpoch, type EvalResult } from './classifier-loop.js';
 import { ModelEma } from './ema.js';
 import { evalTransform, mixSpec, trainTransform } from './input-pipeline.js';
 import { MetricsLog, type MetricsRow } from './metrics-log.js';
 import { Progress, formatEpochLine } from './progress.js';
 import { recipeFor, type ResolvedRecipe } from './recipes.js';
+import { claimRunDirectory } from './run-directory.js';
 import type { TrainConfig } from './train-config.js';
 import {
   STATE_FILE, TrainStateError, WEIGHTS_FILE, readTrainState, resolveStateFile, restoreTrainState, resumeSettings, writeCheckpoint,
@@ -79,6 +80,11 @@ export interface TrainOptions {
   evalLimit?: number;
   /** Architecture settings of the model entry (createModel's modelArgs; `vicinity sweep`); a resume keeps the run's. */
   modelArgs?: Record<string, number>;
+  /**
+   * The settings the user gave (the CLI: config file and flags, not defaults). On resume only
+   * these are compared with the run's (resumeSettings); default: every key of the config.
+   */
+  given?: ReadonlySet<string>;
 }
 
 /** The outcome of a run (or of the part run by this call, for a resumed or interrupted one). */
@@ -140,27 +146,28 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
   if (config.resume) {
     resumed = await readTrainState(await resolveStateFile(config.resume));
     runDir = path.dirname(resumed.file);
-    ({ config: effective, recipe } = resumeSettings(config, resumed, log));
+    ({ config: effective, recipe } = resumeSettings(config, resumed, log, options.given));
     effective = { ...effective, out: runDir };
   } else {
     recipe = recipeFor(config);
-    if (await exists(path.join(runDir, STATE_FILE))) {
-      log(`note: ${runDir} holds an earlier run; its files are replaced (resume it instead with --resume ${runDir})`);
-    }
   }
-  await mkdir(runDir, { recursive: true });
-  const data = await loadRunData(effective, options.evalLimit ?? 0, log, resumed === null);
-  const modelArgs = resumed ? resumed.meta.model.modelArgs : options.modelArgs;
-  const session = new Session(effective, recipe, data, runDir, { ...options, modelArgs }, log);
+  const { overwrite: _overwrite, ...runConfig } = effective;   // overwrite: an action of this call, not a setting of the run
+  effective = runConfig;
+  await mkdir(runDir, { recursive: true }).catch((e: unknown) => { throw fileWriteError(e, runDir); });
+  // Locks the directory (one run at a time), removes dead writers' temp files, refuses to replace a run silently.
+  const lock = await claimRunDirectory(runDir, { resume: resumed !== null, overwrite: config.overwrite === true, log });
   try {
-    return await session.run(resumed, started);
+    const data = await loadRunData(effective, options.evalLimit ?? 0, log, resumed === null);
+    const modelArgs = resumed ? resumed.meta.model.modelArgs : options.modelArgs;
+    const session = new Session(effective, recipe, data, runDir, { ...options, modelArgs }, log);
+    try {
+      return await session.run(resumed, started);
+    } finally {
+      await session.close();
+    }
   } finally {
-    await session.close();
+    await lock.release();
   }
-}
-
-async function exists(file: string): Promise<boolean> {
-  return access(file).then(() => true, () => false);
 }
 
 /** Both splits, the training split cut to trainLimit, and the model's input shape. */
@@ -314,6 +321,7 @@ class Session {
     for (let epoch = this.position.epoch; epoch < this.recipe.epochs; epoch++) {
       const timing = await this.trainEpoch(epoch);
       if (signal?.aborted) {
+        this.assertFiniteWeights(epoch);
         await this.checkpoint(false);
         return this.result(started, true);
       }
@@ -365,14 +373,17 @@ class Session {
     this.progress.startEpoch(epoch, this.stepsPerEpoch, start);
     try {
       if (start < this.stepsPerEpoch) {
-        for await (const batch of this.trainLoader.epoch(epoch, start)) {
-          if (this.options.signal?.aborted) {
-            disposeBatch(batch);
-            break;
-          }
-          this.step(batch, epoch);
-          await flushFinalizers();
-        }
+        const r = this.recipe;
+        await trainEpoch(this.model, this.optimizer, this.trainLoader.epoch(epoch, start), {
+          labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device, signal: this.options.signal,
+          // The step's own seed: dropout and drop-path draw the same numbers in a resumed run.
+          beforeForward: () => manualSeed(stepSeed(this.config.seed, this.position.step)),
+          afterUpdate: () => {
+            this.schedule.step();
+            this.ema?.update(this.model);
+          },
+          onStep: (step) => this.recordStep(step.loss, step.batchSize, epoch),
+        });
       }
     } finally {
       this.progress.endEpoch();
@@ -382,21 +393,8 @@ class Session {
     return { seconds, imagesPerSecond: this.progress.imagesPerSecond };
   }
 
-  /** One optimizer step on a batch (disposed here), with the step's own seed. */
-  private step(batch: LoadedBatch, epoch: number): void {
-    const r = this.recipe;
-    const n = batch.labels.shape[0];
-    let loss: number;
-    {
-      using _ = scope();
-      manualSeed(stepSeed(this.config.seed, this.position.step));
-      loss = trainStep(this.model, this.optimizer, batch, {
-        labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device,
-      });
-      this.schedule.step();
-      this.ema?.update(this.model);
-    }
-    disposeBatch(batch);
+  /** Books a step's loss: the epoch's sums, the position, progress and onStep; a non-finite loss stops the run. */
+  private recordStep(loss: number, n: number, epoch: number): void {
     if (!Number.isFinite(loss)) {
       throw new Error(`runTraining: the training loss is ${loss} at epoch ${epoch + 1}, batch ${this.position.batch} ` +
         `(lr ${this.optimizer.paramGroups[0].lr}); lower lr, add warm-up or set clipGrad`);
@@ -419,6 +417,11 @@ class Session {
     const device = this.config.device;
     const result = await evaluate(this.model, this.evalLoader.epoch(0), { device });
     const emaResult = this.ema ? await evaluate(this.ema.module, this.evalLoader.epoch(0), { device }) : null;
+    if (result.nonFinite > 0 || (emaResult?.nonFinite ?? 0) > 0) {
+      const [which, r] = result.nonFinite > 0 ? ['model', result] : ['EMA model', emaResult!];
+      this.diverged(epoch, `the ${which}'s outputs are not finite (NaN or ±Inf) on ${r.nonFinite} of ${r.count} test images`);
+    }
+    this.assertFiniteWeights(epoch);
     const images = this.epochLoss.count;
     const row: MetricsRow = {
       epoch, train_loss: images ? this.epochLoss.sum / images : NaN, ...percentages('eval_', result),
@@ -437,6 +440,21 @@ class Session {
     await this.checkpoint(isBest);
     this.log(formatEpochLine(row, this.recipe.epochs));
     return row;
+  }
+
+  /** Stops a diverged run before anything is written: the last checkpoint (if any) stays the last finite one. */
+  private assertFiniteWeights(epoch: number): void {
+    const bad = (model: Classifier) => model.parameters().find((p) => tidy(() => !(p.isfinite().all().item() as boolean)));
+    const param = bad(this.model) ?? (this.ema ? bad(this.ema.module) : undefined);
+    if (param) this.diverged(epoch, 'some weights are not finite (NaN or ±Inf)');
+  }
+
+  private diverged(epoch: number, what: string): never {
+    const kept = this.position.step > 0 && this.history.length > 0
+      ? `the last finite checkpoint, after epoch ${this.history.length}, is kept in ${this.runDir}`
+      : 'no checkpoint was written';
+    throw new Error(`runTraining: the run diverged in epoch ${epoch + 1}: ${what}; ${kept}. Lower lr ` +
+      `(now ${this.currentLr()}), add warm-up or set clipGrad, and start again with --overwrite`);
   }
 
   private meta(): TrainStateMeta {

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
-import { TRAIN_SETTINGS } from '../../src/train/config-schema.js';
+import { TRAIN_SETTINGS } from '../../src/train/settings.js';
 import { repoRoot } from '../support/paths.js';
 
 const cli = path.join(repoRoot, 'dist/src/cli/main.js');

@@ -26,7 +26,9 @@ test('infoCommand and listModelsCommand print and return exit codes', async (t) 
   assert.equal(listModelsCommand('resnext*'), 0);
   assert.match(lines.join('\n'), /resnext50_32x4d\s+3×224²\s+25\.029 M\s+4\.230 G/);
   lines.length = 0;
-  assert.equal(listModelsCommand('nothing*'), 1);
-  assert.match(lines.join('\n'), /no model matches 'nothing\*'/);
-  await assert.rejects(infoCommand('resnet5'), /unknown model 'resnet5'; did you mean resnet50/);
+  // Errors are thrown (main.ts prints them on stderr with the vicinity: prefix), in CLI words.
+  assert.throws(() => listModelsCommand('nothing*'), /^Error: no model matches 'nothing\*'/);
+  assert.throws(() => listModelsCommand('[[['), /'\[\[\[' is not a valid model pattern/);
+  assert.deepEqual(lines, []);
+  await assert.rejects(infoCommand('resnet5'), /unknown model 'resnet5'; did you mean resnet50.*\(vicinity list-models lists them/);
 });

@@ -5,6 +5,7 @@
  * dataSync() and data() — for every dtype.
  */
 import assert from 'node:assert/strict';
+import os from 'node:os';
 import { test } from 'node:test';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { arange, randn, scalar, tensor, zeros } from '../../src/tensor/creation.js';
@@ -164,6 +165,21 @@ test('toString() is libtorch\'s printout, and print() logs it', (t) => {
     x.print();
     assert.deepEqual(log.mock.calls.map((c) => c.arguments), [[s]]);
   });
+});
+
+test("tensor() refuses elements that are not numbers or booleans (['a', 'b'] is not NaN)", () => {
+  assert.throws(() => tensor(['a', 'b'] as unknown as number[]), {
+    name: 'TypeError', message: "tensor(): elements must be numbers or booleans, got the string 'a' at flat index 0; convert the data first (e.g. Number(x)), or use a TypedArray",
+  });
+  assert.throws(() => tensor([[1, 2], [3, null]] as unknown as number[][]), /got null at flat index 3/);
+});
+
+test('setNumThreads refuses counts outside the one thread rule (1 to 4 per core)', () => {
+  const max = 4 * os.availableParallelism();
+  for (const bad of [0, -1, 1e5, max + 1, 1.5, NaN]) {
+    assert.throws(() => setNumThreads(bad), (e: Error) => e instanceof RangeError &&
+      e.message.startsWith(`setNumThreads: the thread count must be an integer from 1 to ${max}`), String(bad));
+  }
 });
 
 test('setNumThreads / getNumThreads round trip', () => {

@@ -47,3 +47,17 @@ test('a small convnet reaches > 80% on the bundled Fashion-MNIST subset within 6
   evalBatches.dispose();
   model.dispose();
 });
+
+test('evaluate: NaN outputs are counted as non-finite and score NaN, not chance-level hits', async () => {
+  const { full, tensor } = await import('../../src/tensor/creation.js');
+  const batches = [0, 1].map(() => ({ images: full([4, 1, 2, 2], 0), labels: tensor([0, 1, 2, 3], { dtype: 'int64' }) }));
+  let calls = 0;
+  // Outputs: the first batch all NaN, the second finite but for one row.
+  const model = {
+    eval() { /* no layers */ },
+    forward: () => (calls++ === 0 ? full([4, 10], NaN) : tensor([[1, 0, 0, 0, 0, 0, 0, 0, 0, 0], [0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+      [0, 0, 1, 0, 0, 0, 0, 0, 0, 0], [0, 0, 0, Infinity, 0, 0, 0, 0, 0, 0]])),
+  } as unknown as Parameters<typeof evaluate>[0];
+  const r = await evaluate(model, batches);
+  assert.deepEqual(r, { loss: NaN, top1: NaN, top5: NaN, count: 8, nonFinite: 5 });
+});

@@ -170,24 +170,41 @@ describe('train state', () => {
     model.dispose();
   });
 
-  test('resumeSettings keeps the saved run and takes run-control settings and epochs from the new config', async () => {
+  test('resumeSettings keeps the saved run, takes given run-control settings and epochs, refuses other changes', async () => {
     const loaded = await readTrainState(path.join(dir, 'last.state.safetensors'));
     const lines: string[] = [];
-    const { config, recipe } = resumeSettings(
-      { ...CONFIG, workers: 2, device: 'cpu', epochs: 4, lr: 0.5, seed: 9, model: 'resnet_nano', dataset: '' }, loaded, (l) => lines.push(l));
+    const asked: TrainConfig = { ...CONFIG, workers: 2, device: 'cpu', epochs: 4, lr: 0.5, seed: 9, model: 'resnet_nano', dataRoot: '/data/fm' };
+    // Only what the user gave counts: here workers, epochs and dataRoot; the rest are defaults.
+    const { config, recipe } = resumeSettings(asked, loaded, (l) => lines.push(l), new Set(['workers', 'epochs', 'dataRoot']));
     assert.equal(config.workers, 2);
     assert.equal(config.seed, 3);
     assert.equal(config.model, 'small_convnet');
-    assert.equal(config.dataset, 'fashion-mnist');
+    assert.equal(config.dataRoot, '/data/fm');
     assert.equal(recipe.epochs, 4);
     assert.equal(recipe.lr, 0.1);
     assert.deepEqual(lines, [
+      "resume: reading the data from /data/fm (the run read the dataset's default location)",
       'resume: epochs 2 → 4; the schedule is laid out for 4 epochs from here on',
-      'resume: continuing the run of small_convnet on fashion-mnist; ignoring model=resnet_nano, seed=9, lr=0.5: ' +
-        'a resumed run keeps its own settings (start a new run in another directory to change them)',
     ]);
+    // Given with a different value, run-defining and recipe settings are refused, every one named.
+    assert.throws(() => resumeSettings(asked, loaded, () => undefined, new Set(['model', 'seed', 'lr', 'workers'])), (e: Error) =>
+      e instanceof TrainStateError && /with different settings: model resnet_nano \(the run's: small_convnet\), seed 9 \(the run's: 3\), lr 0\.5 \(the run's: 0\.1\);/.test(e.message));
+    // A library caller's config counts as given whole: the same values pass quietly.
     const quiet: string[] = [];
     resumeSettings({ ...CONFIG }, loaded, (l) => quiet.push(l));
     assert.deepEqual(quiet, []);
+  });
+
+  test('a state file carries a digest of its tensors; flipped bytes are a TrainStateError', async () => {
+    const file = path.join(dir, 'last.state.safetensors');
+    const { metadata } = await readSafetensors(file);
+    assert.match(metadata['vicinity.sha256'], /^[0-9a-f]{64}$/);
+    const bytes = await readFile(file);
+    const flipped = path.join(dir, 'flipped.state.safetensors');
+    bytes[bytes.length - 3] ^= 0x10;   // inside the last tensor's data: the file still parses
+    await writeFile(flipped, bytes);
+    await assert.rejects(readTrainState(flipped), (e: Error) => e instanceof TrainStateError &&
+      new RegExp(`the tensors in ${flipped} do not match the SHA-256 digest stored with them .*the file is corrupt`).test(e.message));
+    await rm(flipped);
   });
 });

@@ -1,14 +1,15 @@
-/** The settings table: validation messages, config files, the merge order and the flags. */
+/** The settings table (src/train/settings.ts) and what derives from it: validation messages, config files, the merge order and the flags. */
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { Command } from 'commander';
-import {
-  ConfigError, TRAIN_SETTINGS, addTrainOptions, defaultTrainConfig, expectation, flagValues, formatConfigYaml,
-  loadConfigFile, mergeConfig, nearest, parseConfigText, validateConfig,
-} from '../../src/train/config-schema.js';
+import { addTrainOptions, flagValues } from '../../src/cli/train-flags.js';
+import { formatConfigYaml, loadConfigFile, parseConfigText } from '../../src/train/config-file.js';
+import { ConfigError, expectation, validateConfig } from '../../src/train/config-validation.js';
+import { nearest } from '../../src/train/setting-checks.js';
+import { TRAIN_SETTINGS, defaultTrainConfig, mergeConfig } from '../../src/train/settings.js';
 import type { RecipeSettings, TrainConfig } from '../../src/train/train-config.js';
 
 /** The problems validateConfig reports (it must throw). */
@@ -25,7 +26,7 @@ function problems(raw: unknown, options: { flags?: boolean } = {}): string[] {
 test('the table covers every TrainConfig and RecipeSettings key once, flags in kebab-case', () => {
   const config: Record<keyof TrainConfig, true> = {
     model: true, dataset: true, dataRoot: true, dataSource: true, recipe: true, trainLimit: true, evalBatchSize: true,
-    workers: true, seed: true, out: true, resume: true, device: true, progress: true,
+    workers: true, seed: true, out: true, resume: true, overwrite: true, device: true, progress: true,
     pretrained: true, pretrainedEma: true, numClasses: true, freeze: true, inputSize: true,
     optimizer: true, lr: true, momentum: true, nesterov: true, beta2: true, eps: true, weightDecay: true, epochs: true,
     batchSize: true, schedule: true, warmupEpochs: true, warmupLr: true, minLr: true, stepEpochs: true, stepGamma: true,
@@ -121,7 +122,7 @@ test('validateConfig with flags: strings converted, problems name the flag, --da
   assert.deepEqual(problems({ epochs: '0', lr: '0x10', seed: '', data: 'cifar' }, { flags: true }), [
     "--epochs must be a positive integer, got '0'",
     "--lr must be a positive number, got '0x10'",
-    "--seed must be a non-negative integer, got ''",
+    "--seed must be an integer in [0, 9007199254740991], got ''",
     "--data must be auto, full or subset, got 'cifar'",
   ]);
   assert.deepEqual(problems({ epoch: '1' }, { flags: true }), ["unknown option 'epoch'; did you mean --epochs?"]);
@@ -132,7 +133,8 @@ test('validateConfig with flags: strings converted, problems name the flag, --da
 test('expectation phrases each kind of range', () => {
   const spec = (key: string) => TRAIN_SETTINGS.find((s) => s.key === key)!;
   assert.equal(expectation(spec('epochs')), 'a positive integer');
-  assert.equal(expectation(spec('workers')), 'a non-negative integer');
+  assert.equal(expectation(spec('workers')), `an integer from 0 to ${4 * os.availableParallelism()} (4 per core; this machine has ${os.availableParallelism()})`);
+  assert.equal(expectation(spec('seed')), 'an integer in [0, 9007199254740991]');
   assert.equal(expectation(spec('dropPath')), 'a number in [0, 1)');
   assert.equal(expectation(spec('progress')), 'auto, bar, plain or none');
   assert.equal(expectation(spec('nesterov')), 'true or false');
