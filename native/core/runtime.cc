@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "../build_config.h"
+#include "build_config.h"  // per backend, in build/<backend>/ (scripts/build-addon.mjs)
 #include "convert.h"
 #include "dispatch.h"
 #include "env_state.h"
@@ -40,6 +40,8 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
   auto out = Napi::Object::New(env);
   out.Set("torchVersion", VICINITY_TORCH_VERSION);
   out.Set("torchSource", VICINITY_TORCH_SOURCE);
+  out.Set("torchLabel", VICINITY_TORCH_LABEL);
+  out.Set("backend", VICINITY_BACKEND);
   out.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI == 1));
   out.Set("compiler", "g++ " __VERSION__);
   out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));

@@ -8,6 +8,7 @@ import { CheckpointError, type RawTensor, toFlatArray } from '../../src/checkpoi
 import { serializeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { extractStateDict, stripPrefix } from '../../src/checkpoint/state-dict-keys.js';
 import { parseTorchCheckpoint, readTorchCheckpoint } from '../../src/checkpoint/torch-pickle.js';
+import { PYTHON } from '../support/parity.js';
 
 /**
  * PyTorch (1.13 here) is the oracle: it writes every checkpoint below with torch.save and records
@@ -88,11 +89,11 @@ const file = (name: string): string => path.join(dir, name);
 let oracle: Oracle | undefined;
 let skip: string | false = false;
 try {
-  oracle = JSON.parse(execFileSync('/usr/bin/python3', ['-c', GENERATE, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Oracle;
+  oracle = JSON.parse(execFileSync(PYTHON, ['-c', GENERATE, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Oracle;
 } catch (err) {
   const text = String((err as { stderr?: unknown }).stderr ?? err);
   // Only a missing Python/PyTorch skips; any other generator failure is a real failure.
-  if (/No module named 'torch'|ENOENT/.test(text + String(err))) skip = 'needs /usr/bin/python3 with PyTorch';
+  if (/No module named 'torch'|ENOENT/.test(text + String(err))) skip = `needs ${PYTHON} with PyTorch`;
   else throw err;
 }
 

@@ -18,7 +18,7 @@ import { randn, tensor } from '../../src/tensor/creation.js';
 import { memory } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { Tensor, type DType } from '../../src/tensor/tensor.js';
-import { assertClose } from '../support/parity.js';
+import { assertClose, PYTHON as ORACLE_PYTHON } from '../support/parity.js';
 
 const STEPS = 20;
 const HALF = 10;
@@ -197,7 +197,7 @@ describe('state dicts cross to and from torch.optim (1.13)', () => {
       initial: encode(INITIAL), grads: encode(GRADS), half: HALF, steps: STEPS, ours,
       configs: Object.fromEntries(Object.entries(CONFIGS).map(([k, c]) => [k, c.python])),
     };
-    const out = execFileSync('/usr/bin/python3', ['-c', PYTHON, '-'], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1 << 26 });
+    const out = execFileSync(ORACLE_PYTHON, ['-c', PYTHON, '-'], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1 << 26 });
     theirs = JSON.parse(out) as Record<string, PythonResult>;
   });
 
