@@ -2,7 +2,8 @@
  * The typed interface of the native addon, and the only importer of the .node file.
  *
  * Thread defaults are set here, before libtorch starts (architecture.md, "Threads"): libtorch
- * 1.13 would otherwise use one intra-op thread on a 2-core machine.
+ * 1.13 would otherwise use one intra-op thread on a 2-core machine (half of hardware_concurrency);
+ * 2.x uses the physical cores, which is every core here (docs/benchmarks.md, "Threads").
  */
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';

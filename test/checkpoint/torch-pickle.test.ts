@@ -11,7 +11,7 @@ import { parseTorchCheckpoint, readTorchCheckpoint } from '../../src/checkpoint/
 import { PYTHON } from '../support/parity.js';
 
 /**
- * PyTorch (1.13 here) is the oracle: it writes every checkpoint below with torch.save and records
+ * PyTorch (the torch the addon links, test/support/parity.ts) is the oracle: it writes every checkpoint below with torch.save and records
  * what each tensor holds as Python sees it — dtype, shape and its contiguous bytes.
  */
 const GENERATE = String.raw`
@@ -61,7 +61,8 @@ torch.save(be, P('be.pth'))
 def to_big(entries):
     width = {'be/data/0': 4, 'be/data/1': 8}
     swap = lambda d, k: b''.join(d[i:i + k][::-1] for i in range(0, len(d), k))
-    return [(n, swap(d, width[n]) if n in width else d) for n, d in entries] + [('be/byteorder', b'big')]
+    # torch >= 2.1 writes a 'little' byteorder record itself: replace it.
+    return [(n, swap(d, width[n]) if n in width else d) for n, d in entries if n != 'be/byteorder'] + [('be/byteorder', b'big')]
 rezip(P('be.pth'), P('big.pth'), to_big)
 
 class Evil:
