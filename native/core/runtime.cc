@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <array>
 #include <cmath>
 
 #include "build_config.h"  // per backend, in build/<backend>/ (scripts/build-addon.mjs)
@@ -30,9 +31,27 @@ uint64_t seed_argument(Napi::Env env, const Napi::Value& v) {
 using BlasGetThreads = int (*)();
 using BlasSetThreads = void (*)(int);
 
+// The BLAS libtorch uses: Debian's libtorch links OpenBLAS, pip's wheel links MKL statically and
+// exports its thread functions.
+struct Blas {
+  const char* name;
+  BlasGetThreads get;
+  BlasSetThreads set;
+};
+
+Blas blas() {
+  for (const auto& [name, get, set] : {std::array<const char*, 3>{"OpenBLAS", "openblas_get_num_threads", "openblas_set_num_threads"},
+                                       std::array<const char*, 3>{"MKL", "mkl_get_max_threads", "mkl_set_num_threads"}}) {
+    if (void* g = dlsym(RTLD_DEFAULT, get)) {
+      return {name, reinterpret_cast<BlasGetThreads>(g), reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, set))};
+    }
+  }
+  return {"unknown", nullptr, nullptr};
+}
+
 int blas_threads() {
-  auto fn = reinterpret_cast<BlasGetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return fn ? fn() : -1;
+  auto b = blas();
+  return b.get ? b.get() : -1;
 }
 
 Napi::Value build_info(const Napi::CallbackInfo& info) {
@@ -49,6 +68,7 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
   out.Set("cudaAvailable", Napi::Boolean::New(env, at::hasCUDA()));
   out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? static_cast<double>(at::getNumGPUs()) : 0.0));
   out.Set("blasThreads", Napi::Number::New(env, blas_threads()));
+  out.Set("blasLibrary", blas().name);
   return out;
 }
 
@@ -65,7 +85,7 @@ Napi::Value get_num_threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value set_blas_threads(const Napi::CallbackInfo& info) {
-  auto fn = reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  auto fn = blas().set;
   if (fn) fn(info[0].As<Napi::Number>().Int32Value());
   return Napi::Boolean::New(info.Env(), fn != nullptr);
 }

@@ -28,7 +28,7 @@ export async function doctor(options: { json?: boolean } = {}): Promise<number> 
     libtorchSource: info.torchSource,
     cxx11Abi: info.cxx11Abi,
     intraOpThreads: native.getNumThreads(),
-    blasThreads: info.blasThreads,
+    blasThreads: `${info.blasThreads} (${info.blasLibrary})`,
     ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? '(unset)',
     cuda: info.cudaAvailable ? `yes, ${info.cudaDevices} device(s)` : 'no',
     addon: addonPath,

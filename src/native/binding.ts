@@ -31,6 +31,8 @@ export interface BuildInfo {
   cudaAvailable: boolean;
   cudaDevices: number;
   blasThreads: number;
+  /** The BLAS libtorch links: 'OpenBLAS' (Debian), 'MKL' (pip's wheel) or 'unknown'. */
+  blasLibrary: string;
 }
 
 /** Methods implemented natively on every tensor (src/tensor/tensor.ts adds the rest). */
