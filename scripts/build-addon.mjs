@@ -80,6 +80,8 @@ console.log(`vicinity: building the ${torch.backend} addon against ${torch.label
 
 const incremental = !configChanged && existsSync(path.join(buildDir, 'build/Makefile'));
 const args = [nodeGypPath(), incremental ? 'build' : 'rebuild', `--nodedir=${nodeDir()}`, '--jobs=max'];
+// node-gyp's "gyp info" lines go to stderr; the compiler's warnings and errors still show.
 if (process.env.VICINITY_DEBUG_BUILD) args.push('--debug');
+else args.push('--loglevel=warn');
 const result = spawnSync(process.execPath, args, { cwd: buildDir, stdio: 'inherit' });
 if (result.status !== 0) fail('the addon build failed (see the compiler output above)');
