@@ -1,33 +1,37 @@
 # The addon: native/core (binding) + native/kernels (the papers' fused operators).
-# libtorch paths come from native/libtorch.config.json, written by scripts/build-addon.mjs.
+# Built only through scripts/build-addon.mjs, which runs node-gyp in build/<backend>/ (one
+# directory per libtorch backend, so the 2.x and 1.13 builds coexist) with this file copied there
+# as binding.gyp; <(module_root_dir) is that directory, and paths are relative to it. It holds libtorch.config.json and
+# build_config.h, written by build-addon.mjs, and receives vicinity.node.
 {
-  "variables": {
-    "torch_config": "<(module_root_dir)/native/libtorch.config.json"
-  },
   "targets": [
     {
       "target_name": "vicinity",
+      "product_dir": "<(module_root_dir)",
       "sources": [
-        "<!@(node -p \"require('fs').readdirSync('native/core').filter(f => f.endsWith('.cc')).map(f => 'native/core/' + f).join(' ')\")",
-        "<!@(node -p \"require('fs').readdirSync('native/kernels').filter(f => f.endsWith('.cc')).map(f => 'native/kernels/' + f).join(' ')\")"
+        "<!@(node -p \"['core', 'kernels'].flatMap(d => require('fs').readdirSync('../../native/' + d).filter(f => f.endsWith('.cc')).map(f => '../../native/' + d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": [
+        "<(module_root_dir)",
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node -p \"require('<(torch_config)').includeDirs.join(' ')\")"
+        "<!@(node -p \"require('<(module_root_dir)/libtorch.config.json').includeDirs.join(' ')\")"
       ],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
-        "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"require('<(torch_config)').cxx11Abi ? 1 : 0\")"
+        "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"require('<(module_root_dir)/libtorch.config.json').cxx11Abi ? 1 : 0\")"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14", "-std=c++14"],
-      "cflags_cc": ["-std=c++17", "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-Wno-deprecated-declarations"],
+      "cflags_cc": [
+        "-std=<!(node -p \"require('<(module_root_dir)/libtorch.config.json').cxxStandard\")",
+        "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter"
+      ],
       "libraries": [
-        "<!@(node -p \"require('<(torch_config)').libDirs.map(d => '-L' + d + ' -Wl,-rpath,' + d).join(' ')\")",
+        "<!@(node -p \"require('<(module_root_dir)/libtorch.config.json').libDirs.map(d => '-L' + d + ' -Wl,-rpath,' + d).join(' ')\")",
         "-Wl,--no-as-needed",
-        "<!@(node -p \"require('<(torch_config)').cuda ? '-ltorch_cuda -lc10_cuda' : ''\")",
+        "<!@(node -p \"require('<(module_root_dir)/libtorch.config.json').cuda ? '-ltorch_cuda -lc10_cuda' : ''\")",
         "-ltorch -ltorch_cpu -lc10",
         "-Wl,--as-needed"
       ]

@@ -1,6 +1,6 @@
 /**
  * Per-op call overhead: µs per call of tiny-tensor ops in vicinity against the same calls in
- * PyTorch (Debian's python3-torch at /usr/bin/python3, the libtorch vicinity links), in one run.
+ * PyTorch (the torch the addon links: src/native/build-config.ts, or VICINITY_BENCH_PYTHON), in one run.
  * On 4-element tensors the kernel is ~0.1 µs, so the time is the binding: argument conversion,
  * the boxed dispatcher call, wrapping the result, and disposing it (architecture.md, "Op calls").
  *
@@ -12,6 +12,7 @@ import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { aten, getNumThreads, native, scope, setNumThreads, tensor, tidy } from '../src/index.js';
+import { torchPython } from '../src/native/build-config.js';
 
 const { values: opts } = parseArgs({
   options: {
@@ -100,7 +101,7 @@ print(json.dumps({
 `;
 
 function pythonCases(): Record<string, number | string> {
-  const r = spawnSync('/usr/bin/python3', ['-c', PYTHON, String(calls), String(repeats), String(threads)], {
+  const r = spawnSync(torchPython(process.env.VICINITY_BENCH_PYTHON), ['-c', PYTHON, String(calls), String(repeats), String(threads)], {
     encoding: 'utf8', env: process.env,
   });
   if (r.status !== 0) throw new Error(`op-overhead: the PyTorch side failed (status ${r.status}): ${r.stderr}`);

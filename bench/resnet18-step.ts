@@ -1,6 +1,8 @@
 /**
  * One ResNet-18 training step (forward, cross-entropy, backward, SGD) in vicinity against the
- * identical network in PyTorch (Debian's python3-torch at /usr/bin/python3), in one machine run.
+ * identical network in PyTorch, in one machine run. PyTorch is the torch the addon links (the
+ * backend's Python: .venv/bin/python for pip's torch 2.x, /usr/bin/python3 for Debian's 1.13;
+ * src/native/build-config.ts), or VICINITY_BENCH_PYTHON.
  *
  *   node dist/bench/resnet18-step.js [--steps 10] [--warmup 2] [--rounds =steps] [--threads N]
  *     [--batch 64] [--omp-wait-policy passive|unset|active] [--openblas-threads N]
@@ -73,6 +75,7 @@ if (policy === 'unset') process.env.OMP_WAIT_POLICY = 'unset';
 if (opts['openblas-threads']) process.env.OPENBLAS_NUM_THREADS = opts['openblas-threads'];
 
 const v = await import('../src/index.js');
+const torchPython = (await import('../src/native/build-config.js')).torchPython(process.env.VICINITY_BENCH_PYTHON);
 type Tensor = InstanceType<typeof v.Tensor>;
 const threads = Number(opts.threads ?? os.availableParallelism());
 v.setNumThreads(threads);
@@ -197,7 +200,7 @@ class PyTorchSide {
 
   constructor(stateDir: string) {
     const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../bench/resnet18_step.py');
-    this.child = spawn('/usr/bin/python3', [script, '--state', stateDir, '--threads', String(threads), '--lr', String(lr)], {
+    this.child = spawn(torchPython, [script, '--state', stateDir, '--threads', String(threads), '--lr', String(lr)], {
       env: childEnv, stdio: ['pipe', 'pipe', 'pipe'],
     });
     this.child.stderr.on('data', (d: Buffer) => process.stderr.write(`[pytorch] ${d}`));

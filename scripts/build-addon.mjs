@@ -1,11 +1,14 @@
-// Builds native/ into build/Release/vicinity.node against the libtorch that find-libtorch.mjs
-// discovers. Never downloads Node headers: --nodedir points at the running Node's own.
+// Builds native/ into build/<backend>/vicinity.node against the libtorch that find-libtorch.mjs
+// discovers for the backend (VICINITY_BACKEND: default, venv or debian; unset = default). Each
+// backend has a directory of its own, so a build against pip's torch 2.x and one against Debian's
+// libtorch 1.13 coexist and rebuild incrementally. Never downloads Node headers: --nodedir points
+// at the running Node's own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { findLibtorch, LibtorchNotFound } from './find-libtorch.mjs';
+import { backendName, findLibtorch, LibtorchNotFound } from './find-libtorch.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const require = createRequire(import.meta.url);
@@ -36,30 +39,49 @@ function fail(message) {
   process.exit(1);
 }
 
+/** Writes `text` to `file` only when it differs (keeps make's timestamps), via a temp file. */
+function writeIfChanged(file, text) {
+  if (existsSync(file) && readFileSync(file, 'utf8') === text) return false;
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+  return true;
+}
+
 let torch;
 try {
-  torch = findLibtorch();
+  torch = findLibtorch(process.env, backendName());
 } catch (e) {
   if (e instanceof LibtorchNotFound) fail(e.message);
   throw e;
 }
-const configFile = path.join(root, 'native/libtorch.config.json');
-const config = JSON.stringify(torch, null, 2);
-const unchanged = existsSync(configFile) && readFileSync(configFile, 'utf8') === config;
-writeFileSync(configFile, config);
-// Facts `vicinity doctor` reports, compiled in so the addon describes the build it came from.
-const header = [
-  '// Written by scripts/build-addon.mjs; not tracked.',
-  `#define VICINITY_TORCH_VERSION ${JSON.stringify(torch.version)}`,
-  `#define VICINITY_TORCH_SOURCE ${JSON.stringify(torch.source)}`,
-  '',
-].join('\n');
-const headerFile = path.join(root, 'native/build_config.h');
-if (!existsSync(headerFile) || readFileSync(headerFile, 'utf8') !== header) writeFileSync(headerFile, header);
-console.log(`vicinity: building the addon against libtorch ${torch.version} (${torch.source})`);
+// libtorch 2.x headers are written for C++20 (torch.utils.cpp_extension compiles with -std=c++20);
+// 1.13's for C++17.
+torch.cxxStandard = Number(torch.version.split('.')[0]) >= 2 ? 'c++20' : 'c++17';
 
-const incremental = unchanged && existsSync(path.join(root, 'build/Makefile'));
+const buildDir = path.join(root, 'build', torch.backend);
+mkdirSync(buildDir, { recursive: true });
+// node-gyp reads ./binding.gyp and writes ./build: run it in buildDir with a copy of the project's
+// file (a copy, not a link: gyp's Makefile-regeneration step would resolve a link back to the root).
+writeIfChanged(path.join(buildDir, 'binding.gyp'), readFileSync(path.join(root, 'binding.gyp'), 'utf8'));
+const configChanged = writeIfChanged(path.join(buildDir, 'libtorch.config.json'), JSON.stringify(torch, null, 2));
+// Facts `vicinity doctor` reports, compiled in so the addon describes the build it came from.
+writeIfChanged(
+  path.join(buildDir, 'build_config.h'),
+  [
+    '// Written by scripts/build-addon.mjs; not tracked.',
+    `#define VICINITY_TORCH_VERSION ${JSON.stringify(torch.version)}`,
+    `#define VICINITY_TORCH_SOURCE ${JSON.stringify(torch.source)}`,
+    `#define VICINITY_TORCH_LABEL ${JSON.stringify(torch.label)}`,
+    `#define VICINITY_BACKEND ${JSON.stringify(torch.backend)}`,
+    '',
+  ].join('\n'),
+);
+console.log(`vicinity: building the ${torch.backend} addon against ${torch.label} (libtorch ${torch.version}, ${torch.source})`);
+
+const incremental = !configChanged && existsSync(path.join(buildDir, 'build/Makefile'));
 const args = [nodeGypPath(), incremental ? 'build' : 'rebuild', `--nodedir=${nodeDir()}`, '--jobs=max'];
+// node-gyp's "gyp info" lines go to stderr; the compiler's warnings and errors still show.
 if (process.env.VICINITY_DEBUG_BUILD) args.push('--debug');
-const result = spawnSync(process.execPath, args, { cwd: root, stdio: 'inherit' });
+else args.push('--loglevel=warn');
+const result = spawnSync(process.execPath, args, { cwd: buildDir, stdio: 'inherit' });
 if (result.status !== 0) fail('the addon build failed (see the compiler output above)');

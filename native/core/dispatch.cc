@@ -6,6 +6,7 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/core/stack.h>
 
+#include "build_config.h"  // per backend (scripts/build-addon.mjs)
 #include "convert.h"
 #include "env_state.h"
 #include "errors.h"
@@ -51,8 +52,12 @@ Napi::Value op_id(const Napi::CallbackInfo& info) {
   if (found != s.op_ids.end()) return Napi::Number::New(env, found->second);
   auto handle = c10::Dispatcher::singleton().findSchema({name, overload});
   if (!handle) {
-    throw Napi::Error::New(env, "libtorch has no operator " + key +
-                                    "; this libtorch may be older or newer than the one vicinity's ops were generated for");
+    // Ops are generated against the primary backend's libtorch (2.x); the 1.13 fallback lacks the
+    // newer ones, which fail here, by name, only when called.
+    throw Napi::Error::New(env, "operator " + key + " is not in libtorch " VICINITY_TORCH_VERSION
+                                " (" VICINITY_TORCH_LABEL ", backend " VICINITY_BACKEND
+                                "); it needs a newer libtorch: use the default backend, pip's torch 2.x "
+                                "(`bash scripts/setup.sh`)");
   }
   uint32_t id = static_cast<uint32_t>(s.ops.size());
   s.ops.push_back(OpEntry{*handle, key, return_aliases(handle->schema())});

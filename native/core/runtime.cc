@@ -5,9 +5,10 @@
 #include <ATen/Parallel.h>
 #include <dlfcn.h>
 
+#include <array>
 #include <cmath>
 
-#include "../build_config.h"
+#include "build_config.h"  // per backend, in build/<backend>/ (scripts/build-addon.mjs)
 #include "convert.h"
 #include "dispatch.h"
 #include "env_state.h"
@@ -30,9 +31,27 @@ uint64_t seed_argument(Napi::Env env, const Napi::Value& v) {
 using BlasGetThreads = int (*)();
 using BlasSetThreads = void (*)(int);
 
+// The BLAS libtorch uses: Debian's libtorch links OpenBLAS, pip's wheel links MKL statically and
+// exports its thread functions.
+struct Blas {
+  const char* name;
+  BlasGetThreads get;
+  BlasSetThreads set;
+};
+
+Blas blas() {
+  for (const auto& [name, get, set] : {std::array<const char*, 3>{"OpenBLAS", "openblas_get_num_threads", "openblas_set_num_threads"},
+                                       std::array<const char*, 3>{"MKL", "mkl_get_max_threads", "mkl_set_num_threads"}}) {
+    if (void* g = dlsym(RTLD_DEFAULT, get)) {
+      return {name, reinterpret_cast<BlasGetThreads>(g), reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, set))};
+    }
+  }
+  return {"unknown", nullptr, nullptr};
+}
+
 int blas_threads() {
-  auto fn = reinterpret_cast<BlasGetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
-  return fn ? fn() : -1;
+  auto b = blas();
+  return b.get ? b.get() : -1;
 }
 
 Napi::Value build_info(const Napi::CallbackInfo& info) {
@@ -40,6 +59,8 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
   auto out = Napi::Object::New(env);
   out.Set("torchVersion", VICINITY_TORCH_VERSION);
   out.Set("torchSource", VICINITY_TORCH_SOURCE);
+  out.Set("torchLabel", VICINITY_TORCH_LABEL);
+  out.Set("backend", VICINITY_BACKEND);
   out.Set("cxx11Abi", Napi::Boolean::New(env, _GLIBCXX_USE_CXX11_ABI == 1));
   out.Set("compiler", "g++ " __VERSION__);
   out.Set("napiVersion", Napi::Number::New(env, NAPI_VERSION));
@@ -47,6 +68,7 @@ Napi::Value build_info(const Napi::CallbackInfo& info) {
   out.Set("cudaAvailable", Napi::Boolean::New(env, at::hasCUDA()));
   out.Set("cudaDevices", Napi::Number::New(env, at::hasCUDA() ? static_cast<double>(at::getNumGPUs()) : 0.0));
   out.Set("blasThreads", Napi::Number::New(env, blas_threads()));
+  out.Set("blasLibrary", blas().name);
   return out;
 }
 
@@ -63,7 +85,7 @@ Napi::Value get_num_threads(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value set_blas_threads(const Napi::CallbackInfo& info) {
-  auto fn = reinterpret_cast<BlasSetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"));
+  auto fn = blas().set;
   if (fn) fn(info[0].As<Napi::Number>().Int32Value());
   return Napi::Boolean::New(info.Env(), fn != nullptr);
 }

@@ -2,7 +2,6 @@
  * `vicinity doctor`: what this installation runs on, and whether it works. Exits non-zero when
  * the addon cannot load, libtorch changed since the build, or a small computation is wrong.
  */
-import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 
 interface Check {
@@ -24,11 +23,12 @@ export async function doctor(options: { json?: boolean } = {}): Promise<number> 
   const { native, addonPath, packageRoot } = binding;
   const info = native.buildInfo();
   Object.assign(facts, {
+    backend: `${info.backend}: ${info.torchLabel}`,
     libtorch: info.torchVersion,
     libtorchSource: info.torchSource,
     cxx11Abi: info.cxx11Abi,
     intraOpThreads: native.getNumThreads(),
-    blasThreads: info.blasThreads,
+    blasThreads: `${info.blasThreads} (${info.blasLibrary})`,
     ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? '(unset)',
     cuda: info.cudaAvailable ? `yes, ${info.cudaDevices} device(s)` : 'no',
     addon: addonPath,
@@ -36,7 +36,7 @@ export async function doctor(options: { json?: boolean } = {}): Promise<number> 
     napiVersion: info.napiVersion,
   });
   checks.push({ name: 'addon', ok: true, detail: `loaded ${path.relative(packageRoot, addonPath)}` });
-  checks.push(libtorchUnchanged(packageRoot, info.torchVersion));
+  checks.push(await libtorchUnchanged(info.torchVersion));
   checks.push(await computeCheck());
   checks.push({
     name: 'threads',
@@ -46,16 +46,15 @@ export async function doctor(options: { json?: boolean } = {}): Promise<number> 
   return report(facts, checks, options.json);
 }
 
-function libtorchUnchanged(root: string, runtimeVersion: string): Check {
-  const file = path.join(root, 'native/libtorch.config.json');
-  if (!existsSync(file)) return { name: 'build config', ok: true, detail: 'no build record (prebuilt addon)' };
-  const built = JSON.parse(readFileSync(file, 'utf8')) as { version: string; source: string };
+async function libtorchUnchanged(runtimeVersion: string): Promise<Check> {
+  const built = (await import('../native/build-config.js')).buildConfig();
+  if (!built) return { name: 'build config', ok: true, detail: 'no build record (prebuilt addon)' };
   const ok = built.version === runtimeVersion;
   return {
     name: 'build config',
     ok,
     detail: ok
-      ? `built against libtorch ${built.version} (${built.source})`
+      ? `built against ${built.label} (libtorch ${built.version}, ${built.source})${built.python ? `; its Python: ${built.python}` : ''}`
       : `built against ${built.version} but found ${runtimeVersion}; rebuild with \`npm run build:addon\``,
   };
 }

@@ -2,7 +2,8 @@
  * The typed interface of the native addon, and the only importer of the .node file.
  *
  * Thread defaults are set here, before libtorch starts (architecture.md, "Threads"): libtorch
- * 1.13 would otherwise use one intra-op thread on a 2-core machine.
+ * 1.13 would otherwise use one intra-op thread on a 2-core machine (half of hardware_concurrency);
+ * 2.x uses the physical cores, which is every core here (docs/benchmarks.md, "Threads").
  */
 import { threadCountProblem, threadsFromEnvironment } from './thread-limit.js';
 import { existsSync } from 'node:fs';
@@ -20,6 +21,10 @@ export interface NativeGenerator { readonly __generator: unique symbol }
 export interface BuildInfo {
   torchVersion: string;
   torchSource: string;
+  /** Which libtorch, as a person says it: "pip torch 2.13.0 in .venv", "Debian libtorch-dev 1.13.1". */
+  torchLabel: string;
+  /** The build's backend (build/<backend>/, VICINITY_BACKEND). */
+  backend: string;
   cxx11Abi: boolean;
   compiler: string;
   napiVersion: number;
@@ -27,6 +32,8 @@ export interface BuildInfo {
   cudaAvailable: boolean;
   cudaDevices: number;
   blasThreads: number;
+  /** The BLAS libtorch links: 'OpenBLAS' (Debian), 'MKL' (pip's wheel) or 'unknown'. */
+  blasLibrary: string;
 }
 
 /** Methods implemented natively on every tensor (src/tensor/tensor.ts adds the rest). */
@@ -83,7 +90,12 @@ export interface NativeAddon {
 }
 
 export { packageRoot };
-export const addonPath = path.join(packageRoot, 'build/Release/vicinity.node');
+/** The build to load: VICINITY_BACKEND (default, venv, debian; scripts/find-libtorch.mjs), else default. */
+export const backend = process.env.VICINITY_BACKEND || 'default';
+if (!['default', 'venv', 'debian'].includes(backend)) {
+  throw new Error(`vicinity: VICINITY_BACKEND=${backend} is not a backend; use default (unset), venv or debian`);
+}
+export const addonPath = path.join(packageRoot, 'build', backend, 'vicinity.node');
 
 /** Thread count used at start-up: VICINITY_NUM_THREADS (checked by thread-limit.ts's rule), else every available core. */
 export const defaultThreads = threadsFromEnvironment() ?? os.availableParallelism();
@@ -91,8 +103,9 @@ export const defaultThreads = threadsFromEnvironment() ?? os.availableParallelis
 function load(): NativeAddon {
   if (!existsSync(addonPath)) {
     throw new Error(
-      `vicinity: the native addon is not built (${addonPath} is missing); run \`npm run build:addon\` ` +
-        '(it needs libtorch: `apt-get install -y libtorch-dev` on Debian 12)',
+      `vicinity: the native addon is not built (${addonPath} is missing); run \`bash scripts/setup.sh\` ` +
+        `(pip torch 2.x in .venv/, then the build) or \`${backend === 'default' ? '' : `VICINITY_BACKEND=${backend} `}` +
+        'npm run build:addon` (needs libtorch: scripts/setup.sh installs it)',
     );
   }
   // libgomp reads its settings once, when libtorch is loaded: they must be in the environment first.

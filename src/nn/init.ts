@@ -195,9 +195,10 @@ function normalCdf(x: number): number {
 }
 
 /**
- * Normal N(mean, std²) truncated to [a, b] (torch.nn.init.trunc_normal_), by inverse-CDF
- * sampling as PyTorch does: u ~ U(2Φ(α) - 1, 2Φ(β) - 1), then x = mean + std·√2·erfinv(u),
- * clamped to [a, b] against round-off; α = (a - mean)/std, β = (b - mean)/std.
+ * Normal N(mean, std²) truncated to [a, b] (timm's trunc_normal_), by inverse-CDF sampling as
+ * timm does, and torch.nn.init.trunc_normal_ did in 1.13 (2.13's samples by rejection instead;
+ * the timm models vicinity ports initialise with timm's): u ~ U(2Φ(α) - 1, 2Φ(β) - 1), then
+ * x = mean + std·√2·erfinv(u), clamped to [a, b] against round-off; α = (a - mean)/std, β = (b - mean)/std.
  */
 export function truncNormal_(t: Tensor, o: TruncNormalOptions = {}): Tensor {
   const mean = o.mean ?? 0;

@@ -54,6 +54,9 @@ interface AdamWState {
  *   const optimizer = new AdamW(paramGroupsNoWeightDecay(model, 0.05), { lr: 1e-3, betas: [0.9, 0.999] });
  */
 export class AdamW extends Optimizer<AdamWHyperparameters> {
+  // PyTorch >= 2.6 writes it (AdamW is Adam with decoupled weight decay); False would be Adam's L2.
+  protected override readonly pytorchFixed = { decoupled_weight_decay: true };
+
   constructor(params: ParamsArgument<AdamWHyperparameters>, options: AdamWOptions = {}) {
     super(params, options, {
       lr: 1e-3, betas: [0.9, 0.999], eps: 1e-8, weightDecay: 1e-2, amsgrad: false, maximize: false,

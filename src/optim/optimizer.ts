@@ -84,6 +84,13 @@ export abstract class Optimizer<H extends { lr: number }> {
    * Checks one group's complete hyper-parameters beyond their types (ranges, combinations).
    * `where` names the group in messages, e.g. ' (param group 1)'.
    */
+  /**
+   * Keys newer PyTorch writes into this optimizer's param groups whose value the class fixes
+   * (2.x AdamW: decoupled_weight_decay = true); a loaded dict must carry that value, and
+   * stateDict() leaves them out, as PyTorch 1.13 writes them and 2.x fills them in on load.
+   */
+  protected readonly pytorchFixed: Readonly<Record<string, Hyperparameter>> = {};
+
   protected abstract validate(hyperparameters: H, where: string): void;
 
   /** Updates one parameter in place (under noGrad, inside a scope) from its gradient. */
@@ -250,6 +257,13 @@ export abstract class Optimizer<H extends { lr: number }> {
     const out: Record<string, unknown> = {};
     for (const [key, value] of Object.entries(saved)) {
       if (key === 'params' || PYTORCH_IMPLEMENTATION_KEYS.has(key)) continue;
+      if (key in this.pytorchFixed) {
+        if (value !== this.pytorchFixed[key]) {
+          throw new Error(`${name}: param group ${i} has ${key} = ${String(value)}, but ${this.constructor.name} ` +
+            `means ${key} = ${String(this.pytorchFixed[key])}; was it saved by another optimizer?`);
+        }
+        continue;
+      }
       const camel = camelCase(key);
       if (!(camel in this.defaults) && camel !== 'initialLr') {
         throw new Error(`${name}: param group ${i} has '${key}', which ${this.constructor.name} does not use ` +

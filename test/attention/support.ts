@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import path from 'node:path';
+import { native } from '../../src/native/binding.js';
 import * as init from '../../src/nn/init.js';
 import type { Module } from '../../src/nn/module.js';
 import { noGrad } from '../../src/tensor/autograd.js';
@@ -73,10 +74,20 @@ export function assertParity(fixture: Fixture, builders: Record<string, Referenc
   return report;
 }
 
-/** manualSeed(the fixture's seed), then `build` must draw the reference's initial parameters bit for bit. */
+/**
+ * manualSeed(the fixture's seed), then `build` must draw the reference's initial parameters bit for
+ * bit — on the libtorch the fixture was written with (its `torch_version`). Another libtorch draws
+ * the same random stream but rounds some transforms differently (2.13's erfinv, used by
+ * truncNormal_, differs from 1.13's by 1 ulp in ~20% of elements): there, within a few ulps.
+ */
 export function assertSeededInit(fixture: Fixture, build: ReferenceBuilder): void {
   manualSeed(fixture.json.seed as number);
   const m = build(fixture.spec.ctor);
-  for (const [key, value] of m.stateDict()) assert.ok(value.equal(fixture.params.get(key)!), key);
+  const majorMinor = (v: unknown) => String(v).split('.').slice(0, 2).join('.');
+  const sameTorch = majorMinor(fixture.json.torch_version) === majorMinor(native.buildInfo().torchVersion);
+  for (const [key, value] of m.stateDict()) {
+    const expected = fixture.params.get(key)!;
+    assert.ok(sameTorch ? value.equal(expected) : value.allclose(expected, { rtol: 4 * 2 ** -23, atol: 0 }), key);
+  }
   m.dispose();
 }

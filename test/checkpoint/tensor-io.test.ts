@@ -15,6 +15,7 @@ import { StateDictError } from '../../src/nn/module.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { tidy } from '../../src/tensor/scope.js';
+import { PYTHON as ORACLE_PYTHON } from '../support/parity.js';
 
 let dir: string;
 
@@ -45,7 +46,7 @@ y.numpy().astype('<f4').tofile(d + '/y.bin')
 
 before(() => {
   dir = mkdtempSync(path.join(os.tmpdir(), 'vicinity-tensor-io-'));
-  execFileSync('/usr/bin/python3', ['-c', PYTHON, dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  execFileSync(ORACLE_PYTHON, ['-c', PYTHON, dir], { stdio: ['ignore', 'ignore', 'inherit'] });
 });
 
 after(() => rmSync(dir, { recursive: true, force: true }));

@@ -8,9 +8,10 @@ import { CheckpointError, type RawTensor, toFlatArray } from '../../src/checkpoi
 import { serializeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { extractStateDict, stripPrefix } from '../../src/checkpoint/state-dict-keys.js';
 import { parseTorchCheckpoint, readTorchCheckpoint } from '../../src/checkpoint/torch-pickle.js';
+import { PYTHON } from '../support/parity.js';
 
 /**
- * PyTorch (1.13 here) is the oracle: it writes every checkpoint below with torch.save and records
+ * PyTorch (the torch the addon links, test/support/parity.ts) is the oracle: it writes every checkpoint below with torch.save and records
  * what each tensor holds as Python sees it — dtype, shape and its contiguous bytes.
  */
 const GENERATE = String.raw`
@@ -60,7 +61,8 @@ torch.save(be, P('be.pth'))
 def to_big(entries):
     width = {'be/data/0': 4, 'be/data/1': 8}
     swap = lambda d, k: b''.join(d[i:i + k][::-1] for i in range(0, len(d), k))
-    return [(n, swap(d, width[n]) if n in width else d) for n, d in entries] + [('be/byteorder', b'big')]
+    # torch >= 2.1 writes a 'little' byteorder record itself: replace it.
+    return [(n, swap(d, width[n]) if n in width else d) for n, d in entries if n != 'be/byteorder'] + [('be/byteorder', b'big')]
 rezip(P('be.pth'), P('big.pth'), to_big)
 
 class Evil:
@@ -88,11 +90,11 @@ const file = (name: string): string => path.join(dir, name);
 let oracle: Oracle | undefined;
 let skip: string | false = false;
 try {
-  oracle = JSON.parse(execFileSync('/usr/bin/python3', ['-c', GENERATE, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Oracle;
+  oracle = JSON.parse(execFileSync(PYTHON, ['-c', GENERATE, dir], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })) as Oracle;
 } catch (err) {
   const text = String((err as { stderr?: unknown }).stderr ?? err);
   // Only a missing Python/PyTorch skips; any other generator failure is a real failure.
-  if (/No module named 'torch'|ENOENT/.test(text + String(err))) skip = 'needs /usr/bin/python3 with PyTorch';
+  if (/No module named 'torch'|ENOENT/.test(text + String(err))) skip = `needs ${PYTHON} with PyTorch`;
   else throw err;
 }
 

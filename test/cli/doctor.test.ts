@@ -17,6 +17,15 @@ test('doctor reports libtorch, threads, BLAS, CUDA and the build, and passes its
     assert.ok(key in report.facts, `missing fact ${key}`);
   }
   assert.deepEqual(report.checks.map((c) => c.name), ['addon', 'build config', 'compute', 'threads']);
+  // Which backend, as a person says it: "default: pip torch 2.13.0 in .venv", "debian: Debian libtorch-dev 1.13.1".
+  const backend = process.env.VICINITY_BACKEND || 'default';
+  assert.match(String(report.facts.backend), new RegExp(`^${backend}: (pip torch 2\\.\\d+\\.\\d+ in \\.venv|Debian libtorch-dev 1\\.13\\.\\d+|.*torch)`));
+});
+
+test('doctor rejects an unknown VICINITY_BACKEND, naming the choices', () => {
+  const r = spawnSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env: { ...process.env, VICINITY_BACKEND: 'torch3' } });
+  assert.notEqual(r.status, 0);
+  assert.match(r.stdout + r.stderr, /VICINITY_BACKEND=torch3 is not a backend; use default \(unset\), venv or debian/);
 });
 
 test('train rejects bad flags with a message naming the flag', () => {

@@ -2,7 +2,7 @@
  * The LESA model table (src/models/entries/lesa.ts, src/models/lesa-ops.ts) against
  * model-specs.md §3 (exact parameters, MACs of its §7 table) and the official
  * Chenglin-Yang/LESA_classification state-dict layout (reference-layers.md §3), with PyTorch 1.13
- * (/usr/bin/python3) writing the `{'net': state_dict, 'epoch'}` checkpoint the official train.py saves.
+ * (the oracle's Python, test/support/parity.ts) writing the `{'net': state_dict, 'epoch'}` checkpoint the official train.py saves.
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
@@ -11,6 +11,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { after, test } from 'node:test';
 import { countMacs } from '../../src/analysis/macs.js';
+import { PYTHON } from '../support/parity.js';
 import { trainOneStep } from '../support/train-step.js';
 import { Lesa, LesaBinaryAttention } from '../../src/attention/lesa.js';
 import { loadWeights, saveSafetensors } from '../../src/checkpoint/tensor-io.js';
@@ -195,7 +196,7 @@ test('an official-style checkpoint ({net: module.* state dict, epoch}) from torc
     // A 64-px build keeps the file small; the keys are those of the 224-px model but for the table sizes.
     const source = build('lesa_resnet50', { inputSize: 64, numClasses: 10 });
     await saveSafetensors(path.join(dir, 'sd.safetensors'), source);
-    execFileSync('/usr/bin/python3', ['-c', TO_TORCH, path.join(dir, 'sd.safetensors'), path.join(dir, 'checkpoint.pth')],
+    execFileSync(PYTHON, ['-c', TO_TORCH, path.join(dir, 'sd.safetensors'), path.join(dir, 'checkpoint.pth')],
       { stdio: ['ignore', 'ignore', 'inherit'] });
     const target = build('lesa_resnet50', { inputSize: 64, numClasses: 10 });
     const report = await loadWeights(target, path.join(dir, 'checkpoint.pth'), { stripPrefix: 'module.' });

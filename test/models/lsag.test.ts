@@ -11,6 +11,7 @@ import { lsagModels, lsagOptions, type LsagReading } from '../../src/models/entr
 import type { ModelEntry } from '../../src/models/registry.js';
 import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
+import { PYTHON } from '../support/parity.js';
 
 /**
  * Oracles: model-specs.md §5.2 — exact parameters of the official ShiftingTransformer classes
@@ -155,7 +156,7 @@ test('a DeiT-style checkpoint {model, optimizer, epoch} written by torch.save lo
       '    sd[e["name"]] = torch.frombuffer(bytearray(raw[e["offset"]:e["offset"] + 4 * n]), dtype=torch.float32).reshape(e["shape"]).clone()',
       'torch.save({"model": sd, "optimizer": {"state": {}, "param_groups": [{"lr": 5e-4}]}, "lr_scheduler": {}, "epoch": 299, "args": None}, d + "/checkpoint.pth")',
     ].join('\n');
-    execFileSync('/usr/bin/python3', ['-c', script, dir], { stdio: 'pipe' });
+    execFileSync(PYTHON, ['-c', script, dir], { stdio: 'pipe' });
     const report = await loadWeights(target, path.join(dir, 'checkpoint.pth'));
     assert.deepEqual([report.missing.length, report.unexpected.length], [0, 0]);
     tidy(() => {

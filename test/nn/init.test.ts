@@ -83,12 +83,20 @@ const GAINS: [init.Nonlinearity, string, number | null][] = [
 const FAN_SHAPES = [[5, 3], [8, 4, 3, 3], [6, 2, 5], [4, 0, 3]];
 const TRUNC = { mean: 1, std: 2, a: -1, b: 2 };
 
+// truncNormal_ samples as timm's trunc_normal_ does (every timm model vicinity ports initialises
+// with it), by the inverse CDF, as torch.nn.init.trunc_normal_ did in 1.13; PyTorch 2.13's
+// nn.init version samples by rejection instead, so the oracle is timm's function.
 const SCRIPT = `
+def timm_trunc_normal_(t, mean=0., std=1., a=-2., b=2.):
+    cdf = lambda x: (1. + math.erf(x / math.sqrt(2.))) / 2.
+    l, u = cdf((a - mean) / std), cdf((b - mean) / std)
+    t.uniform_(2 * l - 1, 2 * u - 1); t.erfinv_(); t.mul_(std * math.sqrt(2.)); t.add_(mean); t.clamp_(min=a, max=b)
+    return t
 r = {'seeded': [], 'defaults': []}
 for c in MANIFEST['seeded']:
     torch.manual_seed(c['seed'])
     t = torch.empty(c['shape'], dtype=getattr(torch, c['dtype']))
-    getattr(nn.init, c['torch'])(t, **c['kwargs'])
+    (timm_trunc_normal_ if c['torch'] == 'trunc_normal_' else getattr(nn.init, c['torch']))(t, **c['kwargs'])
     r['seeded'].append(save(t))
 for c in MANIFEST['defaults']:
     torch.manual_seed(c['seed'])

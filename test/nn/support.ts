@@ -1,6 +1,6 @@
 /**
  * PyTorch as the test oracle for test/nn: tensors go to a temp dir as raw little-endian float64
- * files plus a JSON manifest, one Python run (torch 1.13 at /usr/bin/python3) computes the
+ * files plus a JSON manifest, one Python run (the oracle's Python, test/support/parity.ts) computes the
  * reference and writes its tensors back the same way. Each Python start costs ~1 s, so a test
  * file batches all its cases into one run in a before() hook.
  */
@@ -12,8 +12,10 @@ import { tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { DType } from '../../src/tensor/tensor.js';
 import { Tensor } from '../../src/tensor/tensor.js';
+import { PYTHON } from '../support/parity.js';
 
-export const PYTHON = '/usr/bin/python3';
+/** The oracle's Python (test/support/parity.ts): the torch the addon links. */
+export { PYTHON };
 
 /** A tensor stored in the oracle's dir: float64 data, the original dtype to restore. */
 export interface TensorEntry {

@@ -18,7 +18,7 @@ import { randn, tensor } from '../../src/tensor/creation.js';
 import { memory } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { Tensor, type DType } from '../../src/tensor/tensor.js';
-import { assertClose } from '../support/parity.js';
+import { assertClose, PYTHON as ORACLE_PYTHON } from '../support/parity.js';
 
 const STEPS = 20;
 const HALF = 10;
@@ -180,7 +180,7 @@ print(json.dumps(results))
 
 interface PythonResult { dict: OptimizerStateDict; params_half: unknown; final: number[][]; from_ours: number[][] }
 
-describe('state dicts cross to and from torch.optim (1.13)', () => {
+describe('state dicts cross to and from torch.optim', () => {
   const ours: Record<string, { params: unknown; dict: unknown; final: number[][] }> = {};
   let theirs: Record<string, PythonResult> = {};
   before(() => {
@@ -197,7 +197,7 @@ describe('state dicts cross to and from torch.optim (1.13)', () => {
       initial: encode(INITIAL), grads: encode(GRADS), half: HALF, steps: STEPS, ours,
       configs: Object.fromEntries(Object.entries(CONFIGS).map(([k, c]) => [k, c.python])),
     };
-    const out = execFileSync('/usr/bin/python3', ['-c', PYTHON, '-'], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1 << 26 });
+    const out = execFileSync(ORACLE_PYTHON, ['-c', PYTHON, '-'], { input: JSON.stringify(input), encoding: 'utf8', maxBuffer: 1 << 26 });
     theirs = JSON.parse(out) as Record<string, PythonResult>;
   });
 
@@ -211,7 +211,8 @@ describe('state dicts cross to and from torch.optim (1.13)', () => {
     test(`${name}: PyTorch's state dict has our keys`, () => {
       const mine = decode(ours[name].dict) as OptimizerStateDict;
       const torchDict = theirs[name].dict;
-      const implementation = new Set(['foreach', 'capturable', 'differentiable', 'fused']);
+      // Keys that select PyTorch's implementation, and 2.x's decoupled_weight_decay (fixed true for AdamW).
+      const implementation = new Set(['foreach', 'capturable', 'differentiable', 'fused', 'decoupled_weight_decay']);
       torchDict.param_groups.forEach((group, i) => {
         assert.deepEqual(Object.keys(mine.param_groups[i]).sort(), Object.keys(group).filter((k) => !implementation.has(k)).sort());
         assert.deepEqual(mine.param_groups[i].params, group.params);
@@ -288,6 +289,17 @@ describe('loadStateDict errors', () => {
     const adamw = CONFIGS.adamw.make(freshParams(INITIAL), false).optimizer;
     assert.throws(() => build().loadStateDict(adamw.stateDict()),
       /SGD.loadStateDict: param group 0 has 'betas', which SGD does not use \(it takes lr, momentum, dampening, weight_decay, nesterov, maximize\)/);
+  });
+
+  test("PyTorch 2.x's decoupled_weight_decay: true is AdamW, false (Adam's L2 decay) is refused", () => {
+    const adamw = () => CONFIGS.adamw.make(freshParams(INITIAL), false).optimizer;
+    const dict = adamw().stateDict();
+    assert.equal('decoupled_weight_decay' in dict.param_groups[0], false);
+    for (const g of dict.param_groups) g.decoupled_weight_decay = true;
+    adamw().loadStateDict(dict);
+    dict.param_groups[1].decoupled_weight_decay = false;
+    assert.throws(() => adamw().loadStateDict(dict),
+      /AdamW.loadStateDict: param group 1 has decoupled_weight_decay = false, but AdamW means decoupled_weight_decay = true/);
   });
 
   test('state for an unknown parameter, bad values, not a dict', () => {

@@ -1,7 +1,7 @@
 /**
  * PyTorch as the test oracle (style.md, "Tests assert oracle values").
  *
- * runTorch() runs ONE Python process (PyTorch 1.13 at /usr/bin/python3, or $VICINITY_TEST_PYTHON)
+ * runTorch() runs ONE Python process (PYTHON below: the torch the addon links, or $VICINITY_TEST_PYTHON)
  * over a batch of cases, because each start costs ~1.5 s. Tensors travel through a temp dir as raw
  * little-endian .bin files plus a JSON manifest of dtype and shape; bfloat16 and float16 travel as
  * float32, bool as uint8. Each case's Python code sees its inputs and params as local variables,
@@ -21,6 +21,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
+import { torchPython } from '../../src/native/build-config.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { Tensor, type DType } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from './leaks.js';
@@ -61,7 +62,13 @@ export function torchErrors(results: TorchResults): Map<string, string> {
   return errors;
 }
 
-export const PYTHON = process.env.VICINITY_TEST_PYTHON ?? '/usr/bin/python3';
+/**
+ * The oracle's Python, for every test that runs PyTorch: VICINITY_TEST_PYTHON, else the Python of
+ * the torch the loaded addon was built against (.venv/bin/python for pip's torch, /usr/bin/python3
+ * for Debian's libtorch-dev, whose python3-torch loads the same libtorch_cpu.so; see
+ * src/native/build-config.ts), else /usr/bin/python3.
+ */
+export const PYTHON = torchPython(process.env.VICINITY_TEST_PYTHON);
 
 const NUMPY_DTYPE: Record<string, string> = {
   float32: 'float32', float64: 'float64', bfloat16: 'float32', float16: 'float32', int64: 'int64', int32: 'int32',
