@@ -9,16 +9,20 @@
       "target_name": "vicinity",
       "sources": [
         "<!@(node -p \"require('fs').readdirSync('native/core').filter(f => f.endsWith('.cc')).map(f => 'native/core/' + f).join(' ')\")",
-        "<!@(node -p \"require('fs').readdirSync('native/kernels').filter(f => f.endsWith('.cc')).map(f => 'native/kernels/' + f).join(' ')\")"
+        "<!@(node -p \"require('fs').readdirSync('native/kernels').filter(f => f.endsWith('.cc')).map(f => 'native/kernels/' + f).join(' ')\")",
+        "<!@(node -p \"require('fs').readdirSync('native/distributed').filter(f => f.endsWith('.cc')).map(f => 'native/distributed/' + f).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
-        "<!@(node -p \"require('<(torch_config)').includeDirs.join(' ')\")"
+        "<!@(node -p \"require('<(torch_config)').includeDirs.join(' ')\")",
+        "<!@(node native/distributed/nccl-config.cjs include)",
+        "native/distributed/compat"
       ],
       "defines": [
         "NAPI_VERSION=8",
         "NAPI_CPP_EXCEPTIONS",
         "NODE_ADDON_API_DISABLE_DEPRECATED",
+        "<!(node native/distributed/nccl-config.cjs define)",
         "_GLIBCXX_USE_CXX11_ABI=<!(node -p \"require('<(torch_config)').cxx11Abi ? 1 : 0\")"
       ],
       "cflags!": ["-fno-exceptions", "-fno-rtti"],
