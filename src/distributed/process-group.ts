@@ -16,6 +16,8 @@
  * which hosts it.
  */
 import { native, type NativeProcessGroup, type NativeWork, type TensorBase } from '../native/binding.js';
+import * as F from '../ops/functional.js';
+import { noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { readDistributedEnv, type DistributedEnv } from './env.js';
 
@@ -108,40 +110,73 @@ export class ProcessGroup {
   }
 
   /** Reduces `tensors` in place across ranks ('mean' = sum / worldSize); resolves when done. */
+  /**
+   * Reduces `tensors` in place across ranks ('mean' = sum / worldSize); resolves when done.
+   * Several tensors travel as one flat buffer per dtype (PyTorch's coalesced collectives).
+   */
   async allReduce(tensors: Tensor | Tensor[], options: { op?: ReduceOp } = {}): Promise<void> {
-    const list = Array.isArray(tensors) ? tensors : [tensors];
-    await this.waitAsync('allReduce', () => this.launchReduce(list, options.op ?? 'sum'));
-    if (options.op === 'mean') for (const t of list) t.div_(this.worldSize);
+    const op = options.op ?? 'sum';
+    const batch = coalesce(this.list(tensors));
+    try {
+      await this.waitAsync('allReduce', () => batch.flat.map((t) => this.live().allReduce([t], op === 'mean' ? 'sum' : op)));
+      batch.finish(op === 'mean' ? this.worldSize : 1);
+    } finally {
+      batch.dispose();
+    }
   }
 
   /** allReduce, waiting on this thread. */
   allReduceSync(tensors: Tensor | Tensor[], options: { op?: ReduceOp } = {}): void {
-    const list = Array.isArray(tensors) ? tensors : [tensors];
-    this.waitSync('allReduce', () => this.launchReduce(list, options.op ?? 'sum'));
-    if (options.op === 'mean') for (const t of list) t.div_(this.worldSize);
+    const op = options.op ?? 'sum';
+    const batch = coalesce(this.list(tensors));
+    try {
+      this.waitSync('allReduce', () => batch.flat.map((t) => this.live().allReduce([t], op === 'mean' ? 'sum' : op)));
+      batch.finish(op === 'mean' ? this.worldSize : 1);
+    } finally {
+      batch.dispose();
+    }
   }
 
   /** Copies rank `root`'s tensors into every other rank's, in place. */
   async broadcast(tensors: Tensor | Tensor[], options: { root?: number } = {}): Promise<void> {
-    await this.waitAsync('broadcast', () => this.live().broadcast(this.list(tensors), this.root(options.root)));
+    const root = this.root(options.root);
+    const batch = coalesce(this.list(tensors));
+    try {
+      await this.waitAsync('broadcast', () => batch.flat.map((t) => this.live().broadcast([t], root)));
+      batch.finish(1);
+    } finally {
+      batch.dispose();
+    }
   }
 
   broadcastSync(tensors: Tensor | Tensor[], options: { root?: number } = {}): void {
-    this.waitSync('broadcast', () => this.live().broadcast(this.list(tensors), this.root(options.root)));
+    const root = this.root(options.root);
+    const batch = coalesce(this.list(tensors));
+    try {
+      this.waitSync('broadcast', () => batch.flat.map((t) => this.live().broadcast([t], root)));
+      batch.finish(1);
+    } finally {
+      batch.dispose();
+    }
   }
 
   /** Every rank's `tensor` (same shape and dtype on all), in rank order. */
   async allGather(tensor: Tensor): Promise<Tensor[]> {
-    return (await this.waitAsync('allGather', () => this.live().allGather(tensor))) as Tensor[];
+    return (await this.waitAsync('allGather', () => [this.live().allGather(tensor.contiguous())])) as Tensor[];
   }
 
   allGatherSync(tensor: Tensor): Tensor[] {
-    return this.waitSync('allGather', () => this.live().allGather(tensor)) as Tensor[];
+    return this.waitSync('allGather', () => [this.live().allGather(tensor.contiguous())]) as Tensor[];
   }
 
   /** Resolves when every rank has reached its barrier. */
   async barrier(): Promise<void> {
-    await this.waitAsync('barrier', () => this.live().barrier());
+    await this.waitAsync('barrier', () => [this.live().barrier()]);
+  }
+
+  /** The native group, for the Reducer (ddp.ts). */
+  get nativeHandle(): NativeProcessGroup {
+    return this.live();
   }
 
   /**
@@ -213,7 +248,7 @@ export class ProcessGroup {
     return this.failure;
   }
 
-  private list(tensors: Tensor | Tensor[]): TensorBase[] {
+  private list(tensors: Tensor | Tensor[]): Tensor[] {
     return Array.isArray(tensors) ? tensors : [tensors];
   }
 
@@ -224,23 +259,67 @@ export class ProcessGroup {
     return root;
   }
 
-  private launchReduce(list: Tensor[], op: ReduceOp): NativeWork {
-    return this.live().allReduce(list, op === 'mean' ? 'sum' : op);
-  }
-
-  private waitSync(what: string, launch: () => NativeWork): TensorBase[] | undefined {
+  // Waits for every launched work; returns the last one's results (allGather launches one).
+  private waitSync(what: string, launch: () => NativeWork[]): TensorBase[] | undefined {
     try {
-      return launch().wait();
+      let out: TensorBase[] | undefined;
+      for (const work of launch()) out = work.wait();
+      return out;
     } catch (e) {
       throw this.explain(what, e);
     }
   }
 
-  private async waitAsync(what: string, launch: () => NativeWork): Promise<TensorBase[] | undefined> {
+  private async waitAsync(what: string, launch: () => NativeWork[]): Promise<TensorBase[] | undefined> {
     try {
-      return await launch().waitAsync();
+      let out: TensorBase[] | undefined;
+      for (const work of launch()) out = await work.waitAsync();
+      return out;
     } catch (e) {
       throw this.explain(what, e);
     }
   }
+}
+
+/**
+ * Gloo takes one dense tensor per collective call; several tensors (parameters, buffers, metric
+ * sums) go as one flat buffer per dtype, copied back by finish(divisor).
+ */
+function coalesce(list: Tensor[]): { flat: Tensor[]; finish: (divisor: number) => void; dispose: () => void } {
+  const groups = new Map<string, Tensor[]>();
+  for (const t of list) {
+    const group = groups.get(t.dtype) ?? [];
+    group.push(t);
+    groups.set(t.dtype, group);
+  }
+  const flat: Tensor[] = [];
+  const owned: Tensor[] = [];
+  const copies: Array<() => void> = [];
+  noGrad(() => {
+    for (const group of groups.values()) {
+      if (group.length === 1 && group[0].isContiguous) {
+        flat.push(group[0]);
+        continue;
+      }
+      const buffer = F.cat(group.map((t) => t.reshape(-1)));
+      flat.push(buffer);
+      owned.push(buffer);
+      copies.push(() => {
+        let offset = 0;
+        for (const t of group) {
+          const part = buffer.narrow(0, offset, t.numel);
+          t.copy_(part.view(t.shape));
+          offset += t.numel;
+        }
+      });
+    }
+  });
+  return {
+    flat,
+    finish: (divisor) => noGrad(() => {
+      if (divisor !== 1) for (const t of flat) t.div_(divisor);
+      for (const copy of copies) copy();
+    }),
+    dispose: () => { for (const t of owned) t.dispose(); },
+  };
 }
