@@ -5,6 +5,7 @@ import { readFileSync } from 'node:fs';
 import { doctor } from './doctor.js';
 import { DATASET_NAMES } from '../data/load-dataset.js';
 import { addTrainOptions } from '../train/config-schema.js';
+import { addDistributedOptions } from '../distributed/launch.js';
 import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { trainCommand, type TrainCommandOptions } from './train.js';
@@ -95,7 +96,7 @@ const trainCli = program
   .option('--config <file>', 'YAML or JSON file of settings (keys as below, camelCase or snake_case); flags override it')
   .option('--print-config', 'print the merged settings as YAML (loadable with --config) and exit')
   .addHelpText('after', TRAIN_EXAMPLES);
-addTrainOptions(trainCli).action(async (options: TrainCommandOptions) => {
+addDistributedOptions(addTrainOptions(trainCli)).action(async (options: TrainCommandOptions) => {
   process.exitCode = await trainCommand(options);
 });
 

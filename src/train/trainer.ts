@@ -45,6 +45,7 @@ import { MetricsLog, type MetricsRow } from './metrics-log.js';
 import { Progress, formatEpochLine } from './progress.js';
 import { recipeFor, type ResolvedRecipe } from './recipes.js';
 import type { TrainConfig } from './train-config.js';
+import type { DistributedTraining } from './distributed-run.js';
 import {
   STATE_FILE, TrainStateError, WEIGHTS_FILE, readTrainState, resolveStateFile, restoreTrainState, resumeSettings, writeCheckpoint,
   type LoadedTrainState, type TrainPosition, type TrainStateMeta,
@@ -74,6 +75,8 @@ export interface TrainOptions {
   progressStream?: NodeJS.WritableStream & { isTTY?: boolean };
   /** Evaluate on the first n test images only (smoke runs, tests); default all. */
   evalLimit?: number;
+  /** This process's part of a data-parallel run (distributed-run.ts); default: a single process. */
+  distributed?: DistributedTraining;
 }
 
 /** The outcome of a run (or of the part run by this call, for a resumed or interrupted one). */
@@ -137,6 +140,7 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
     effective = { ...effective, out: runDir };
   } else {
     recipe = recipeFor(config);
+    if (options.distributed) recipe = options.distributed.scaleRecipe(config, recipe);
     if (await exists(path.join(runDir, STATE_FILE))) {
       log(`note: ${runDir} holds an earlier run; its files are replaced (resume it instead with --resume ${runDir})`);
     }
@@ -194,6 +198,8 @@ export function stepSeed(seed: number, step: number): number {
 /** Everything live during a run. */
 class Session {
   private readonly model: Classifier;
+  /** What the training step runs: the model, or its DistributedDataParallel wrapper. */
+  private readonly stepModel: Classifier;
   private readonly optimizer: Optimizer<{ lr: number }>;
   private readonly schedule: LrSchedule;
   private readonly ema: ModelEma<Classifier> | null;
@@ -218,11 +224,11 @@ class Session {
     this.trainLoader = new DataLoader({
       dataset: train, transform: trainTransform(recipe, config.dataset, inputSize, channels), batchSize: recipe.batchSize,
       shuffle: true, dropLast: train.count >= recipe.batchSize, seed: config.seed, workers: config.workers,
-      mix: mixSpec(recipe, numClasses),
+      mix: mixSpec(recipe, numClasses), sampler: options.distributed?.trainSampler(train.count, config.seed),
     });
     this.evalLoader = new DataLoader({
       dataset: test, transform: evalTransform(config.dataset, inputSize, channels), batchSize: config.evalBatchSize,
-      shuffle: false, seed: config.seed, workers: config.workers,
+      shuffle: false, seed: config.seed, workers: config.workers, sampler: options.distributed?.evalSampler(test.count),
     });
     this.stepsPerEpoch = this.trainLoader.length;
     if (this.stepsPerEpoch === 0) {
@@ -232,6 +238,7 @@ class Session {
     this.position = { epoch: 0, batch: 0, step: 0, stepsPerEpoch: this.stepsPerEpoch };
     manualSeed(config.seed);
     this.model = this.buildModel();
+    this.stepModel = options.distributed ? options.distributed.wrap(this.model) : this.model;
     this.ema = recipe.emaDecay > 0 ? new ModelEma({ model: this.model, copy: this.buildModel(), decay: recipe.emaDecay }) : null;
     this.optimizer = this.buildOptimizer();
     this.schedule = this.buildSchedule();
@@ -269,8 +276,8 @@ class Session {
   /** The epochs loop, from the start or from a resumed state. */
   async run(resumed: LoadedTrainState | null, started: number): Promise<TrainResult> {
     if (resumed) this.restore(resumed);
-    await this.writeRunConfig(resumed);
-    await this.metrics.reset(this.history);
+    if (this.writes) await this.writeRunConfig(resumed);
+    if (this.writes) await this.metrics.reset(this.history);
     this.describe(resumed);
     const signal = this.options.signal;
     for (let epoch = this.position.epoch; epoch < this.recipe.epochs; epoch++) {
@@ -352,9 +359,13 @@ class Session {
     {
       using _ = scope();
       manualSeed(stepSeed(this.config.seed, this.position.step));
-      loss = trainStep(this.model, this.optimizer, batch, {
-        labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device,
-      });
+      try {
+        loss = trainStep(this.stepModel, this.optimizer, batch, {
+          labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device,
+        });
+      } catch (e) {
+        throw this.options.distributed ? this.options.distributed.explain('training step', e) : e;
+      }
       this.schedule.step();
       this.ema?.update(this.model);
     }
@@ -379,13 +390,20 @@ class Session {
   /** Evaluation, the epoch's row, metrics and checkpoint; moves the position to the next epoch. */
   private async evaluateEpoch(epoch: number, timing: { seconds: number; imagesPerSecond: number }): Promise<MetricsRow> {
     const device = this.config.device;
-    const result = await evaluate(this.model, this.evalLoader.epoch(0), { device });
-    const emaResult = this.ema ? await evaluate(this.ema.module, this.evalLoader.epoch(0), { device }) : null;
-    const images = this.epochLoss.count;
+    const dist = this.options.distributed;
+    let result = await evaluate(this.model, this.evalLoader.epoch(0), { device });
+    let emaResult = this.ema ? await evaluate(this.ema.module, this.evalLoader.epoch(0), { device }) : null;
+    let [lossSum, images, imagesPerSecond] = [this.epochLoss.sum, this.epochLoss.count, timing.imagesPerSecond];
+    if (dist) {
+      // Every rank's shard counts: sums and rates all-reduced (distributed-run.ts).
+      result = dist.reduceEval(result);
+      emaResult = emaResult && dist.reduceEval(emaResult);
+      [lossSum, images, imagesPerSecond] = dist.sum([lossSum, images, imagesPerSecond]);
+    }
     const row: MetricsRow = {
-      epoch, train_loss: images ? this.epochLoss.sum / images : NaN, ...percentages('eval_', result),
+      epoch, train_loss: images ? lossSum / images : NaN, ...percentages('eval_', result),
       ...(emaResult ? percentages('ema_eval_', emaResult) : {}), lr: this.currentLr(), step: this.position.step,
-      epoch_seconds: timing.seconds, images_per_second: timing.imagesPerSecond,
+      epoch_seconds: timing.seconds, images_per_second: imagesPerSecond, ...(dist ? { world_size: dist.worldSize } : {}),
     };
     this.history.push(row);
     this.position = { ...this.position, epoch: epoch + 1, batch: 0 };
@@ -395,7 +413,7 @@ class Session {
       this.bestTop1 = row.eval_top1;
       this.bestEpoch = epoch;
     }
-    await this.metrics.append(row);
+    if (this.writes) await this.metrics.append(row);
     await this.checkpoint(isBest);
     this.log(formatEpochLine(row, this.recipe.epochs));
     return row;
@@ -411,7 +429,13 @@ class Session {
     };
   }
 
+  /** False on the ranks of a distributed run other than 0, which write no files. */
+  private get writes(): boolean {
+    return this.options.distributed?.writes ?? true;
+  }
+
   private async checkpoint(isBest: boolean): Promise<void> {
+    if (!this.writes) return;
     const last = this.history.at(-1);
     await writeCheckpoint(this.runDir, { model: this.model, optimizer: this.optimizer, schedule: this.schedule, ema: this.ema },
       this.meta(), { top1: last?.eval_top1 ?? null, emaTop1: last?.ema_eval_top1 ?? null, isBest });
