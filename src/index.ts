@@ -72,3 +72,4 @@ export { DistributedSampler, type DistributedSamplerOptions } from './distribute
 export { readDistributedEnv, isDistributedEnv, DistributedEnvError, type DistributedEnv } from './distributed/env.js';
 export { runDistributedTraining, DistributedTraining } from './train/distributed-run.js';
 export type { Sampler } from './data/loader.js';
+export { convertSyncBatchNorm } from './distributed/sync-batch-norm.js';

@@ -27,5 +27,6 @@ c10::intrusive_ptr<c10d::ProcessGroup> unwrap_process_group(Napi::Env env, const
 
 void register_process_group(Napi::Env env, Napi::Object exports);
 void register_reducer(Napi::Env env, Napi::Object exports);
+void register_sync_batch_norm(Napi::Env env, Napi::Object exports);
 
 }  // namespace vicinity

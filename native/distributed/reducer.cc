@@ -104,5 +104,6 @@ namespace vicinity {
 void register_distributed(Napi::Env env, Napi::Object exports) {
   register_process_group(env, exports);
   register_reducer(env, exports);
+  register_sync_batch_norm(env, exports);
 }
 }  // namespace vicinity

@@ -101,7 +101,7 @@ export async function trainCommand(options: TrainCommandOptions): Promise<number
   const quiet = distributed && process.env.RANK !== '0';
   if (options.config && config.progress !== 'none' && !quiet) note(`config: ${options.config}`);
   const result = await withInterrupt((signal) => distributed
-    ? runDistributedTraining(config, { signal, runTraining, timeoutSeconds: distTimeout(options) })
+    ? runDistributedTraining(config, { signal, runTraining, timeoutSeconds: distTimeout(options), syncBatchNorm: options.syncBn === true })
     : runTraining(config, { signal }), quiet ? () => undefined : note);
   if (!quiet) console.log(formatTrainResult(result));
   return result.interrupted ? INTERRUPTED_EXIT_CODE : 0;

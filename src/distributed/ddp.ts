@@ -10,6 +10,7 @@
  *             backward produced them): each bucket's allreduce starts as soon as its last gradient
  *             is ready, overlapping with the rest of the backward, and backward returns with the
  *             averages in every parameter's .grad;
+ *   syncBN    with `syncBatchNorm: true`, BatchNorm layers use the global batch's statistics;
  *   noSync    inside `ddp.noSync(fn)` gradients only accumulate locally (gradient accumulation); the
  *             first backward outside it averages the accumulated sums.
  *
@@ -21,6 +22,7 @@ import { Module } from '../nn/module.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ProcessGroup } from './process-group.js';
+import { convertSyncBatchNorm } from './sync-batch-norm.js';
 
 type Forward = Module & { forward(x: Tensor): Tensor };
 
@@ -31,6 +33,8 @@ export interface DdpOptions {
   findUnusedParameters?: boolean;
   /** Broadcast rank 0's buffers before every training forward; default true. */
   broadcastBuffers?: boolean;
+  /** Convert the module's BatchNorm layers to SyncBatchNorm first (sync-batch-norm.ts); default false. */
+  syncBatchNorm?: boolean;
 }
 
 export class DistributedDataParallel<M extends Forward = Forward> extends Module {
@@ -47,6 +51,7 @@ export class DistributedDataParallel<M extends Forward = Forward> extends Module
     this.module = this.register('module', module);
     this.group = group;
     this.broadcastBuffers = options.broadcastBuffers ?? true;
+    if (options.syncBatchNorm) convertSyncBatchNorm(module, group);
     const named = Array.from(module.namedParameters()).filter(([, p]) => p.requiresGrad);
     const state = [...named.map(([, p]) => p as Tensor), ...module.buffers()];
     noGrad(() => group.broadcastSync(state, { root: 0 }));

@@ -40,6 +40,7 @@ export function addDistributedOptions(command: Command): Command {
   add('--node-rank <i>', "this machine's index in [0, nnodes) (default: 0)");
   add('--master-addr <host>', 'address of the machine with node rank 0 (default: 127.0.0.1)');
   add('--master-port <port>', 'its rendezvous port (default: 29500)');
+  add('--sync-bn', 'BatchNorm layers use the statistics of the global batch (SyncBatchNorm)');
   add('--dist-timeout <s>', 'bound on every collective: a dead or hung rank fails the others after this (default: 300)');
   return command;
 }

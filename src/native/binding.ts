@@ -111,6 +111,10 @@ export interface NativeAddon {
     host: string; port: number; rank: number; worldSize: number; timeoutMs: number; backend: 'gloo' | 'nccl'; hostStore: boolean;
   }): Promise<NativeProcessGroup>;
   distributedInfo(): { gloo: boolean; nccl: boolean };
+  syncBatchNorm(
+    group: NativeProcessGroup, input: TensorBase, weight: TensorBase | null, bias: TensorBase | null,
+    runningMean: TensorBase | null, runningVar: TensorBase | null, eps: number, momentum: number, timeoutMs: number,
+  ): TensorBase;
   Reducer: new (group: NativeProcessGroup, params: TensorBase[], names: string[], bucketCapBytes: number, findUnused: boolean) => NativeReducer;
 }
 

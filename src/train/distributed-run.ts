@@ -3,7 +3,7 @@
  * DistributedTraining in its options and asks it, at a few call sites, for:
  *
  *   model     a DistributedDataParallel wrapper for the training step (gradients averaged in
- *             buckets during backward; rank 0's weights broadcast at start)
+ *             buckets during backward; rank 0's weights broadcast at start; SyncBatchNorm as an option)
  *   data      the training loader's DistributedSampler (each rank a disjoint, padded shard,
  *             reshuffled by seed + epoch) and an evaluation shard (rank r: images r, r+W, …, no
  *             padding, so every test image counts once)
@@ -37,7 +37,7 @@ export class DistributedTraining {
   readonly worldSize: number;
   private readonly stopController = new AbortController();
 
-  constructor(readonly group: ProcessGroup, private readonly localStop?: AbortSignal) {
+  constructor(readonly group: ProcessGroup, private readonly localStop?: AbortSignal, private readonly syncBatchNorm = false) {
     this.rank = group.rank;
     this.worldSize = group.worldSize;
   }
@@ -53,7 +53,7 @@ export class DistributedTraining {
   }
 
   wrap(model: Classifier): Classifier {
-    return new DistributedDataParallel(model, this.group) as unknown as Classifier;
+    return new DistributedDataParallel(model, this.group, { syncBatchNorm: this.syncBatchNorm }) as unknown as Classifier;
   }
 
   trainSampler(count: number, seed: number): Sampler {
@@ -108,6 +108,8 @@ export class DistributedTraining {
 export interface DistributedRunOptions extends TrainOptions {
   /** Bound on every collective, seconds (default VICINITY_DIST_TIMEOUT or 300). */
   timeoutSeconds?: number;
+  /** BatchNorm layers use the global batch's statistics (SyncBatchNorm); default false. */
+  syncBatchNorm?: boolean;
   /** Runs the trainer (default: trainer.ts's runTraining; injected to keep imports one-way). */
   runTraining: (config: TrainConfig, options: TrainOptions) => Promise<TrainResult>;
 }
@@ -121,12 +123,12 @@ export interface DistributedRunOptions extends TrainOptions {
 export async function runDistributedTraining(config: TrainConfig, options: DistributedRunOptions): Promise<TrainResult> {
   const env = readDistributedEnv();
   const group = await ProcessGroup.init({ env, timeoutSeconds: options.timeoutSeconds });
-  const distributed = new DistributedTraining(group, options.signal);
+  const distributed = new DistributedTraining(group, options.signal, options.syncBatchNorm ?? false);
   const quiet = group.rank !== 0;
   const say = options.log ?? (config.progress === 'none' ? () => undefined : (line: string) => process.stderr.write(`${line}\n`));
   const log = quiet ? () => undefined : say;
   log(`distributed: rank ${group.rank} of ${group.worldSize} (gloo at ${env.masterAddr}:${env.masterPort}, ` +
-    `timeout ${group.timeoutSeconds} s)`);
+    `timeout ${group.timeoutSeconds} s${options.syncBatchNorm ? ', SyncBatchNorm' : ''})`);
   try {
     return await options.runTraining(quiet ? { ...config, progress: 'none' } : config, {
       ...options, log, signal: distributed.signal, distributed,

@@ -8,14 +8,16 @@
  * single process) writes the final weights as JSON. The model is BN-free (Linear, ReLU, Linear)
  * on a fixed synthetic 4-class problem; each rank initialises with its own seed so that only
  * DDP's start-up broadcast can make the ranks agree. `accumulate` runs each step as two
- * half-batches, the first under noSync; `hang-after=N` makes rank 1 stop responding after step N.
+ * half-batches, the first under noSync; `hang-after=N` makes rank 1 stop responding after step N;
+ * `syncbn` adds a BatchNorm1d, converted to SyncBatchNorm on the ranks.
  */
 import { writeFileSync } from 'node:fs';
 import { DistributedDataParallel } from '../../src/distributed/ddp.js';
 import { isDistributedEnv } from '../../src/distributed/env.js';
 import { ProcessGroup } from '../../src/distributed/process-group.js';
 import { DistributedSampler } from '../../src/distributed/sampler.js';
-import { Linear, ReLU, Sequential } from '../../src/nn/index.js';
+import { convertSyncBatchNorm } from '../../src/distributed/sync-batch-norm.js';
+import { BatchNorm1d, Linear, ReLU, Sequential } from '../../src/nn/index.js';
 import * as F from '../../src/ops/functional.js';
 import { SGD } from '../../src/optim/index.js';
 import { manualSeed, randn, tensor } from '../../src/tensor/creation.js';
@@ -36,7 +38,10 @@ const teacher = randn([16, 4], { seed: 2 });
 const labels = inputs.matmul(teacher).argmax(1).keep();
 
 manualSeed(100 + rank);
-const net = new Sequential(new Linear({ inFeatures: 16, outFeatures: 32 }), new ReLU(), new Linear({ inFeatures: 32, outFeatures: 4 }));
+const net = mode === 'syncbn'
+  ? new Sequential(new Linear({ inFeatures: 16, outFeatures: 32 }), new BatchNorm1d({ numFeatures: 32 }), new ReLU(), new Linear({ inFeatures: 32, outFeatures: 4 }))
+  : new Sequential(new Linear({ inFeatures: 16, outFeatures: 32 }), new ReLU(), new Linear({ inFeatures: 32, outFeatures: 4 }));
+if (group && mode === 'syncbn') process.stdout.write(`converted ${convertSyncBatchNorm(net, group)}\n`);
 const model: { forward(x: Tensor): Tensor } = group ? new DistributedDataParallel(net, group) : net;
 const optimizer = new SGD(net.parameters(), { lr: 0.2, momentum: 0.9 });
 const sampler = new DistributedSampler({ count: COUNT, rank, worldSize, seed: 7 });
@@ -89,7 +94,8 @@ try {
 }
 
 if (rank === 0) {
-  const weights = Object.fromEntries(Array.from(net.namedParameters(), ([name, p]) => [name, Array.from(p.dataSync() as Float32Array)]));
+  const state = [...net.namedParameters(), ...Array.from(net.namedBuffers()).filter(([, b]) => b.dtype === 'float32')];
+  const weights = Object.fromEntries(state.map(([name, p]) => [name, Array.from(p.dataSync() as Float32Array)]));
   writeFileSync(outFile, JSON.stringify({ worldSize, weights }));
 }
 group?.destroy();

@@ -1,7 +1,8 @@
 /**
  * DistributedDataParallel through real processes on 127.0.0.1 (Gloo): 2 ranks × batch 32 train
  * the same weights as 1 process × batch 64 (issue 13's acceptance, to 1e-5 relative, 20 steps),
- * also with gradient accumulation under noSync, which must leave gradients local.
+ * also with gradient accumulation under noSync, which must leave gradients local, and with a
+ * BatchNorm layer converted to SyncBatchNorm (weights and running statistics).
  */
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
@@ -19,6 +20,7 @@ type Weights = { worldSize: number; weights: Record<string, number[]> };
 const read = (file: string): Weights => JSON.parse(readFileSync(file, 'utf8')) as Weights;
 
 async function twoRanks(out: string, extra: string[] = []): Promise<string[]> {
+  // Each rank of a 2-rank job: batch 32, 20 steps.
   const port = await freePort();
   const runs = [0, 1].map((r) => runNode([worker, out, '32', '20', ...extra], rankEnv(r, 2, port)).done);
   const results = await Promise.all(runs);
@@ -62,5 +64,18 @@ test('gradient accumulation with noSync: local gradients inside, the same weight
   const stdouts = await twoRanks(out, ['accumulate']);
   for (const s of stdouts) assert.match(s, /nosync-local true/);
   const rel = maxRelativeDifference(await single, read(out));
+  assert.ok(rel < 1e-5, `max relative difference ${rel}`);
+});
+
+test('SyncBatchNorm: 2 processes × batch 32 match 1 process × batch 64 with plain BatchNorm', async () => {
+  const reference = path.join(dir, 'single-bn.json');
+  const res = await runNode([worker, reference, '64', '20', 'syncbn']).done;
+  assert.equal(res.code, 0, res.stderr);
+  const out = path.join(dir, 'syncbn.json');
+  const stdouts = await twoRanks(out, ['syncbn']);
+  assert.match(stdouts[0], /converted 1/);
+  const ddp = read(out);
+  assert.ok('1.running_mean' in ddp.weights && '1.running_var' in ddp.weights);
+  const rel = maxRelativeDifference(read(reference), ddp);
   assert.ok(rel < 1e-5, `max relative difference ${rel}`);
 });
