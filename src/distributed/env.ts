@@ -14,7 +14,11 @@ export interface DistributedEnv {
   /** Where rank 0 (or torchrun's agent) hosts the rendezvous store. */
   masterAddr: string;
   masterPort: number;
-  /** True under torchrun, whose agent already hosts the store at MASTER_PORT. */
+  /**
+   * Connect to the store torchrun's agent hosts at MASTER_PORT instead of hosting one (only with
+   * VICINITY_USE_AGENT_STORE=1: the agent's TCPStore speaks its own libtorch's protocol, and a
+   * torchrun from another PyTorch release than vicinity's libtorch does not answer ours).
+   */
   agentStore: boolean;
 }
 
@@ -54,7 +58,11 @@ export function readDistributedEnv(env: NodeJS.ProcessEnv = process.env): Distri
   const localWorldSize = integer(env, 'LOCAL_WORLD_SIZE', 1, worldSize);
   const masterAddr = env.MASTER_ADDR || (worldSize === 1 ? '127.0.0.1' : '');
   if (!masterAddr) throw new DistributedEnvError('distributed: MASTER_ADDR is not set (the address of the machine running rank 0)');
-  const masterPort = integer(env, 'MASTER_PORT', 1, worldSize === 1 ? 29500 : undefined);
+  let masterPort = integer(env, 'MASTER_PORT', 1, worldSize === 1 ? 29500 : undefined);
+  // Under torchrun the agent's store holds MASTER_PORT; by default rank 0 hosts ours on the next port.
+  const underTorchrun = env.TORCHELASTIC_USE_AGENT_STORE === 'True';
+  const agentStore = underTorchrun && env.VICINITY_USE_AGENT_STORE === '1';
+  if (underTorchrun && !agentStore) masterPort += 1;
   if (masterPort > 65535) throw new DistributedEnvError(`distributed: MASTER_PORT=${masterPort} is not a TCP port (1–65535)`);
-  return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, agentStore: env.TORCHELASTIC_USE_AGENT_STORE === 'True' };
+  return { rank, worldSize, localRank, localWorldSize, masterAddr, masterPort, agentStore };
 }
