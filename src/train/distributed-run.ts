@@ -80,7 +80,9 @@ export class DistributedTraining {
 
   /** One evaluation over all ranks' shards: sums reduced, then means. */
   reduceEval(r: EvalResult): EvalResult {
-    const [loss, top1, top5, count] = this.sum([r.loss * r.count, r.top1 * r.count, r.top5 * r.count, r.count]);
+    // A rank whose shard is empty (fewer test images than ranks) reports NaN means over 0 images.
+    const total = (mean: number) => (r.count > 0 ? mean * r.count : 0);
+    const [loss, top1, top5, count] = this.sum([total(r.loss), total(r.top1), total(r.top5), r.count]);
     return { loss: loss / count, top1: top1 / count, top5: top5 / count, count };
   }
 
