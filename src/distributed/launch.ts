@@ -84,7 +84,7 @@ export async function launchLocal(o: LaunchOptions): Promise<number> {
   say(`launch: ${o.nprocPerNode} process(es) on this node (node ${o.nodeRank} of ${o.nnodes}), world size ${worldSize}, ` +
     `rendezvous ${o.masterAddr}:${o.masterPort}`);
   const children: ChildProcess[] = [];
-  const exits: Promise<{ rank: number; code: number }>[] = [];
+  const exits: Promise<{ rank: number; code: number; signal: string | null }>[] = [];
   for (let local = 0; local < o.nprocPerNode; local++) {
     const rank = o.nodeRank * o.nprocPerNode + local;
     const child = spawn(process.execPath, o.args, {
@@ -98,7 +98,7 @@ export async function launchLocal(o: LaunchOptions): Promise<number> {
       },
     });
     children.push(child);
-    exits.push(new Promise((resolve) => child.on('exit', (code, signal) => resolve({ rank, code: code ?? (signal === 'SIGINT' ? 130 : 1) }))));
+    exits.push(new Promise((resolve) => child.on('exit', (code, signal) => resolve({ rank, code: code ?? (signal === 'SIGINT' ? 130 : 1), signal }))));
   }
   const running = new Set(children);
   children.forEach((c) => c.on('exit', () => running.delete(c)));
@@ -115,14 +115,15 @@ export async function launchLocal(o: LaunchOptions): Promise<number> {
   };
   process.on('SIGINT', onSigint);
   process.on('exit', killAll);
-  let firstFailure: { rank: number; code: number } | null = null;
+  let firstFailure: { rank: number; code: number; signal: string | null } | null = null;
   let grace: NodeJS.Timeout | null = null;
   try {
     await Promise.all(exits.map(async (exit) => {
       const result = await exit;
       if (result.code !== 0 && result.code !== 130 && !firstFailure) {
         firstFailure = result;
-        say(`launch: rank ${result.rank} exited with code ${result.code}; waiting up to ${o.timeoutSeconds + 15} s for the others`);
+        const how = result.signal ? `was killed by ${result.signal}` : `exited with code ${result.code}`;
+        say(`launch: rank ${result.rank} ${how}; waiting up to ${o.timeoutSeconds + 15} s for the others`);
         grace = setTimeout(() => {
           if (running.size) say(`launch: killing ${running.size} rank(s) still running`);
           killAll();

@@ -1,9 +1,11 @@
 /**
  * `vicinity train --nproc-per-node 2` as a user runs it: one summary, rank 0's files with the world
- * size in metrics.jsonl, Ctrl-C to the launcher stopping both ranks with one checkpoint, and
- * --resume continuing the distributed run to the end.
+ * size in metrics.jsonl, Ctrl-C to the launcher stopping both ranks with one checkpoint,
+ * --resume continuing the distributed run to the end, and a rank killed mid-epoch making the
+ * other exit with an error naming it while the last checkpoint stays intact.
  */
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -57,4 +59,42 @@ test('Ctrl-C to the launcher stops both ranks after the same step with one check
   assert.deepEqual(all.map((row) => row.epoch), [0, 1]);
   assert.equal(all[1].step, 64);
   assert.ok(all.every((row) => row.world_size === 2));
+});
+
+/** The launcher's child running rank `rank` (Linux: its environment in /proc). */
+function rankPid(launcher: number, rank: number): number | null {
+  const children = execFileSync('ps', ['-o', 'pid=', '--ppid', String(launcher)], { encoding: 'utf8' }).trim().split(/\s+/).map(Number);
+  for (const pid of children) {
+    try {
+      if (readFileSync(`/proc/${pid}/environ`, 'utf8').split('\0').includes(`RANK=${rank}`)) return pid;
+    } catch {
+      // exited meanwhile
+    }
+  }
+  return null;
+}
+
+test('a rank killed mid-epoch: the other exits non-zero naming it within the timeout; the checkpoint stays', async () => {
+  const out = path.join(dir, 'killed');
+  const port = await freePort();
+  const timeout = 20;
+  const { child, done } = runNode([cli, 'train', ...RUN, '--epochs', '2', '--train-limit', '1024', '--progress', 'plain',
+    '--dist-timeout', String(timeout), '--master-port', String(port), '--out', out]);
+  let seen = '';
+  await new Promise<void>((resolve) => child.stderr!.on('data', (d) => {
+    seen += d;
+    if (/epoch 2\/2 {2}step 8\/32/.test(seen)) resolve();  // mid-epoch 2, after epoch 1's checkpoint
+  }));
+  const victim = rankPid(child.pid!, 1);
+  assert.ok(victim, 'rank 1 not found');
+  const before = readFileSync(path.join(out, 'last.state.safetensors'));
+  const killedAt = Date.now();
+  process.kill(victim, 'SIGKILL');
+  const r = await done;
+  assert.equal(r.code, 1, r.stderr);
+  assert.match(r.stderr, /launch: rank 1 was killed by SIGKILL/);
+  assert.match(r.stderr, /rank 0 of 2: training step failed: rank 1 stopped responding/);
+  assert.ok(Date.now() - killedAt < timeout * 1000, `took ${Date.now() - killedAt} ms`);
+  assert.deepEqual(readFileSync(path.join(out, 'last.state.safetensors')), before);
+  assert.deepEqual(rows(out).map((row) => row.epoch), [0]);
 });
