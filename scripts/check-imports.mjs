@@ -1,7 +1,7 @@
 // Import direction (style.md "Layout", docs/adding-an-operator.md): code in src/ imports only
 // downwards through the layers below, never upwards, and has no run-time import cycle.
 //
-//   native -> tensor/ops -> nn -> optim | checkpoint | data -> attention -> models
+//   native -> tensor/ops -> nn -> optim | checkpoint | data -> attention | distributed -> models
 //          -> analysis | verify | export (tools that inspect or translate the layers and models)
 //          -> train -> cli -> index.ts
 //
@@ -25,6 +25,7 @@ const LAYERS = [
   { level: 3, dirs: ['checkpoint'] },
   { level: 3, dirs: ['data'] },
   { level: 4, dirs: ['attention'] },
+  { level: 4, dirs: ['distributed'] },
   { level: 5, dirs: ['models'] },
   { level: 6, dirs: ['analysis'] },
   { level: 6, dirs: ['verify'] },

@@ -100,3 +100,10 @@ export { gradCam, defaultCamLayer, type GradCamOptions, type GradCamResult } fro
 export { explainImage, type ExplainImageOptions, type ExplainImageResult } from './analysis/explain-image.js';
 export type { ForwardHook, ForwardPreHook, RemovableHandle } from './nn/module.js';
 export { applyPretrained, freezeStages, type ApplyPretrainedOptions } from './train/fine-tune.js';
+export { ProcessGroup, DistributedError, type ProcessGroupOptions, type ReduceOp } from './distributed/process-group.js';
+export { DistributedDataParallel, type DdpOptions } from './distributed/ddp.js';
+export { DistributedSampler, type DistributedSamplerOptions } from './distributed/sampler.js';
+export { readDistributedEnv, isDistributedEnv, DistributedEnvError, type DistributedEnv } from './distributed/env.js';
+export { runDistributedTraining, DistributedTraining } from './train/distributed-run.js';
+export type { Sampler } from './data/loader.js';
+export { convertSyncBatchNorm } from './distributed/sync-batch-norm.js';

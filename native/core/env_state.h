@@ -23,6 +23,8 @@ struct EnvState {
   Napi::FunctionReference tensor_base;   // the native base class
   std::vector<OpEntry> ops;
   std::unordered_map<std::string, uint32_t> op_ids;
+  Napi::FunctionReference process_group_class;  // native/distributed
+  Napi::FunctionReference work_class;
 };
 
 // Tensor counters are process-wide: finalizers may run while an environment is torn down, after

@@ -9,6 +9,7 @@ import { packageRoot } from '../package-root.js';
 import { doctor } from './doctor.js';
 import { DATASET_NAMES } from '../data/load-dataset.js';
 import { addTrainOptions } from './train-flags.js';
+import { addDistributedOptions } from './distributed-flags.js';
 import { benchCommand, type BenchOptions } from './bench.js';
 import { evalCommand, type EvalCommandOptions } from './eval.js';
 import { exportCommand, type ExportCommandOptions } from './export.js';
@@ -106,7 +107,7 @@ const trainCli = program
   .option('--config <file>', 'YAML or JSON file of settings (keys as below, camelCase or snake_case); flags override it')
   .option('--print-config', 'print the merged settings as YAML (loadable with --config) and exit')
   .addHelpText('after', TRAIN_EXAMPLES);
-addTrainOptions(trainCli).action(async (options: TrainCommandOptions) => {
+addDistributedOptions(addTrainOptions(trainCli)).action(async (options: TrainCommandOptions) => {
   process.exitCode = await trainCommand(options);
 });
 

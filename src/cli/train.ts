@@ -19,6 +19,8 @@ import { flagValues } from './train-flags.js';
 import { recipeFor } from '../train/recipes.js';
 import type { TrainConfig } from '../train/train-config.js';
 import { runTraining, type TrainResult } from '../train/trainer.js';
+import { distTimeout, launchLocal, launchSettings } from '../distributed/launch.js';
+import { isDistributedEnv, runDistributedTraining } from '../train/distributed-run.js';
 
 /** `vicinity train`'s parsed options: the settings' flags, plus these. */
 export interface TrainCommandOptions extends Record<string, unknown> {
@@ -106,6 +108,8 @@ export function formatTrainResult(result: TrainResult): string {
 
 /** Runs `vicinity train`; returns the exit code (0, or 130/143 when SIGINT/SIGTERM stopped the run). */
 export async function trainCommand(options: TrainCommandOptions): Promise<number> {
+  // --nproc-per-node: this process only launches and supervises the ranks (distributed/launch.ts).
+  const launch = launchSettings(options, process.argv.slice(1));
   const { config, given } = await resolveTrainSettings(options);
   // Resolving the recipe here checks the settings together (e.g. warm-up longer than the run)
   // before any data is read; a resumed run takes its recipe from its state file instead.
@@ -116,12 +120,18 @@ export async function trainCommand(options: TrainCommandOptions): Promise<number
   }
   // As the trainer's own lines and progress: stderr, so stdout holds only the final summary.
   const note = (line: string) => process.stderr.write(`${line}\n`);
-  if (options.config && config.progress !== 'none') note(`config: ${options.config}`);
+  if (launch) return launchLocal(launch);
+  // Under a launcher or torchrun (WORLD_SIZE set), this process is one rank (train/distributed-run.ts).
+  const distributed = isDistributedEnv();
+  const quiet = distributed && process.env.RANK !== '0';
+  if (options.config && config.progress !== 'none' && !quiet) note(`config: ${options.config}`);
   let stopped: AbortSignal | undefined;
   const result = await withInterrupt((signal) => {
     stopped = signal;
-    return runTraining(config, { signal, given });
-  }, note);
-  console.log(formatTrainResult(result));
+    return distributed
+      ? runDistributedTraining(config, { signal, given, runTraining, timeoutSeconds: distTimeout(options), syncBatchNorm: options.syncBn === true })
+      : runTraining(config, { signal, given });
+  }, quiet ? () => undefined : note);
+  if (!quiet) console.log(formatTrainResult(result));
   return result.interrupted ? stoppedExitCode(stopped!) : 0;
 }

@@ -44,6 +44,16 @@ export { LOADER_RNG_TAGS };
 /** Compiled next to this file (dist/src/data/), so it resolves from any install location. */
 const WORKER_URL = new URL('./loader-worker.js', import.meta.url);
 
+/**
+ * Which dataset indices an epoch visits, in order (torch's `sampler`), e.g. a rank's shard
+ * (distributed/sampler.ts). It replaces `shuffle`.
+ */
+export interface Sampler {
+  /** Indices per epoch. */
+  readonly length: number;
+  indices(epoch: number): Int32Array;
+}
+
 /** Options of a DataLoader. */
 export interface DataLoaderOptions {
   dataset: ImageDataset;
@@ -62,6 +72,8 @@ export interface DataLoaderOptions {
   prefetch?: number;
   /** Batch-level mixup/CutMix; null or absent: none, and `targets` is null. */
   mix?: MixSpec | null;
+  /** The indices of each epoch (overrides `shuffle`); default: every image. */
+  sampler?: Sampler | null;
 }
 
 /**
@@ -102,6 +114,7 @@ export class DataLoader {
   private readonly setup: LoaderSetup;
   private readonly batchSize: number;
   private readonly shuffle: boolean;
+  private readonly sampler: Sampler | null;
   private readonly dropLast: boolean;
   private readonly workers: number;
   private readonly prefetch: number;
@@ -115,6 +128,7 @@ export class DataLoader {
     this.setup = { dataset, transform, mix: options.mix ?? null, seed };
     this.batchSize = options.batchSize;
     this.shuffle = options.shuffle;
+    this.sampler = options.sampler ?? null;
     this.dropLast = options.dropLast ?? false;
     this.workers = workers;
     this.prefetch = workers === 0 ? 1 : options.prefetch ?? 2 * workers;
@@ -122,7 +136,7 @@ export class DataLoader {
 
   /** Batches per epoch. */
   get length(): number {
-    const count = this.setup.dataset.count;
+    const count = this.sampler ? this.sampler.length : this.setup.dataset.count;
     return this.dropLast ? Math.floor(count / this.batchSize) : Math.ceil(count / this.batchSize);
   }
 
@@ -153,8 +167,9 @@ export class DataLoader {
   }
 
   private async *batches(epoch: number, startBatch: number): AsyncGenerator<LoadedBatch> {
-    const { count } = this.setup.dataset;
-    const order = this.shuffle ? permutation(count, this.setup.seed, epoch, LOADER_RNG_TAGS.order) : null;
+    const count = this.sampler ? this.sampler.length : this.setup.dataset.count;
+    const order = this.sampler ? this.sampler.indices(epoch)
+      : this.shuffle ? permutation(count, this.setup.seed, epoch, LOADER_RNG_TAGS.order) : null;
     const job = (batchIndex: number): BatchJob => {
       const start = batchIndex * this.batchSize;
       const end = Math.min(start + this.batchSize, count);

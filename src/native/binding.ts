@@ -65,6 +65,34 @@ export declare class TensorBase {
   toString(): string;
 }
 
+/** A c10d process group (native/distributed/process_group.cc). */
+export interface NativeProcessGroup {
+  readonly rank: number;
+  readonly size: number;
+  allReduce(tensors: TensorBase[], op: 'sum' | 'product' | 'min' | 'max', timeoutMs?: number): NativeWork;
+  broadcast(tensors: TensorBase[], root: number, timeoutMs?: number): NativeWork;
+  allGather(tensor: TensorBase, timeoutMs?: number): NativeWork;
+  barrier(timeoutMs?: number): NativeWork;
+  storeSet(key: string, value: string): void;
+  storeGet(key: string): string | null;
+  storeAdd(key: string, by: number): number;
+  destroy(): void;
+}
+
+/** A launched collective: wait() blocks this thread, waitAsync() waits on a worker thread. */
+export interface NativeWork {
+  wait(timeoutMs?: number): TensorBase[] | undefined;
+  waitAsync(timeoutMs?: number): Promise<TensorBase[] | undefined>;
+  isCompleted(): boolean;
+}
+
+/** c10d's gradient Reducer (native/distributed/reducer.cc). */
+export interface NativeReducer {
+  prepareForForward(): boolean;
+  prepareForBackward(outputs: TensorBase[]): void;
+  bucketCount(): number;
+}
+
 export interface NativeAddon {
   TensorBase: typeof TensorBase;
   setTensorClass(cls: Function): void;
@@ -87,6 +115,15 @@ export interface NativeAddon {
     outputs: TensorBase[], inputs: TensorBase[], gradOutputs: (TensorBase | null)[],
     retainGraph: boolean, createGraph: boolean, allowUnused: boolean,
   ): (TensorBase | null)[];
+  initProcessGroup(options: {
+    host: string; port: number; rank: number; worldSize: number; timeoutMs: number; backend: 'gloo' | 'nccl'; hostStore: boolean;
+  }): Promise<NativeProcessGroup>;
+  distributedInfo(): { gloo: boolean; nccl: boolean };
+  syncBatchNorm(
+    group: NativeProcessGroup, input: TensorBase, weight: TensorBase | null, bias: TensorBase | null,
+    runningMean: TensorBase | null, runningVar: TensorBase | null, eps: number, momentum: number, timeoutMs: number,
+  ): TensorBase;
+  Reducer: new (group: NativeProcessGroup, params: TensorBase[], names: string[], bucketCapBytes: number, findUnused: boolean) => NativeReducer;
 }
 
 export { packageRoot };

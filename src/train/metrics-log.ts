@@ -37,6 +37,8 @@ export interface MetricsRow {
   epoch_seconds: number;
   /** Training images per second over that time. */
   images_per_second: number;
+  /** Processes of a data-parallel run (absent for one process). */
+  world_size?: number;
 }
 
 /** summary.csv's columns, timm's order. */

@@ -48,6 +48,7 @@ import { MetricsLog, type MetricsRow } from './metrics-log.js';
 import { Progress, formatEpochLine } from './progress.js';
 import { recipeFor, type ResolvedRecipe } from './recipes.js';
 import { claimRunDirectory } from './run-directory.js';
+import type { DistributedTraining } from './distributed-run.js';
 import type { TrainConfig } from './train-config.js';
 import {
   STATE_FILE, TrainStateError, WEIGHTS_FILE, readTrainState, resolveStateFile, restoreTrainState, resumeSettings, writeCheckpoint,
@@ -85,6 +86,8 @@ export interface TrainOptions {
    * these are compared with the run's (resumeSettings); default: every key of the config.
    */
   given?: ReadonlySet<string>;
+  /** This process's part of a data-parallel run (distributed-run.ts); default: a single process. */
+  distributed?: DistributedTraining;
 }
 
 /** The outcome of a run (or of the part run by this call, for a resumed or interrupted one). */
@@ -151,11 +154,14 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
   } else {
     recipe = recipeFor(config);
   }
+  if (options.distributed) recipe = options.distributed.scaleRecipe(config, recipe);
   const { overwrite: _overwrite, ...runConfig } = effective;   // overwrite: an action of this call, not a setting of the run
   effective = runConfig;
   await mkdir(runDir, { recursive: true }).catch((e: unknown) => { throw fileWriteError(e, runDir); });
   // Locks the directory (one run at a time), removes dead writers' temp files, refuses to replace a run silently.
-  const lock = await claimRunDirectory(runDir, { resume: resumed !== null, overwrite: config.overwrite === true, log });
+  // In a distributed run rank 0 owns the directory (the other ranks write nothing).
+  const lock = options.distributed && !options.distributed.writes ? null
+    : await claimRunDirectory(runDir, { resume: resumed !== null, overwrite: config.overwrite === true, log });
   try {
     const data = await loadRunData(effective, options.evalLimit ?? 0, log, resumed === null);
     const modelArgs = resumed ? resumed.meta.model.modelArgs : options.modelArgs;
@@ -166,7 +172,7 @@ export async function runTraining(config: TrainConfig, options: TrainOptions = {
       await session.close();
     }
   } finally {
-    await lock.release();
+    await lock?.release();
   }
 }
 
@@ -227,6 +233,8 @@ export function stepSeed(seed: number, step: number): number {
 /** Everything live during a run. */
 class Session {
   private readonly model: Classifier;
+  /** What the training step runs: the model, or its DistributedDataParallel wrapper. */
+  private readonly stepModel: Classifier;
   private readonly optimizer: Optimizer<{ lr: number }>;
   private readonly schedule: LrSchedule;
   private readonly ema: ModelEma<Classifier> | null;
@@ -251,11 +259,11 @@ class Session {
     this.trainLoader = new DataLoader({
       dataset: train, transform: trainTransform(recipe, config.dataset, inputSize, channels), batchSize: recipe.batchSize,
       shuffle: true, dropLast: train.count >= recipe.batchSize, seed: config.seed, workers: config.workers,
-      mix: mixSpec(recipe, numClasses),
+      mix: mixSpec(recipe, numClasses), sampler: options.distributed?.trainSampler(train.count, config.seed),
     });
     this.evalLoader = new DataLoader({
       dataset: test, transform: evalTransform(config.dataset, inputSize, channels), batchSize: config.evalBatchSize,
-      shuffle: false, seed: config.seed, workers: config.workers,
+      shuffle: false, seed: config.seed, workers: config.workers, sampler: options.distributed?.evalSampler(test.count),
     });
     this.stepsPerEpoch = this.trainLoader.length;
     if (this.stepsPerEpoch === 0) {
@@ -265,6 +273,7 @@ class Session {
     this.position = { epoch: 0, batch: 0, step: 0, stepsPerEpoch: this.stepsPerEpoch };
     manualSeed(config.seed);
     this.model = this.buildModel();
+    this.stepModel = options.distributed ? options.distributed.wrap(this.model) : this.model;
     this.ema = recipe.emaDecay > 0 ? new ModelEma({ model: this.model, copy: this.buildModel(), decay: recipe.emaDecay }) : null;
     this.optimizer = this.buildOptimizer();
     this.schedule = this.buildSchedule();
@@ -314,8 +323,8 @@ class Session {
   /** The epochs loop, from the start or from a resumed state. */
   async run(resumed: LoadedTrainState | null, started: number): Promise<TrainResult> {
     if (resumed) this.restore(resumed);
-    await this.writeRunConfig(resumed);
-    await this.metrics.reset(this.history);
+    if (this.writes) await this.writeRunConfig(resumed);
+    if (this.writes) await this.metrics.reset(this.history);
     this.describe(resumed);
     const signal = this.options.signal;
     for (let epoch = this.position.epoch; epoch < this.recipe.epochs; epoch++) {
@@ -374,7 +383,7 @@ class Session {
     try {
       if (start < this.stepsPerEpoch) {
         const r = this.recipe;
-        await trainEpoch(this.model, this.optimizer, this.trainLoader.epoch(epoch, start), {
+        await trainEpoch(this.stepModel, this.optimizer, this.trainLoader.epoch(epoch, start), {
           labelSmoothing: r.labelSmoothing, clipGrad: r.clipGrad, device: this.config.device, signal: this.options.signal,
           // The step's own seed: dropout and drop-path draw the same numbers in a resumed run.
           beforeForward: () => manualSeed(stepSeed(this.config.seed, this.position.step)),
@@ -383,7 +392,7 @@ class Session {
             this.ema?.update(this.model);
           },
           onStep: (step) => this.recordStep(step.loss, step.batchSize, epoch),
-        });
+        }).catch((e: unknown) => { throw this.options.distributed ? this.options.distributed.explain('training step', e) : e; });
       }
     } finally {
       this.progress.endEpoch();
@@ -415,18 +424,25 @@ class Session {
   /** Evaluation, the epoch's row, metrics and checkpoint; moves the position to the next epoch. */
   private async evaluateEpoch(epoch: number, timing: { seconds: number; imagesPerSecond: number }): Promise<MetricsRow> {
     const device = this.config.device;
-    const result = await evaluate(this.model, this.evalLoader.epoch(0), { device });
-    const emaResult = this.ema ? await evaluate(this.ema.module, this.evalLoader.epoch(0), { device }) : null;
+    const dist = this.options.distributed;
+    let result = await evaluate(this.model, this.evalLoader.epoch(0), { device });
+    let emaResult = this.ema ? await evaluate(this.ema.module, this.evalLoader.epoch(0), { device }) : null;
+    let [lossSum, images, imagesPerSecond] = [this.epochLoss.sum, this.epochLoss.count, timing.imagesPerSecond];
+    if (dist) {
+      // Every rank's shard counts: sums and rates all-reduced (distributed-run.ts).
+      result = dist.reduceEval(result);
+      emaResult = emaResult && dist.reduceEval(emaResult);
+      [lossSum, images, imagesPerSecond] = dist.sum([lossSum, images, imagesPerSecond]);
+    }
     if (result.nonFinite > 0 || (emaResult?.nonFinite ?? 0) > 0) {
       const [which, r] = result.nonFinite > 0 ? ['model', result] : ['EMA model', emaResult!];
       this.diverged(epoch, `the ${which}'s outputs are not finite (NaN or ±Inf) on ${r.nonFinite} of ${r.count} test images`);
     }
     this.assertFiniteWeights(epoch);
-    const images = this.epochLoss.count;
     const row: MetricsRow = {
-      epoch, train_loss: images ? this.epochLoss.sum / images : NaN, ...percentages('eval_', result),
+      epoch, train_loss: images ? lossSum / images : NaN, ...percentages('eval_', result),
       ...(emaResult ? percentages('ema_eval_', emaResult) : {}), lr: this.currentLr(), step: this.position.step,
-      epoch_seconds: timing.seconds, images_per_second: timing.imagesPerSecond,
+      epoch_seconds: timing.seconds, images_per_second: imagesPerSecond, ...(dist ? { world_size: dist.worldSize } : {}),
     };
     this.history.push(row);
     this.position = { ...this.position, epoch: epoch + 1, batch: 0 };
@@ -436,7 +452,7 @@ class Session {
       this.bestTop1 = row.eval_top1;
       this.bestEpoch = epoch;
     }
-    await this.metrics.append(row);
+    if (this.writes) await this.metrics.append(row);
     await this.checkpoint(isBest);
     this.log(formatEpochLine(row, this.recipe.epochs));
     return row;
@@ -468,7 +484,13 @@ class Session {
     };
   }
 
+  /** False on the ranks of a distributed run other than 0, which write no files. */
+  private get writes(): boolean {
+    return this.options.distributed?.writes ?? true;
+  }
+
   private async checkpoint(isBest: boolean): Promise<void> {
+    if (!this.writes) return;
     const last = this.history.at(-1);
     await writeCheckpoint(this.runDir, { model: this.model, optimizer: this.optimizer, schedule: this.schedule, ema: this.ema },
       this.meta(), { top1: last?.eval_top1 ?? null, emaTop1: last?.ema_eval_top1 ?? null, isBest });
