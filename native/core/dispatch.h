@@ -5,4 +5,5 @@ namespace vicinity {
 void register_dispatch(Napi::Env env, Napi::Object exports);
 void register_runtime(Napi::Env env, Napi::Object exports);
 void register_autograd(Napi::Env env, Napi::Object exports);
+void register_memory(Napi::Env env, Napi::Object exports);
 }  // namespace vicinity

@@ -1151,3 +1151,13 @@ export function vicinity_la_normalized_weight(q: Tensor, key: Tensor, dim: numbe
 export function vicinity_la_attention(q: Tensor, key: Tensor, value: Tensor, offsets: Tensor, kernelSize: number, mode: string, eps?: number): Tensor {
   return call((ids.vicinity_la_attention ??= opId('vicinity::la_attention', '')), [q, key, value, offsets, kernelSize, mode, eps]) as Tensor;
 }
+
+/** `vicinity::window_qk(Tensor q, Tensor key, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor` */
+export function vicinity_window_qk(q: Tensor, key: Tensor, rows: Tensor, cols: Tensor, kernelSize: number, dilation?: number): Tensor {
+  return call((ids.vicinity_window_qk ??= opId('vicinity::window_qk', '')), [q, key, rows, cols, kernelSize, dilation]) as Tensor;
+}
+
+/** `vicinity::window_av(Tensor attn, Tensor value, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor` */
+export function vicinity_window_av(attn: Tensor, value: Tensor, rows: Tensor, cols: Tensor, kernelSize: number, dilation?: number): Tensor {
+  return call((ids.vicinity_window_av ??= opId('vicinity::window_av', '')), [attn, value, rows, cols, kernelSize, dilation]) as Tensor;
+}
