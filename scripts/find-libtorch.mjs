@@ -15,8 +15,9 @@ const HOW_TO_GET =
 export class LibtorchNotFound extends Error {}
 
 function versionFromHeaders(includeDirs) {
-  for (const dir of includeDirs) {
-    const file = path.join(dir, 'torch/csrc/api/include/torch/version.h');
+  // 2.x's torch/version.h only includes torch/headeronly/version.h, which holds the numbers.
+  const files = includeDirs.flatMap((dir) => ['torch/csrc/api/include/torch/version.h', 'torch/headeronly/version.h'].map((f) => path.join(dir, f)));
+  for (const file of files) {
     if (!existsSync(file)) continue;
     const text = readFileSync(file, 'utf8');
     const major = /TORCH_VERSION_MAJOR (\d+)/.exec(text)?.[1];

@@ -22,7 +22,8 @@ export type FusedOpName =
   | 'vicinity::la_normalized_weight'
   | 'vicinity::la_attention'
   | 'vicinity::window_qk'
-  | 'vicinity::window_av';
+  | 'vicinity::window_av'
+  | 'vicinity::halo_attention';
 
 /** Multiply-accumulates of one call: headline (model-specs.md §0) and 'other' (sampling). */
 export interface FusedOpMacs {
@@ -83,6 +84,24 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     devices: ['cpu'],
     composite: 'window-gather.ts gatherWindows (index_select of the values) + einsum',
     macs: (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
+  },
+  'vicinity::halo_attention': {
+    name: 'vicinity::halo_attention',
+    source: 'halo_attention.cc',
+    devices: ['cpu'],
+    composite: 'HaloAttention: unfolded k/v windows, relPosLogits2d, q·kᵀ, softmax, ·v (halo-attention.ts)',
+    // Q = B·nh·blocks·bds² queries of q (…, dqk), win from the tables' 2·win − 1 rows, dv from the
+    // result: the composite's q·kᵀ (Q·win²·dqk), the two table products of relPosLogits2d
+    // (2·Q·(2·win − 1)·dqk) and attn·v (Q·win²·dv).
+    macs: (args, result) => {
+      const q = shapeOf(args[0]);
+      const dqk = q[3] ?? 0;
+      const queries = dqk > 0 ? numelOf(args[0]) / dqk : 0;
+      const rows = shapeOf(args[2])[0] ?? 0;
+      const win = (rows + 1) / 2;
+      const dv = shapeOf(result)[3] ?? 0;
+      return headline(queries * (win * win * dqk + 2 * rows * dqk + win * win * dv));
+    },
   },
 };
 

@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countMacs, MAC_RULES } from '../../src/analysis/macs.js';
+import { HaloAttention } from '../../src/attention/halo-attention.js';
 import { LALayer } from '../../src/attention/la-layer.js';
 import { NeighborhoodAttention2d } from '../../src/attention/neighborhood-attention.js';
 import { SASA } from '../../src/attention/sasa.js';
@@ -67,6 +68,7 @@ function run(m: Module, x: Tensor, mode: 'auto' | 'composite'): { outputs: Tenso
 const layers: [string, () => Module, number[], FusedOpName][] = [
   ['SASA k5 stride 2', () => new SASA({ inChannels: 8, outChannels: 8, kernelSize: 5, numHeads: 2, stride: 2 }), [2, 8, 7, 6], 'vicinity::window_qk'],
   ['NeighborhoodAttention2d k3 dilation 2', () => new NeighborhoodAttention2d({ dim: 8, numHeads: 2, kernelSize: 3, dilation: 2 }), [2, 7, 8, 8], 'vicinity::window_av'],
+  ['HaloAttention b4 h1 mask', () => new HaloAttention({ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, padding: 'mask' }), [2, 8, 7, 9], 'vicinity::halo_attention'],
   ['LALayer softmax', () => new LALayer({ inChannels: 8, outChannels: 8, heads: 2, aggregation: 'softmax' }), [2, 8, 5, 6], 'vicinity::la_attention'],
 ];
 
