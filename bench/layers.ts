@@ -5,6 +5,7 @@
  * in the same invocation, printed as ratios (vicinity / PyTorch; < 1 is better for vicinity).
  *
  *   node dist/bench/layers.js [--python PATH] [--repeats 3] [--only halo] [--json out.json]
+ *                             [--kernels auto|composite]
  *
  * --python: the PyTorch to compare with; default TORCH_PYTHON, else the python whose torch the
  * addon was built against (native/libtorch.config.json), else python3 — the same libtorch, so the
@@ -13,7 +14,9 @@
  * "step" is forward + sum + backward from fresh leaves. Peak: the most CPU allocator bytes held
  * above the start during one step (vicinity: memory().peakAllocatedBytes after resetPeakMemory();
  * PyTorch: the profiler's allocator events), inputs and parameters excluded on both sides.
- * Parameters are random: time and memory do not depend on their values. Results: docs/benchmarks.md.
+ * Parameters are random: time and memory do not depend on their values. --kernels composite runs
+ * vicinity's layers without the fused kernels (src/ops/fused.ts), the "before" of a kernel.
+ * Results: docs/benchmarks.md.
  */
 import { spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
@@ -26,6 +29,7 @@ import { LsagGlobalAttention, LsagLocalAttention } from '../src/attention/lsag-a
 import { MultiHeadSelfAttention2d } from '../src/attention/mhsa2d.js';
 import { NeighborhoodAttention2d } from '../src/attention/neighborhood-attention.js';
 import { native } from '../src/native/binding.js';
+import { setKernelMode, type KernelMode } from '../src/ops/fused.js';
 import type { Module } from '../src/nn/module.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { manualSeed, randn } from '../src/tensor/creation.js';
@@ -40,6 +44,7 @@ const { values: opts } = parseArgs({
     repeats: { type: 'string', default: '3' },
     only: { type: 'string' },
     json: { type: 'string' },
+    kernels: { type: 'string', default: 'auto' },
   },
 });
 const repeats = Number(opts.repeats);
@@ -144,12 +149,13 @@ function benchPyTorch(python: string, selected: Case[], threads: number): { torc
   return JSON.parse(run.stdout) as { torch: string; results: Result[] };
 }
 
+const kernels = setKernelMode(opts.kernels as KernelMode) && opts.kernels;
 const selected = cases.filter(([c]) => !opts.only || c.name.includes(opts.only));
 const threads = getNumThreads();
 const python = pythonPath();
 const info = native.buildInfo();
 console.log(`layers: batch ${B}, float32, ${threads} threads, median of ${repeats}; vicinity on libtorch ` +
-  `${info.torchVersion}, PyTorch from ${python}`);
+  `${info.torchVersion} (kernel mode ${kernels}), PyTorch from ${python}`);
 const mine: Result[] = [];
 for (const [c, build] of selected) mine.push(await benchVicinity(c, build));
 const theirs = benchPyTorch(python, selected.map(([c]) => c), threads);
