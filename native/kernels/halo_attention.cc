@@ -52,8 +52,22 @@ struct HaloGeometry {
   int64_t rows() const { return 2 * win - 1; }
 };
 
+// The per-query loops vectorise at -O3 (binding.gyp builds -O2), in an AVX2 clone of the two
+// per-head functions that GCC's target_clones picks by the CPU at load time (as la_attention_head.h).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("O3")
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define HALO_CLONES __attribute__((target_clones("avx2", "default")))
+#define HALO_INLINE inline __attribute__((always_inline))
+#else
+#define HALO_CLONES
+#define HALO_INLINE inline
+#endif
+
 template <typename T>
-inline T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ y) {
+HALO_INLINE T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ y) {
   T lane[4] = {0, 0, 0, 0};
   int64_t c = 0;
   for (; c + 4 <= d; c += 4) {
@@ -65,7 +79,7 @@ inline T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ y) {
 }
 
 template <typename T>
-inline void axpy(int64_t d, T a, const T* __restrict__ x, T* __restrict__ y) {
+HALO_INLINE void axpy(int64_t d, T a, const T* __restrict__ x, T* __restrict__ y) {
   for (int64_t c = 0; c < d; ++c) y[c] += a * x[c];
 }
 
@@ -87,7 +101,7 @@ struct HaloScratch {
 
 /** Copies head n's k/v channels (dqk + dv, Hb·Wb) to channels-last. */
 template <typename T>
-void load_map(const HaloGeometry& g, const T* kv, int64_t n, HaloScratch<T>& s) {
+HALO_INLINE void load_map(const HaloGeometry& g, const T* kv, int64_t n, HaloScratch<T>& s) {
   const int64_t c_all = g.dqk + g.dv, hw = g.Hb * g.Wb;
   const int64_t b = n / g.nh, h = n % g.nh;
   const T* src = kv + (b * g.nh * c_all + h * c_all) * hw;
@@ -97,14 +111,14 @@ void load_map(const HaloGeometry& g, const T* kv, int64_t n, HaloScratch<T>& s) 
 }
 
 /** Map index of window element t of block (by, bx), or −1 outside the Hb×Wb map. */
-inline int64_t window_pixel(const HaloGeometry& g, int64_t by, int64_t bx, int64_t t) {
+HALO_INLINE int64_t window_pixel(const HaloGeometry& g, int64_t by, int64_t bx, int64_t t) {
   const int64_t y = by * g.block + t / g.win - g.halo, x = bx * g.block + t % g.win - g.halo;
   return (y >= 0 && y < g.Hb && x >= 0 && x < g.Wb) ? y * g.Wb + x : -1;
 }
 
 /** Gathers block (by, bx)'s window into kw/vw (zeros outside) and its mask. */
 template <typename T>
-void load_window(const HaloGeometry& g, int64_t by, int64_t bx, HaloScratch<T>& s) {
+HALO_INLINE void load_window(const HaloGeometry& g, int64_t by, int64_t bx, HaloScratch<T>& s) {
   const int64_t c_all = g.dqk + g.dv;
   for (int64_t t = 0; t < g.wsz(); ++t) {
     const int64_t y = by * g.block + t / g.win - g.halo, x = bx * g.block + t % g.win - g.halo;
@@ -125,7 +139,7 @@ void load_window(const HaloGeometry& g, int64_t by, int64_t bx, HaloScratch<T>& 
 
 /** One query's attention weights into s.attn (and its rel logits into s.rh, s.rw). */
 template <typename T>
-void query_weights(const HaloGeometry& g, const T* qv, int64_t qy, int64_t qx, const T* hrel, const T* wrel,
+HALO_INLINE void query_weights(const HaloGeometry& g, const T* qv, int64_t qy, int64_t qx, const T* hrel, const T* wrel,
                    HaloScratch<T>& s) {
   const int64_t win = g.win, d = g.dqk;
   for (int64_t k = 0; k < win; ++k) {
@@ -149,7 +163,7 @@ void query_weights(const HaloGeometry& g, const T* qv, int64_t qy, int64_t qx, c
 }
 
 template <typename T>
-void forward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* hrel, const T* wrel, T* out,
+HALO_CLONES void forward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* hrel, const T* wrel, T* out,
                   HaloScratch<T>& s) {
   load_map(g, kv, n, s);
   for (int64_t by = 0; by < g.nby; ++by) {
@@ -168,7 +182,7 @@ void forward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, con
 
 /** Backward of head n: grad_q slice, the head's k/v gradient, its table-gradient partials. */
 template <typename T>
-void backward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* hrel, const T* wrel,
+HALO_CLONES void backward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* hrel, const T* wrel,
                    const T* out, const T* gout, T* gq, T* gkv, T* ghrel, T* gwrel, HaloScratch<T>& s) {
   const int64_t win = g.win, d = g.dqk, dv = g.dv, c_all = d + dv, hw = g.Hb * g.Wb;
   const T scale = static_cast<T>(g.scale);
@@ -224,6 +238,10 @@ void backward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, co
     for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = s.gmap[p * c_all + c];
   }
 }
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
 
 HaloGeometry check_inputs(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& hrel, const at::Tensor& wrel,
                           int64_t heads, int64_t block, int64_t halo, int64_t mask_h, int64_t mask_w, double scale,
