@@ -21,7 +21,8 @@ import { parseArgs } from 'node:util';
 import {
   createModel, F, flushFinalizers, getNumThreads, keep, LALayer, manualSeed, optim, randint, randn, setNumThreads, tidy,
 } from '../src/index.js';
-import type { LAAggregation, LAImplementation } from '../src/attention/la-layer.js';
+import type { LAAggregation } from '../src/attention/la-layer.js';
+import { withKernelMode, type KernelMode } from '../src/ops/fused.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
 const { values: opts } = parseArgs({
@@ -57,10 +58,10 @@ function medianSpan(spans: Span[]): Span {
 }
 
 /** One layer forward + backward, timed apart; returns the spans and the output (kept) for comparison. */
-function layerStep(la: LALayer, x: Tensor, implementation: LAImplementation): { forward: Span; backward: Span; y: Tensor } {
+function layerStep(la: LALayer, x: Tensor, implementation: KernelMode): { forward: Span; backward: Span; y: Tensor } {
   return tidy(() => {
     const [t0, c0] = [performance.now(), cpuMs()];
-    const y = la.forward(x, { implementation });
+    const y = withKernelMode(implementation, () => la.forward(x));
     y.sum().item();
     const [t1, c1] = [performance.now(), cpuMs()];
     y.sum().backward();
@@ -97,20 +98,9 @@ async function benchLayer(aggregation: Exclude<LAAggregation, 'literal'>) {
   return { ...result, maxRelativeDifference: difference };
 }
 
-const layerForward = LALayer.prototype.forward;
-
-/** Runs fn with every LALayer.forward forced to `implementation` (undefined: the layer's 'auto'). */
-async function withImplementation<T>(implementation: LAImplementation | undefined, fn: () => Promise<T>): Promise<T> {
-  if (implementation) {
-    LALayer.prototype.forward = function (this: LALayer, x: Tensor, o = {}) {
-      return layerForward.call(this, x, { ...o, implementation });
-    };
-  }
-  try {
-    return await fn();
-  } finally {
-    LALayer.prototype.forward = layerForward;
-  }
+/** Runs fn with every LALayer forced to `implementation` (undefined: the default 'auto'). */
+async function withImplementation<T>(implementation: KernelMode | undefined, fn: () => Promise<T>): Promise<T> {
+  return implementation ? withKernelMode(implementation, fn) : fn();
 }
 
 async function benchModel(name: string): Promise<Span & { parameters: number }> {

@@ -44,10 +44,6 @@ const PACKAGE_LAYER = { commander: 'cli' };
  * fails the check, so the list cannot go stale.
  */
 const ALLOWED = [
-  // A compute path gated by a reporting module: the window-attention kernel is enabled only when
-  // analysis/macs.ts has a MAC rule for it. Fixed by the fused-op table in ops (issue 10 §3,
-  // the "kernels" branch).
-  'src/attention/window-gather.ts -> src/analysis/macs.ts',
 ];
 
 const rootArg = process.argv.indexOf('--root');

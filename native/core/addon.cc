@@ -34,6 +34,7 @@ Napi::Object init(Napi::Env env, Napi::Object exports) {
   register_runtime(env, exports);
   register_autograd(env, exports);
   register_distributed(env, exports);
+  register_memory(env, exports);
   return exports;
 }
 

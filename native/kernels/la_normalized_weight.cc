@@ -6,12 +6,12 @@
 //   ∂w/∂q_c   = softplus(key_c) / den
 //   ∂w/∂key_c = sigmoid(key_c) · (q_c − w) / den
 // It is also the project's proof of a C++ operator with its own backward (architecture.md,
-// "Fused kernels"), registered as a TORCH_LIBRARY op so the generic op call reaches it as
+// "Fused kernels"), registered by registration.cc so the generic op call reaches it as
 // `vicinity::la_normalized_weight`. Deviation: no double backward (not needed for training).
 #include <ATen/ATen.h>
 #include <ATen/WrapDimUtils.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <torch/library.h>
+#include "kernels.h"
 
 namespace vicinity {
 namespace {
@@ -48,14 +48,10 @@ class LaNormalizedWeight : public torch::autograd::Function<LaNormalizedWeight> 
   }
 };
 
+}  // namespace
+
 at::Tensor la_normalized_weight(const at::Tensor& q, const at::Tensor& key, int64_t dim, double eps) {
   return LaNormalizedWeight::apply(q, key, dim, eps);
 }
 
-}  // namespace
 }  // namespace vicinity
-
-TORCH_LIBRARY(vicinity, m) {
-  m.def("la_normalized_weight(Tensor q, Tensor key, int dim, float eps=1e-06) -> Tensor",
-        &vicinity::la_normalized_weight);
-}

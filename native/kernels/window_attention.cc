@@ -16,7 +16,8 @@
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
-#include <torch/library.h>
+
+#include "kernels.h"
 
 #include <type_traits>
 #include <vector>
@@ -246,6 +247,8 @@ class WindowAv : public torch::autograd::Function<WindowAv> {
   }
 };
 
+}  // namespace
+
 at::Tensor window_qk(const at::Tensor& q, const at::Tensor& key, const at::Tensor& rows, const at::Tensor& cols,
                      int64_t kernel_size, int64_t dilation) {
   return WindowQk::apply(q, key, rows, cols, kernel_size, dilation);
@@ -256,13 +259,5 @@ at::Tensor window_av(const at::Tensor& attn, const at::Tensor& value, const at::
   return WindowAv::apply(attn, value, rows, cols, kernel_size, dilation);
 }
 
-}  // namespace
 }  // namespace vicinity
 
-// A fragment: the namespace's one TORCH_LIBRARY(vicinity) block is in la_normalized_weight.cc.
-TORCH_LIBRARY_FRAGMENT(vicinity, m) {
-  m.def("window_qk(Tensor q, Tensor key, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor",
-        &vicinity::window_qk);
-  m.def("window_av(Tensor attn, Tensor value, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor",
-        &vicinity::window_av);
-}

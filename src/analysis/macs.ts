@@ -5,18 +5,19 @@
  *   linear                    out.numel · in_features
  *   matmul, mm, bmm, baddbmm, addmm   out.numel · k  (= batch·n·m·k, batch broadcast included)
  *   einsum (≥ 2 operands)     ∏ of every distinct index size (ellipsis dims broadcast)
- *   la_attention              2·B·C·K·P: the q·key (over d) and Σ_r w·v products that the
- *                             composite LA path's two einsums count, so both paths count alike
- *   window_qk, window_av      out.numel · d: SASA/NA's window products, as the einsums they fuse
+ *   vicinity:: fused kernels  the rule in ops/fused.ts FUSED_OPS, the MACs of the composite ops
+ *                             each replaces (la_attention 2·B·C·K·P: the q·key and Σ_r w·v
+ *                             einsums; window_qk, window_av out.numel · d), so both paths count alike
  * and, outside the headline, in `other`:
  *   grid_sampler              4 per sampled value bilinear (8 trilinear, 16 bicubic, 0 nearest)
- *   la_normalized_weight      1 per element of q (the Σ_c softplus(key_c)·q_c products)
+ *   la_normalized_weight      1 per element of q (the Σ_c softplus(key_c)·q_c products; FUSED_OPS)
  * Not counted: norms, activations, softmax, pooling, adds, element-wise products, gathers.
  * Only the ops vicinity calls are seen (libtorch's internal conv2d → convolution is not), so each
  * op is counted once. The count is for the given input's batch; pass batch 1 for per-image MACs.
  */
 import type { Module } from '../nn/module.js';
 import { observeOps } from '../ops/call.js';
+import { FUSED_OPS } from '../ops/fused.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
@@ -64,13 +65,8 @@ export const MAC_RULES: Readonly<Record<string, Rule>> = {
   'aten::addmm': matmulLike(1),
   'aten::einsum': einsum,
   'aten::grid_sampler': gridSampler,
-  'vicinity::la_normalized_weight': (args) => ({ macs: 0, other: numelOf(args[0]) }),
-  // q (B, m, d, P) and offsets (B, m, K, 2, P): B·m·d·K·P for q·key and again for Σ_r w_r·v_r.
-  'vicinity::la_attention': (args) => headline(2 * numelOf(args[0]) * (shapeOf(args[3])[2] ?? 0)),
-  // Window products of SASA / NA (native/kernels/window_attention.cc): B·heads·H·W·k²·d each, as the
-  // einsums they replace.
-  'vicinity::window_qk': (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
-  'vicinity::window_av': (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
+  // The fused kernels count as the composite ops they replace; their rules live in their table.
+  ...Object.fromEntries(Object.values(FUSED_OPS).map((op): [string, Rule] => [op.name, (args, result) => op.macs(args, result)])),
 };
 
 /** MACs of one observed op call; null when the op is not one that counts. */

@@ -30,6 +30,7 @@
  *                 {heads, kernelSize, perPoint (0/1), stride, height, width} (input H, W)
  *   la-weights    the aggregation weights w (B, m, K, P) of Eq. (6)/(8); {heads, kernelSize}
  */
+import { withKernelMode } from '../ops/fused.js';
 import type { Module, RemovableHandle } from '../nn/module.js';
 import { keep } from '../tensor/scope.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -96,7 +97,8 @@ export function captureAttention<T>(model: Module, fn: () => T): { result: T; re
   }
   active = capture;
   try {
-    return { result: fn(), records: capture.records };
+    // The fused kernels never materialise the weights: a capture runs every layer's composite path.
+    return { result: withKernelMode('composite', fn), records: capture.records };
   } catch (e) {
     disposeRecords(capture.records);
     throw e;

@@ -24,6 +24,8 @@
  */
 import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
+import { useFused } from '../ops/fused.js';
+import * as aten from '../ops/generated/ops.gen.js';
 import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, integerAtLeast, oneOf, positiveNumber } from '../nn/layers/validation.js';
 import { ones } from '../tensor/creation.js';
@@ -182,7 +184,16 @@ export class HaloAttention extends Module {
     const [padH, padW] = [nby * b - height, nbx * b - width];
     const input = padH + padW > 0 ? F.pad(x, [0, padW, 0, padH]) : x;  // (B, dim, nby·b, nbx·b)
     const q = this.queryBlocks(F.conv2d(input, w.qWeight, w.qBias, { stride: this.blockStride }), batch, nby, nbx);
-    const [k, v] = this.keyValueWindows(F.conv2d(input, w.kvWeight, w.kvBias), batch, nby, nbx);
+    const kvMap = F.conv2d(input, w.kvWeight, w.kvBias);                   // (B, nh·(dqk+dv), nby·b, nbx·b)
+    if (useFused(['vicinity::halo_attention'], x.device)) {
+      // Eq. (1)–(4) in one kernel (native/kernels/halo_attention.cc): the same values as below,
+      // without the unfolded windows or the logits tensors; padding 'mask' masks beyond H×W.
+      const mask = this.padding === 'mask' ? [height, width] : [0, 0];
+      const out = aten.vicinity_halo_attention(q, kvMap, w.heightRel, w.widthRel, this.numHeads, b, this.haloSize,
+        mask[0], mask[1], this.scale, this.scalePosEmbed);                 // (B·nh, blocks, bds², dv)
+      return this.cropAndPool(this.foldBlocks(out, batch, nby, nbx), height, width);
+    }
+    const [k, v] = this.keyValueWindows(kvMap, batch, nby, nbx);
     const [nb, bds2, dqk] = [nby * nbx, this.blockSizeDs ** 2, this.dimHeadQk];
     const rel = relPosLogits2d(q.reshape([-1, bds2, dqk]), w.heightRel, w.widthRel,
       haloGeometry(this.blockSizeDs, this.winSize))                        // Eq. (4)  (B·nh·blocks, bds², win²)

@@ -31,8 +31,9 @@
  *   8. rawOffsets() applies offset.0/offset.2's weights with aten.conv2d so `weights` can be
  *      substituted; it equals this.offset.forward(x), whose children exist to name the keys.
  */
-import { attentionCaptureActive, recordAttention } from './attention-capture.js';
+import { recordAttention } from './attention-capture.js';
 import { Conv2d, Module, Sequential } from '../nn/index.js';
+import { useFused } from '../ops/fused.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -89,19 +90,11 @@ export interface LASamples {
   offsets: Tensor;
 }
 
-/**
- * How forward samples and aggregates: 'auto' (default) runs the fused kernel on CPU and the
- * composite ATen ops elsewhere; 'fused' and 'composite' force one (tests, benchmarks).
- */
-export type LAImplementation = 'auto' | 'fused' | 'composite';
-
 export interface LAForwardOptions {
   /** Weights to use instead of the layer's parameters (functional use, gradcheck). */
   weights?: LALayerWeights;
   /** Raw offsets (B, n_off, Ho, Wo) to use instead of the offset module's output. */
   rawOffsets?: Tensor;
-  /** 'auto' (default), 'fused' (CPU only) or 'composite'; every choice computes the same y. */
-  implementation?: LAImplementation;
 }
 
 /** The projections and constrained offsets that sampling starts from, on the Ho × Wo grid. */
@@ -231,16 +224,14 @@ export class LALayer extends Module {
   }
 
   /**
-   * y (B, C_out, Ho, Wo); `options` substitute weights or raw offsets (tests, functional use) or
-   * pick the implementation (default: the fused kernel on CPU, composite ATen ops elsewhere).
+   * y (B, C_out, Ho, Wo); `options` substitute weights or raw offsets (tests, functional use).
+   * Sampling + Eq. (8) run fused (`vicinity::la_attention`) where ops/fused.ts `useFused` says so
+   * (CPU, kernel mode not 'composite'), by composite ATen ops otherwise; both compute the same y.
    */
   forward(x: Tensor, options: LAForwardOptions = {}): Tensor {
     if (this.aggregation !== 'literal') {
-      const implementation = choice('implementation', options.implementation ?? 'auto', ['auto', 'fused', 'composite'] as const);
-      // A capture (attention-capture.ts) needs the weights w, which only the composite path materialises.
-      const fused = implementation === 'fused' || (implementation === 'auto' && x.device === 'cpu' && !attentionCaptureActive());
       const p = this.projections(x, options);
-      return fused ? this.fused(p) : this.aggregate(this.samplesOf(p));
+      return useFused(['vicinity::la_attention'], x.device) ? this.fused(p) : this.aggregate(this.samplesOf(p));
     }
     this.checkInput(x);
     const w = options.weights ?? this.weights();

@@ -110,7 +110,7 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
     return F.dropout(attention, c.attnDrop, c.training);
   };
   // q·k and the weighted sum count B·nh·H·W·T·dh MACs each: as einsums in the composite path,
-  // through macs.ts's rules for the fused kernel (window-gather.ts) — the same numbers.
+  // through the fused kernel's MAC rule in ops/fused.ts — the same numbers.
   const key = qkv.select(0, 1);                        // (B, nh, H·W, dh)
   const value = qkv.select(0, 2);                      // (B, nh, H·W, dh)
   const heads = fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V

@@ -109,7 +109,7 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
     return attention;
   };
   // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0): as einsums in the
-  // composite path, through macs.ts's rules for the fused kernel — the same numbers.
+  // composite path, through the fused kernel's MAC rule in ops/fused.ts — the same numbers.
   const y = fusedWindowsActive(x.device)                       // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
     ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [

@@ -8,8 +8,8 @@
  *              keys/values gathered with one index_select: a k²-fold copy of K and V
  *              (O(B·heads·H·W·k²·d) memory; on 2 CPU cores 5–10× slower than fused, spent in the
  *              copies, their page faults and index_add's backward).
- * The fused path is used when the addon has the ops AND analysis/macs.ts has their counting rules
- * (so countMacs never under-counts a model); setWindowKernel overrides it (tests compare the two).
+ * Which one runs is ops/fused.ts's choice (kernel mode 'auto': fused on CPU when the addon has
+ * the kernels; 'composite' forces the gather path, the kernels' oracle in tests).
  * Two placements:
  *
  *   'clamped'  NATTEN 0.14.6 (reference-layers.md §6, csrc/cpu `get_window_start`): the window is
@@ -21,10 +21,9 @@
  * Window element t = a·k + b (a = row step, b = column step), as NATTEN's a-major order and the
  * leaderj1001 unfold order [dy, dx]. Legend: k kernel size, d dilation, ns = ⌊k/2⌋, T = k².
  */
-import { attentionCaptureActive } from './attention-capture.js';
-import { MAC_RULES } from '../analysis/macs.js';
-import { call, opId } from '../ops/call.js';
 import { cat } from '../ops/functional.js';
+import { useFused, type FusedOpName } from '../ops/fused.js';
+import * as aten from '../ops/generated/ops.gen.js';
 import { tensor } from '../tensor/creation.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 
@@ -146,43 +145,14 @@ export function gatherWindows(tokens: Tensor, keys: Tensor, windowSize: number):
     .reshape([...lead, keys.shape[0] / windowSize, windowSize, channels]); // (..., Q, T, C)
 }
 
-/** 'auto': fused when available (see the file header); 'fused' or 'composite' force one. */
-export type WindowKernel = 'auto' | 'fused' | 'composite';
-
-const FUSED_OPS = ['vicinity::window_qk', 'vicinity::window_av'] as const;
-let kernelChoice: WindowKernel = 'auto';
-let fusedIds: [number, number] | null | undefined;
-
-/** The op ids of the fused kernel, or null when the addon or macs.ts lacks them (looked up once). */
-function fusedOpIds(): [number, number] | null {
-  if (fusedIds !== undefined) return fusedIds;
-  try {
-    const counted = FUSED_OPS.every((op) => op in MAC_RULES);
-    fusedIds = counted ? [opId(FUSED_OPS[0], ''), opId(FUSED_OPS[1], '')] : null;
-  } catch {
-    fusedIds = null;   // an addon built before native/kernels/window_attention.cc
-  }
-  return fusedIds;
-}
+const WINDOW_OPS: readonly FusedOpName[] = ['vicinity::window_qk', 'vicinity::window_av'];
 
 /**
- * Chooses the window implementation for the layers built on this file; returns the previous
- * choice. Errors: 'fused' throws when the kernel is not usable (addon or MAC rules missing).
+ * Whether the window layers run the fused kernel now for tensors on `device` (ops/fused.ts
+ * `useFused`: CPU, the addon has it, kernel mode not 'composite'; mode 'fused' throws otherwise).
  */
-export function setWindowKernel(kernel: WindowKernel): WindowKernel {
-  if (kernel === 'fused' && !fusedOpIds()) {
-    throw new Error(`setWindowKernel: the fused window kernel needs ${FUSED_OPS.join(' and ')} in the addon ` +
-      '(native/kernels/window_attention.cc; rebuild with `npm run build:addon`) and in analysis/macs.ts MAC_RULES; ' +
-      "use 'auto' or 'composite'");
-  }
-  const previous = kernelChoice;
-  kernelChoice = kernel;
-  return previous;
-}
-
-/** Whether the window layers run the fused kernel now for tensors on `device` (CPU only so far). */
 export function fusedWindowsActive(device: Device | string = 'cpu'): boolean {
-  return kernelChoice !== 'composite' && device === 'cpu' && fusedOpIds() !== null && !attentionCaptureActive();
+  return useFused(WINDOW_OPS, device);
 }
 
 /** First key row of every query row and first key column of every query column, int64. */
@@ -208,14 +178,12 @@ export function windowStarts(height: number, width: number, o: WindowIndexOption
  * backward is hand-written (window_attention.cc).
  */
 export function windowQk(q: Tensor, key: Tensor, s: WindowStarts): Tensor {
-  const ids = fusedOpIds() as [number, number];
-  return call(ids[0], [q, key, s.rows, s.cols, s.kernelSize, s.dilation]) as Tensor;
+  return aten.vicinity_window_qk(q, key, s.rows, s.cols, s.kernelSize, s.dilation);
 }
 
 /** Weighted window sum: attn (N, H, W, k²) × value (N, Hk, Wk, C) → (N, H, W, C). Fused kernel. */
 export function windowAv(attn: Tensor, value: Tensor, s: WindowStarts): Tensor {
-  const ids = fusedOpIds() as [number, number];
-  return call(ids[1], [attn, value, s.rows, s.cols, s.kernelSize, s.dilation]) as Tensor;
+  return aten.vicinity_window_av(attn, value, s.rows, s.cols, s.kernelSize, s.dilation);
 }
 
 // Elements of a chunk's logits: 2²¹ (8 MB float32) keeps every temporary of the chunk below

@@ -7,14 +7,13 @@
  * translated to standard ONNX ops (aten-nn.ts, aten-tensor.ts), parameters and buffers become
  * initializers under their state-dict names, and the model's metadata goes to metadata_props.
  * Fused kernels (native/kernels: vicinity::la_attention, window_qk/av) have no standard-op form,
- * so export switches the layers to their composite ATen path for the trace (compositeKernels
+ * so export switches the layers to their composite ATen path for the trace (withKernelMode
  * below); any other `vicinity::` op met in the trace is an error naming it.
  */
 import { readFileSync } from 'node:fs';
 import { rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LALayer } from '../attention/la-layer.js';
-import { setWindowKernel } from '../attention/window-gather.js';
+import { withKernelMode } from '../ops/fused.js';
 import type { Module } from '../nn/module.js';
 import { packageRoot } from '../package-root.js';
 import { randn } from '../tensor/creation.js';
@@ -65,32 +64,6 @@ function packageVersion(): string {
 
 type Forwardable = Module & { forward(x: Tensor): unknown };
 
-/**
- * Runs fn with every layer on its composite (standard-op) path: the window layers' global kernel
- * choice (window-gather.ts) and each LALayer's `implementation` option.
- */
-function compositeKernels<T>(model: Module, fn: () => T): T {
-  const previous = setWindowKernel('composite');
-  const undo: (() => void)[] = [];
-  for (const m of model.modules()) {
-    if (!(m instanceof LALayer)) continue;
-    const layer = m as LALayer & { forward: LALayer['forward'] };
-    const own = Object.prototype.hasOwnProperty.call(layer, 'forward');
-    const original = layer.forward;
-    layer.forward = (x, options = {}) => original.call(layer, x, { ...options, implementation: 'composite' });
-    undo.push(() => {
-      if (own) layer.forward = original;
-      else delete (layer as { forward?: unknown }).forward;
-    });
-  }
-  try {
-    return fn();
-  } finally {
-    undo.reverse().forEach((f) => f());
-    setWindowKernel(previous);
-  }
-}
-
 function traceAt(model: Forwardable, batch: number, shape: number[]): Trace {
   const p = model.parameters()[0];
   const x = keep(randn([batch, ...shape], { seed: 1000 + batch, dtype: p?.dtype, device: p?.device as 'cpu' }));
@@ -119,7 +92,7 @@ function buildGraph(trace: Trace, inputName: string, outputName: string): GraphB
     const translate = ONNX_TRANSLATIONS[call.op] ?? ONNX_TRANSLATIONS[call.op.replace(/_(\.|$)/, '$1')];
     if (!translate) {
       const hint = call.op.startsWith('vicinity::')
-        ? 'a fused kernel with no standard-op form; give its layer a composite path and switch to it in src/export/export-onnx.ts compositeKernels'
+        ? 'a fused kernel with no standard-op form; give its layer a composite path chosen through useFused (src/ops/fused.ts)'
         : 'add its translation to src/export/aten-nn.ts or aten-tensor.ts';
       throw new ExportError(`export: no ONNX form for ${call.op} (${hint})`);
     }
@@ -147,7 +120,7 @@ export function exportOnnx(model: Module, options: ExportOnnxOptions): OnnxExpor
   let trace: Trace;
   try {
     model.train(false);
-    trace = compositeKernels(model, () => fitTraces(traceAt(forwardable, b1, [channels, h, w]), traceAt(forwardable, b2, [channels, h, w])));
+    trace = withKernelMode('composite', () => fitTraces(traceAt(forwardable, b1, [channels, h, w]), traceAt(forwardable, b2, [channels, h, w])));
   } finally {
     for (const [m, training] of modes) m.training = training;
   }

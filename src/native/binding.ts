@@ -108,6 +108,8 @@ export interface NativeAddon {
   makeGenerator(seed: number): NativeGenerator;
   seedGenerator(generator: NativeGenerator, seed: number): void;
   memoryCounters(): { liveTensors: number; liveBytes: number; createdTensors: number };
+  allocatorStats(): { allocatedBytes: number; peakAllocatedBytes: number; allocations: number };
+  resetPeakMemory(): void;
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: DType): TensorBase;
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): boolean;

@@ -1,4 +1,9 @@
-/** Native tensor counters (native/core/tensor.cc): what is alive now, for leak checks and logs. */
+/**
+ * Native memory counters: the tensors alive now (native/core/tensor.cc), for leak checks and logs,
+ * and libtorch's CPU allocator statistics (native/core/memory_stats.cc), exact byte counts of
+ * every CPU storage libtorch allocates, op temporaries included, with a resettable peak — the
+ * CPU counterpart of torch.cuda.memory_allocated / max_memory_allocated.
+ */
 import { native } from '../native/binding.js';
 
 export interface MemoryInfo {
@@ -8,12 +13,26 @@ export interface MemoryInfo {
   liveBytes: number;
   /** Tensors made since start-up. */
   createdTensors: number;
-  /** The process's resident set size. */
+  /** Bytes of CPU storage libtorch's allocator holds now (allocated since the addon loaded). */
+  allocatedBytes: number;
+  /** The most `allocatedBytes` has been since the last resetPeakMemory() (or the addon's load). */
+  peakAllocatedBytes: number;
+  /** CPU allocations made since the addon loaded. */
+  allocations: number;
+  /** The process's resident set size (includes freed memory glibc keeps, libraries, the JS heap). */
   rss: number;
 }
 
 export function memory(): MemoryInfo {
-  return { ...native.memoryCounters(), rss: process.memoryUsage.rss() };
+  return { ...native.memoryCounters(), ...native.allocatorStats(), rss: process.memoryUsage.rss() };
+}
+
+/**
+ * Starts a new peak: `memory().peakAllocatedBytes` becomes the bytes allocated now, so a later
+ * read gives the peak of what ran in between (e.g. one training step).
+ */
+export function resetPeakMemory(): void {
+  native.resetPeakMemory();
 }
 
 /** Sets libtorch's intra-op thread count (default: every available core, or VICINITY_NUM_THREADS). */

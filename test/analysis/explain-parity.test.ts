@@ -12,6 +12,7 @@ import { captureAttention, disposeRecords } from '../../src/attention/attention-
 import { HaloAttention } from '../../src/attention/halo-attention.js';
 import { LALayer } from '../../src/attention/la-layer.js';
 import { createModel } from '../../src/models/registry.js';
+import { withKernelMode } from '../../src/ops/fused.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { randn, tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
@@ -131,7 +132,7 @@ test('LA-layer: the drawn sampling points are the window plus the offsets forwar
   randomize(la, 3);
   const x = randn([1, 8, 6, 6], { seed: 11 });
   tidy(() => noGrad(() => {
-    const fused = la.forward(x, { implementation: 'fused' });
+    const fused = withKernelMode('fused', () => la.forward(x));
     const { result, records } = captureAttention(la, () => la.forward(x));
     try {
       assertClose(result, fused, { label: 'captured (composite) vs fused', rtol: 1e-5, atol: 1e-6 });

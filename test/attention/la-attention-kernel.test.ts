@@ -10,9 +10,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { countMacs } from '../../src/analysis/macs.js';
-import { LALayer, type LAImplementation, type LALayerOptions } from '../../src/attention/la-layer.js';
+import { LALayer, type LALayerOptions } from '../../src/attention/la-layer.js';
 import { gradcheck } from '../../src/autograd/gradcheck.js';
 import { Module } from '../../src/nn/module.js';
+import { withKernelMode, type KernelMode } from '../../src/ops/fused.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { grad, noGrad } from '../../src/tensor/autograd.js';
 import { full, manualSeed, rand, randn } from '../../src/tensor/creation.js';
@@ -41,10 +42,10 @@ function layer(o: LALayerOptions, dtype: 'float32' | 'float64' = 'float64', seed
 type RawOffsets = 'module' | 'zero' | 'outside' | 'scattered';
 
 /** y and ∂(Σ y ⊙ r)/∂(x, raw offsets if given, every parameter that is used) by one implementation. */
-function run(la: LALayer, x: Tensor, raw: Tensor | null, implementation: LAImplementation): Tensor[] {
+function run(la: LALayer, x: Tensor, raw: Tensor | null, mode: KernelMode): Tensor[] {
   const xg = x.detach().requiresGrad_();
   const rg = raw?.detach().requiresGrad_() ?? null;
-  const y = la.forward(xg, { implementation, ...(rg ? { rawOffsets: rg } : {}) });
+  const y = withKernelMode(mode, () => la.forward(xg, rg ? { rawOffsets: rg } : {}));
   const r = randn(y.shape, { seed: 99, dtype: y.dtype });
   const params = la.parameters().filter((p) => rg === null || !la.offset.parameters().includes(p));
   const inputs = [xg, ...(rg ? [rg] : []), ...params];
@@ -176,7 +177,7 @@ test('countMacs counts the fused op as the composite\'s two einsums (2·B·C·K�
   const la = layer({ inChannels: 8, outChannels: 16, heads: 4, stride: 2 }, 'float32');
   class Composite extends Module {
     readonly inner = this.register('inner', la);
-    forward(x: Tensor): Tensor { return this.inner.forward(x, { implementation: 'composite' }); }
+    forward(x: Tensor): Tensor { return withKernelMode('composite', () => this.inner.forward(x)); }
   }
   const fused = countMacs(la, [2, 8, 9, 6]);
   const composite = countMacs(new Composite(), [2, 8, 9, 6]);
@@ -204,8 +205,4 @@ test('bad arguments throw errors naming the shapes and the fix', () => tidy(() =
     [call({ v: v.to('float32') }), /la_attention: every input must have q's dtype Double, got Float; convert them with \.to\(\)/],
   ];
   for (const [fn, pattern] of cases) assert.throws(fn, pattern);
-  const la = new LALayer({ inChannels: 8, outChannels: 8, heads: 2 });
-  assert.throws(() => la.forward(randn([1, 8, 3, 3]), { implementation: 'gpu' as LAImplementation }),
-    /TypeError: LALayer: implementation must be one of 'auto', 'fused', 'composite', got "gpu"/);
-  la.dispose();
 }));

@@ -1151,3 +1151,18 @@ export function vicinity_la_normalized_weight(q: Tensor, key: Tensor, dim: numbe
 export function vicinity_la_attention(q: Tensor, key: Tensor, value: Tensor, offsets: Tensor, kernelSize: number, mode: string, eps?: number): Tensor {
   return call((ids.vicinity_la_attention ??= opId('vicinity::la_attention', '')), [q, key, value, offsets, kernelSize, mode, eps]) as Tensor;
 }
+
+/** `vicinity::window_qk(Tensor q, Tensor key, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor` */
+export function vicinity_window_qk(q: Tensor, key: Tensor, rows: Tensor, cols: Tensor, kernelSize: number, dilation?: number): Tensor {
+  return call((ids.vicinity_window_qk ??= opId('vicinity::window_qk', '')), [q, key, rows, cols, kernelSize, dilation]) as Tensor;
+}
+
+/** `vicinity::window_av(Tensor attn, Tensor value, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor` */
+export function vicinity_window_av(attn: Tensor, value: Tensor, rows: Tensor, cols: Tensor, kernelSize: number, dilation?: number): Tensor {
+  return call((ids.vicinity_window_av ??= opId('vicinity::window_av', '')), [attn, value, rows, cols, kernelSize, dilation]) as Tensor;
+}
+
+/** `vicinity::halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, int mask_h, int mask_w, float scale, bool scale_pos_embed=False) -> Tensor` */
+export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor, widthRel: Tensor, heads: number, block: number, halo: number, maskH: number, maskW: number, scale: number, scalePosEmbed?: boolean): Tensor {
+  return call((ids.vicinity_halo_attention ??= opId('vicinity::halo_attention', '')), [q, kv, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed]) as Tensor;
+}

@@ -1,0 +1,29 @@
+// The fused operators of the papers (one .cc each), registered as `vicinity::<name>` by
+// registration.cc. Each file's header cites its paper equations, the composite path it replaces
+// (the tested oracle) and its deviations; src/ops/fused.ts lists them for the layers and for
+// analysis/macs.ts.
+#pragma once
+#include <ATen/ATen.h>
+#include <c10/util/string_view.h>
+
+namespace vicinity {
+
+// la_normalized_weight.cc: LA Eq. (8) 'normalized' weight Σ_c softplus(key_c)·q_c / (Σ_c softplus(key_c) + eps).
+at::Tensor la_normalized_weight(const at::Tensor& q, const at::Tensor& key, int64_t dim, double eps);
+
+// la_attention.cc: LA sampling (Eq. 6–7) and aggregation (Eq. 8) in one pass.
+at::Tensor la_attention(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value, const at::Tensor& offsets,
+                        int64_t kernel_size, c10::string_view mode, double eps);
+
+// window_attention.cc: SASA / neighbourhood-attention window products.
+at::Tensor window_qk(const at::Tensor& q, const at::Tensor& key, const at::Tensor& rows, const at::Tensor& cols,
+                     int64_t kernel_size, int64_t dilation);
+at::Tensor window_av(const at::Tensor& attn, const at::Tensor& value, const at::Tensor& rows, const at::Tensor& cols,
+                     int64_t kernel_size, int64_t dilation);
+
+// halo_attention.cc: HaloNet blocked local attention with relative logits.
+at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& height_rel,
+                          const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,
+                          int64_t mask_w, double scale, bool scale_pos_embed);
+
+}  // namespace vicinity

@@ -1,0 +1,428 @@
+// The per-head compute of `vicinity::la_attention` (la_attention.cc, whose header states the
+// maths, conventions and deviations): geometry, per-thread scratch, bilinear corner location,
+// key sampling, the forward aggregation and the hand-written backward of one (b, head).
+// Included by la_attention.cc only (internal linkage); split out to keep each file readable.
+#pragma once
+#include <ATen/ATen.h>
+#include <ATen/ops/softplus_backward_cpu_dispatch.h>
+#include <ATen/ops/softplus_cpu_dispatch.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace vicinity {
+namespace {
+
+constexpr double kSoftplusThreshold = 20;  // ATen's softplus default (beta 1), as aten.softplus(x)
+// Sampled key values per chunk: small enough to stay in L2 next to the maps, large enough that one
+// vectorised softplus call per chunk costs little more than its arithmetic.
+constexpr int64_t kChunkElements = 8192;
+// Header functions are not inlined into the code compiled with other optimisation options below,
+// so that code uses constants and plain loops instead of std::fill, std::min and numeric_limits.
+template <typename T>
+constexpr T kNaN = std::numeric_limits<T>::quiet_NaN();
+
+/** Sizes and options shared by forward and backward; H·W == P (everything is on the output grid). */
+struct Geometry {
+  int64_t B, m, d, H, W, P, k, K;
+  bool softmax;
+  double eps;
+  int64_t chunk;  // pixels per chunk
+};
+
+// The loops below vectorise only at -O3 (binding.gyp builds -O2) with -fno-trapping-math (which
+// lets GCC turn the branches of locate_point into selects; it changes no value, only which
+// floating-point exception flags could be raised, and nothing reads them), and with AVX2 only in
+// the clones of forward_head/backward_head that GCC's target_clones picks by the CPU at load time
+// (the default clone runs on any x86-64). The helpers are always inlined so the clones carry them.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("O3", "no-trapping-math")
+#define VICINITY_INLINE inline __attribute__((always_inline))
+#else
+#define VICINITY_INLINE inline
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VICINITY_CLONES __attribute__((target_clones("avx2", "default")))
+#else
+#define VICINITY_CLONES
+#endif
+
+/** lane[0] + … + lane[7] as a tree (3 dependent adds instead of 8). */
+template <typename T>
+VICINITY_INLINE T reduce8(T* lane) {
+  for (int l = 0; l < 4; ++l) lane[l] += lane[l + 4];
+  return (lane[0] + lane[2]) + (lane[1] + lane[3]);
+}
+
+/** Σ_c x_c·y_c in 8 interleaved partial sums, which vectorise without -ffast-math. */
+template <typename T>
+VICINITY_INLINE T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ y) {
+  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    for (int l = 0; l < 8; ++l) lane[l] += x[c + l] * y[c + l];
+  }
+  T sum = 0;
+  for (; c < d; ++c) sum += x[c] * y[c];
+  return sum + reduce8(lane);
+}
+
+/** Σ_c x_c, as dot. */
+template <typename T>
+VICINITY_INLINE T total(int64_t d, const T* __restrict__ x) {
+  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    for (int l = 0; l < 8; ++l) lane[l] += x[c + l];
+  }
+  T sum = 0;
+  for (; c < d; ++c) sum += x[c];
+  return sum + reduce8(lane);
+}
+
+/**
+ * out[c] = Σ_r rows[r][c] · a[r] over K rows, r in order, each block of 8 channels summed in
+ * registers (an axpy per row would store and reload `out` K times, one chain through memory).
+ */
+template <typename T>
+VICINITY_INLINE void weighted_sum(int64_t d, int64_t K, const T* const* rows, const T* a, T* __restrict__ out) {
+  int64_t c0 = 0;
+  for (; c0 + 8 <= d; c0 += 8) {
+    T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int64_t r = 0; r < K; ++r) {
+      const T* __restrict__ row = rows[r] + c0;
+      for (int l = 0; l < 8; ++l) lane[l] += row[l] * a[r];
+    }
+    for (int l = 0; l < 8; ++l) out[c0 + l] = lane[l];
+  }
+  for (int64_t c = c0; c < d; ++c) {
+    T sum = 0;
+    for (int64_t r = 0; r < K; ++r) sum += rows[r][c] * a[r];
+    out[c] = sum;
+  }
+}
+
+/** Σ_c x_c·y_c (as dot) and, in the same pass, out += x·a. */
+template <typename T>
+VICINITY_INLINE T dot_axpy(int64_t d, const T* __restrict__ x, const T* __restrict__ y, T a, T* __restrict__ out) {
+  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t c = 0;
+  for (; c + 8 <= d; c += 8) {
+    for (int l = 0; l < 8; ++l) {
+      lane[l] += x[c + l] * y[c + l];
+      out[c + l] += x[c + l] * a;
+    }
+  }
+  T sum = 0;
+  for (; c < d; ++c) {
+    sum += x[c] * y[c];
+    out[c] += x[c] * a;
+  }
+  return sum + reduce8(lane);
+}
+
+/** (d, n) → (n, d): one head's map to channels-last, and back. */
+template <typename scalar_t>
+void to_channels_last(const scalar_t* src, int64_t d, int64_t n, scalar_t* dst) {
+  for (int64_t c = 0; c < d; ++c) {
+    for (int64_t s = 0; s < n; ++s) dst[s * d + c] = src[c * n + s];
+  }
+}
+
+template <typename scalar_t>
+void to_channels_first(const scalar_t* src, int64_t d, int64_t n, scalar_t* dst) {
+  for (int64_t s = 0; s < n; ++s) {
+    for (int64_t c = 0; c < d; ++c) dst[c * n + s] = src[s * d + c];
+  }
+}
+
+/** Flat index of (i + ry, j + rx), kernel point (ky, kx), or −1 outside the map (value reads 0). */
+VICINITY_INLINE int64_t window_index(const Geometry& g, int64_t i, int64_t j, int64_t ky, int64_t kx) {
+  const int64_t y = i + ky - g.k / 2, x = j + kx - g.k / 2;
+  return (y >= 0 && y < g.H && x >= 0 && x < g.W) ? y * g.W + x : -1;
+}
+
+/** One head's slices of every input and output, (b, n) fixed. */
+template <typename scalar_t>
+struct HeadSlices {
+  const scalar_t *q, *key, *value, *off;  // (d, P), (d, P), (d, P), (K, 2, P)
+  scalar_t* weights;                      // (K, P): written by forward, read by backward
+  scalar_t* y;                            // (d, P), forward only
+  const scalar_t* grad_y;                 // (d, P), backward only
+  scalar_t *grad_q, *grad_key, *grad_value, *grad_off;
+};
+
+/**
+ * A thread's working memory, reused by every head it runs. A chunk's sampling positions are kept
+ * as structure-of-arrays over t = r·n + pp (point r of pixel p0 + pp), so locate_chunk vectorises;
+ * its keys are rows pp·K + r of d values, so a pixel's K keys are contiguous.
+ */
+template <typename scalar_t>
+struct Scratch {
+  std::vector<scalar_t> maps, small, fractions;
+  std::vector<int32_t> pixels, indices, invalid;
+  std::vector<const scalar_t*> pointers;
+  scalar_t *kt, *vt, *gkt, *gvt;    // channels-last maps and their gradients (P, d)
+  scalar_t *qv, *gyv, *acc, *zeros; // one pixel's q, ∂L/∂y, an accumulator; a zero row (d)
+  scalar_t *w, *gw, *factor;        // one pixel's w, ∂L/∂w and key-gradient factors (K)
+  const scalar_t** rows;            // one pixel's K value (or key) rows
+  int32_t *row_of, *col_of;         // (P): i and j of pixel p
+  int32_t* corner[4];               // (chunk·K): flat index of (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1); −1 outside
+  scalar_t *fy, *fx;                // (chunk·K): Y − floor(Y), X − floor(X)
+  int32_t* nonfinite;               // (chunk·K): 1 for a NaN or infinite position
+  at::Tensor buffers;               // keys, softplus(keys), ∂L/∂softplus, ∂L/∂key: 4 × (chunk·K·d)
+  at::Tensor keys_t, soft_t, grad_t, grad_key_t;
+  scalar_t *keys, *soft, *grad, *grad_key;
+
+  Scratch(const Geometry& g, const at::TensorOptions& options)
+      : maps(4 * g.P * g.d), small(4 * g.d + 3 * g.K, 0), fractions(2 * g.chunk * g.K), pixels(2 * g.P),
+        indices(4 * g.chunk * g.K), invalid(g.chunk * g.K),
+        pointers(g.K) {
+    const int64_t pd = g.P * g.d, points = g.chunk * g.K;
+    kt = maps.data(), vt = kt + pd, gkt = vt + pd, gvt = gkt + pd;
+    qv = small.data(), gyv = qv + g.d, acc = gyv + g.d, zeros = acc + g.d, w = zeros + g.d, gw = w + g.K, factor = gw + g.K;
+    rows = pointers.data();
+    row_of = pixels.data(), col_of = row_of + g.P;
+    for (int64_t p = 0; p < g.P; ++p) row_of[p] = static_cast<int32_t>(p / g.W), col_of[p] = static_cast<int32_t>(p % g.W);
+    for (int c = 0; c < 4; ++c) corner[c] = indices.data() + c * points;
+    fy = fractions.data(), fx = fy + points, nonfinite = invalid.data();
+    buffers = at::empty({4, points * g.d}, options);
+    keys_t = buffers[0], soft_t = buffers[1], grad_t = buffers[2], grad_key_t = buffers[3];
+    keys = keys_t.data_ptr<scalar_t>(), soft = soft_t.data_ptr<scalar_t>();
+    grad = grad_t.data_ptr<scalar_t>(), grad_key = grad_key_t.data_ptr<scalar_t>();
+  }
+};
+
+/**
+ * For n pixels (rows[pp], cols[pp]) and one kernel point (ry, rx): Y = (i + ry) + dy (the integer
+ * first, as la-sampling.ts's window.y.add(dy)), X likewise, y0 = floor(Y) held constant, and each
+ * corner's flat index or −1 outside. Restrict parameters and no branches let it vectorise.
+ */
+template <typename scalar_t>
+VICINITY_INLINE void locate_point(int64_t n, int32_t ry, int32_t rx, int32_t H, int32_t W,
+                                  const int32_t* __restrict__ rows, const int32_t* __restrict__ cols,
+                                  const scalar_t* __restrict__ dy, const scalar_t* __restrict__ dx,
+                                  int32_t* __restrict__ c00, int32_t* __restrict__ c01, int32_t* __restrict__ c10,
+                                  int32_t* __restrict__ c11, scalar_t* __restrict__ fy, scalar_t* __restrict__ fx,
+                                  int32_t* __restrict__ bad) {
+  // Positions beyond a pixel outside the map are clamped to it: every corner stays outside, and the
+  // integer casts and flat indices stay exact and small.
+  const scalar_t low = -2, high_y = scalar_t(H + 1), high_x = scalar_t(W + 1);
+  for (int64_t pp = 0; pp < n; ++pp) {
+    const scalar_t Y = scalar_t(rows[pp] + ry) + dy[pp];
+    const scalar_t X = scalar_t(cols[pp] + rx) + dx[pp];
+    const bool finite = (Y - Y == 0) & (X - X == 0);  // false for NaN and ±inf
+    bad[pp] = finite ? 0 : 1;
+    const scalar_t Yn = finite ? (Y < low ? low : Y > high_y ? high_y : Y) : low;
+    const scalar_t Xn = finite ? (X < low ? low : X > high_x ? high_x : X) : low;
+    const int32_t ty = static_cast<int32_t>(Yn), tx = static_cast<int32_t>(Xn);  // truncation
+    const int32_t y0 = ty - int32_t(Yn < scalar_t(ty)), x0 = tx - int32_t(Xn < scalar_t(tx));  // floor
+    fy[pp] = Yn - scalar_t(y0);
+    fx[pp] = Xn - scalar_t(x0);
+    const bool top = (y0 >= 0) & (y0 < H), bottom = (y0 + 1 >= 0) & (y0 + 1 < H);
+    const bool left = (x0 >= 0) & (x0 < W), right = (x0 + 1 >= 0) & (x0 + 1 < W);
+    const int32_t at = y0 * W + x0;
+    c00[pp] = top & left ? at : -1;
+    c01[pp] = top & right ? at + 1 : -1;
+    c10[pp] = bottom & left ? at + W : -1;
+    c11[pp] = bottom & right ? at + W + 1 : -1;
+  }
+}
+
+/** The corners of every point of pixels p0 … p0+n−1, at t = r·n + pp in the scratch's arrays. */
+template <typename scalar_t>
+VICINITY_INLINE void locate_chunk(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p0,
+                                  int64_t n) {
+  const int32_t half = static_cast<int32_t>(g.k / 2), H = static_cast<int32_t>(g.H), W = static_cast<int32_t>(g.W);
+  for (int32_t ky = 0, r = 0; ky < g.k; ++ky) {
+    for (int32_t kx = 0; kx < g.k; ++kx, ++r) {
+      const scalar_t* dy = h.off + 2 * r * g.P + p0;
+      const int64_t t = r * n;
+      locate_point(n, ky - half, kx - half, H, W, s.row_of + p0, s.col_of + p0, dy, dy + g.P, s.corner[0] + t,
+                   s.corner[1] + t, s.corner[2] + t, s.corner[3] + t, s.fy + t, s.fx + t, s.nonfinite + t);
+    }
+  }
+}
+
+/**
+ * Keys of every point of pixels p0 … p0+n−1 into rows pp·K + r: key[c] = Σ_corners map[corner][c]
+ * · wy·wx over the channels-last key map, in la-sampling.ts's order and roundings (wy = (−fy) + 1
+ * or fy; a corner outside reads the zero row; a non-finite position gives NaN, as the composite).
+ */
+template <typename scalar_t>
+VICINITY_INLINE void sample_chunk(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p0,
+                                  int64_t n) {
+  const int64_t d = g.d;
+  locate_chunk(g, h, s, p0, n);
+  for (int64_t pp = 0; pp < n; ++pp) {
+    for (int64_t r = 0; r < g.K; ++r) {
+      const int64_t t = r * n + pp;
+      scalar_t* __restrict__ key = s.keys + (pp * g.K + r) * d;
+      if (s.nonfinite[t]) {
+        for (int64_t c = 0; c < d; ++c) key[c] = kNaN<scalar_t>;
+        continue;
+      }
+      const scalar_t* __restrict__ m[4];
+      for (int c = 0; c < 4; ++c) m[c] = s.corner[c][t] >= 0 ? s.kt + s.corner[c][t] * d : s.zeros;
+      const scalar_t wy0 = -s.fy[t] + scalar_t(1), wy1 = s.fy[t], wx0 = -s.fx[t] + scalar_t(1), wx1 = s.fx[t];
+      const scalar_t w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
+      for (int64_t c = 0; c < d; ++c) key[c] = ((m[0][c] * w00 + m[1][c] * w01) + m[2][c] * w10) + m[3][c] * w11;
+    }
+  }
+}
+
+/**
+ * Adds gkey·weight to the channels-last key-map gradient at each corner of point t inside the map
+ * and writes the coordinate gradients ∂L/∂Y, ∂L/∂X (floor() held constant; NaN if non-finite).
+ */
+template <typename scalar_t>
+VICINITY_INLINE void scatter_key_gradient(const Scratch<scalar_t>& s, int64_t t, int64_t d, const scalar_t* gkey,
+                                          scalar_t* gy, scalar_t* gx) {
+  scalar_t sy = s.nonfinite[t] ? kNaN<scalar_t> : scalar_t(0), sx = sy;
+  const scalar_t wy[2] = {-s.fy[t] + scalar_t(1), s.fy[t]}, wx[2] = {-s.fx[t] + scalar_t(1), s.fx[t]};
+  for (int c = 0; c < 4; ++c) {
+    const int32_t at = s.corner[c][t];
+    if (at < 0) continue;
+    const scalar_t slope = dot_axpy(d, gkey, s.kt + at * d, wy[c / 2] * wx[c % 2], s.gkt + at * d);
+    sy += (c < 2 ? -wx[c % 2] : wx[c % 2]) * slope;     // ∂(wy·wx)/∂Y
+    sx += (c % 2 == 0 ? -wy[c / 2] : wy[c / 2]) * slope;
+  }
+  *gy = sy;
+  *gx = sx;
+}
+
+/** out[0:n] = softplus(in[0:n]) by ATen's vectorised CPU kernel (the composite's aten.softplus). */
+void softplus_into(const at::Tensor& in, at::Tensor& out, int64_t n) {
+  at::Tensor head = out.narrow(0, 0, n);
+  at::cpu::softplus_out(head, in.narrow(0, 0, n), 1, kSoftplusThreshold);
+}
+
+/** out[0:n] = grad · softplus'(in) by ATen's kernel (z/(z+1), z = exp(in); 1 above the threshold). */
+void softplus_backward_into(const at::Tensor& grad, const at::Tensor& in, at::Tensor& out, int64_t n) {
+  at::Tensor head = out.narrow(0, 0, n);
+  at::cpu::softplus_backward_out(head, grad.narrow(0, 0, n), in.narrow(0, 0, n), 1, kSoftplusThreshold);
+}
+
+/** Weights and output of pixel p from its K rows of keys (softmax) or softplus(keys) (normalized). */
+template <typename scalar_t>
+VICINITY_INLINE void aggregate_pixel(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s,
+                                     int64_t p, const scalar_t* rows) {
+  const int64_t d = g.d, K = g.K, P = g.P, i = p / g.W, j = p % g.W;
+  const scalar_t scale = static_cast<scalar_t>(std::sqrt(static_cast<double>(d)));
+  for (int64_t c = 0; c < d; ++c) s.qv[c] = h.q[c * P + p];
+  for (int64_t r = 0; r < K; ++r) {
+    const scalar_t* row = rows + r * d;
+    s.w[r] = g.softmax ? dot(d, s.qv, row) / scale                                   // Eq. (6): q·key/√d
+                       : dot(d, s.qv, row) / (total(d, row) + static_cast<scalar_t>(g.eps));  // Σ sp·q / (Σ sp + eps)
+  }
+  if (g.softmax) {
+    scalar_t top = s.w[0], sum = 0;
+    for (int64_t r = 1; r < K; ++r) top = s.w[r] > top ? s.w[r] : top;
+    for (int64_t r = 0; r < K; ++r) sum += (s.w[r] = std::exp(s.w[r] - top));
+    for (int64_t r = 0; r < K; ++r) s.w[r] /= sum;
+  }
+  for (int64_t ky = 0, r = 0; ky < g.k; ++ky) {
+    for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
+      h.weights[r * P + p] = s.w[r];
+      const int64_t at = window_index(g, i, j, ky, kx);
+      s.rows[r] = at >= 0 ? s.vt + at * d : s.zeros;           // zero outside, as F.unfold pads
+    }
+  }
+  weighted_sum(d, K, s.rows, s.w, s.acc);                     // y = Σ_r w_r v_r
+  for (int64_t c = 0; c < d; ++c) h.y[c * P + p] = s.acc[c];
+}
+
+template <typename scalar_t>
+VICINITY_CLONES void forward_head(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) {
+  to_channels_last(h.key, g.d, g.P, s.kt);
+  to_channels_last(h.value, g.d, g.P, s.vt);
+  for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
+    const int64_t n = g.P - p0 < g.chunk ? g.P - p0 : g.chunk;
+    sample_chunk(g, h, s, p0, n);
+    if (!g.softmax) softplus_into(s.keys_t, s.soft_t, n * g.K * g.d);
+    const scalar_t* rows = g.softmax ? s.keys : s.soft;
+    for (int64_t pp = 0; pp < n; ++pp) aggregate_pixel(g, h, s, p0 + pp, rows + pp * g.K * g.d);
+  }
+}
+
+/** ∂L/∂w_r = ∂L/∂y · v_r and ∂L/∂v_r += w_r ∂L/∂y (into gvt) for pixel p; returns Σ_r w_r ∂L/∂w_r. */
+template <typename scalar_t>
+VICINITY_INLINE scalar_t value_backward(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s,
+                                        int64_t p) {
+  const int64_t d = g.d, P = g.P, i = p / g.W, j = p % g.W;
+  scalar_t weighted = 0;
+  for (int64_t ky = 0, r = 0; ky < g.k; ++ky) {
+    for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
+      const scalar_t w = h.weights[r * P + p];
+      const int64_t at = window_index(g, i, j, ky, kx);
+      s.gw[r] = at >= 0 ? dot_axpy(d, s.gyv, s.vt + at * d, w, s.gvt + at * d) : scalar_t(0);
+      weighted += w * s.gw[r];
+    }
+  }
+  return weighted;
+}
+
+/**
+ * Pixel p's backward up to the keys: ∂L/∂value (into gvt), ∂L/∂q, and per point the key gradient
+ * row in s.grad — final for 'softmax' (gl·q/√d), before the softplus slope for 'normalized'
+ * (∂L/∂w·(q − w)/den, then softplus_backward_into). gl = ∂L/∂(q·key) = a(∂L/∂a − Σ a ∂L/∂a)/√d.
+ */
+template <typename scalar_t>
+VICINITY_INLINE void pixel_backward(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p,
+                                    int64_t row0) {
+  const int64_t d = g.d, K = g.K, P = g.P;
+  const scalar_t scale = static_cast<scalar_t>(std::sqrt(static_cast<double>(d)));
+  for (int64_t c = 0; c < d; ++c) {
+    s.qv[c] = h.q[c * P + p];
+    s.gyv[c] = h.grad_y[c * P + p];
+  }
+  const scalar_t weighted = value_backward(g, h, s, p);
+  const scalar_t* rows = (g.softmax ? s.keys : s.soft) + row0 * d;  // keys, or softplus(keys)
+  for (int64_t r = 0; r < K; ++r) {
+    const scalar_t w = h.weights[r * P + p];
+    const scalar_t* row = rows + r * d;
+    scalar_t* out = s.grad + (row0 + r) * d;
+    const scalar_t factor = g.softmax ? w * (s.gw[r] - weighted) / scale
+                                      : s.gw[r] / (total(d, row) + static_cast<scalar_t>(g.eps));
+    const scalar_t shift = g.softmax ? scalar_t(0) : w;
+    for (int64_t c = 0; c < d; ++c) out[c] = factor * (s.qv[c] - shift);
+    s.factor[r] = factor;
+    s.rows[r] = row;
+  }
+  weighted_sum(d, K, s.rows, s.factor, s.acc);                // ∂(q·key)/∂q, ∂(Σ sp·q/den)/∂q
+  for (int64_t c = 0; c < d; ++c) h.grad_q[c * P + p] = s.acc[c];
+}
+
+template <typename scalar_t>
+VICINITY_CLONES void backward_head(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) {
+  const int64_t d = g.d, K = g.K, P = g.P;
+  to_channels_last(h.key, d, P, s.kt);
+  to_channels_last(h.value, d, P, s.vt);
+  for (int64_t e = 0; e < 2 * P * d; ++e) s.gkt[e] = 0;      // gkt and gvt
+  for (int64_t p0 = 0; p0 < P; p0 += g.chunk) {
+    const int64_t n = P - p0 < g.chunk ? P - p0 : g.chunk;
+    sample_chunk(g, h, s, p0, n);
+    if (!g.softmax) softplus_into(s.keys_t, s.soft_t, n * K * d);
+    for (int64_t pp = 0; pp < n; ++pp) pixel_backward(g, h, s, p0 + pp, pp * K);
+    if (!g.softmax) softplus_backward_into(s.grad_t, s.keys_t, s.grad_key_t, n * K * d);
+    const scalar_t* gkey = g.softmax ? s.grad : s.grad_key;
+    for (int64_t pp = 0; pp < n; ++pp) {
+      for (int64_t r = 0; r < K; ++r) {
+        scalar_t* goff = h.grad_off + 2 * r * P + p0 + pp;      // Y = i + ry + dy: ∂Y/∂dy = 1
+        scatter_key_gradient(s, r * n + pp, d, gkey + (pp * K + r) * d, goff, goff + P);
+      }
+    }
+  }
+  to_channels_first(s.gkt, d, P, h.grad_key);
+  to_channels_first(s.gvt, d, P, h.grad_value);
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+}  // namespace
+}  // namespace vicinity
