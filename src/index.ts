@@ -95,5 +95,5 @@ export { captureAttention, disposeRecords, recordAttention, attentionCaptureActi
 export { attentionMap, laSamplingPoints, lesaGate, lsagVariantWeights, queryGrid, type QueryMap, type SamplingPoint } from './analysis/attention-maps.js';
 export { gradCam, defaultCamLayer, type GradCamOptions, type GradCamResult } from './analysis/grad-cam.js';
 export { explainImage, type ExplainImageOptions, type ExplainImageResult } from './analysis/explain-image.js';
-export type { ForwardHook, ForwardPreHook, RemovableHandle } from './nn/module.js';
+export type { AnyModule, ForwardHook, ForwardInput, ForwardOutput, ForwardPreHook, RemovableHandle } from './nn/module.js';
 export { applyPretrained, freezeStages, type ApplyPretrainedOptions } from './train/fine-tune.js';

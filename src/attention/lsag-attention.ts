@@ -93,7 +93,7 @@ function checkTokens(layer: string, x: Tensor, dim: number, what = 'x'): void {
  * The sizes, projections and dropouts both attentions share, registered in the reference's order.
  * Only the keys differ: the reference names them after the block's parity (`_even` local, `_odd` global).
  */
-abstract class LsagAttentionBase extends Module {
+abstract class LsagAttentionBase<In extends unknown[] = [Tensor]> extends Module<In> {
   readonly dim: number;
   readonly numHeads: number;
   readonly headDim: number;
@@ -136,7 +136,7 @@ abstract class LsagAttentionBase extends Module {
  * const attn = new LsagLocalAttention({ dim: 192, numHeads: 4, numVariants: 18, qkvBias: true, multiQuery: true });
  * const y = attn.forward(norm1(x), norm1(patches));   // (B, 1024, 192)
  */
-export class LsagLocalAttention extends LsagAttentionBase {
+export class LsagLocalAttention extends LsagAttentionBase<[Tensor, Tensor]> {
   readonly numVariants: number;
 
   constructor(o: LsagLocalAttentionOptions) {

@@ -29,7 +29,7 @@ import { Conv2d } from '../nn/layers/conv.js';
 import { ModuleList } from '../nn/layers/containers.js';
 import { LayerNorm } from '../nn/layers/layer-norm.js';
 import { integerAtLeast, numberInRange, oneOf } from '../nn/layers/validation.js';
-import { Module } from '../nn/module.js';
+import { Module, type AnyModule } from '../nn/module.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
 import type { Parameter } from '../nn/parameter.js';
@@ -72,13 +72,13 @@ export interface LsagFirstStageOptions extends LsagStageOptions {
   numVariants: number;
 }
 
-interface Block<A extends Module> {
+interface Block<A extends AnyModule> {
   attention: A;
   mlp: LsagMlp;
 }
 
 /** What both stage kinds share: checked options, the shared norms and the block list. */
-abstract class LsagStageBase<Local extends Module> extends Module {
+abstract class LsagStageBase<Local extends AnyModule> extends Module {
   readonly numPatches: number;
   readonly depth: number;
   readonly dim: number;
@@ -114,7 +114,7 @@ abstract class LsagStageBase<Local extends Module> extends Module {
         attention: d === 0 ? makeFirst(attention) : new LsagGlobalAttention(attention),
         mlp: new LsagMlp({ inFeatures: this.dim, hiddenFeatures: hidden, drop: o.projDrop }),
       };
-      layers.push(new ModuleList<Module>([block.attention, block.mlp]));   // layers.{d}.0 / layers.{d}.1
+      layers.push(new ModuleList([block.attention, block.mlp]));   // layers.{d}.0 / layers.{d}.1
       this.blocks.push(block);
     }
     this.norm2 = this.register('norm2', new LayerNorm({ normalizedShape: this.dim, eps: 1e-6 }));

@@ -162,7 +162,7 @@ export interface RelPosEmbedding2dOptions {
  *
  * Shape: forward(q (N, Hq·Wq, d), geometry) → (N, Hq·Wq, Hk·Wk), Eq. (R).
  */
-export class RelPosEmbedding2d extends Module {
+export class RelPosEmbedding2d extends Module<[Tensor, RelPosGeometry]> {
   readonly heightRel: Parameter;
   readonly widthRel: Parameter;
   readonly dimHead: number;

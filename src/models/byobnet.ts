@@ -102,13 +102,11 @@ export function repeatBlocks(d: number, block: ByoBlockCfg): ByoBlockCfg[] {
   return Array.from({ length: d }, () => ({ ...block }));
 }
 
-type Layer = Module & { forward(x: Tensor): Tensor };
-
-const activation = (a: ByobActivation): Layer => (a === 'silu' ? new SiLU() : new ReLU());
+const activation = (a: ByobActivation): Module => (a === 'silu' ? new SiLU() : new ReLU());
 
 /** timm BatchNormAct2d: BatchNorm2d whose forward applies the activation (keys: weight, bias, running_*). */
 export class BatchNormAct2d extends BatchNorm2d {
-  readonly act: Layer | null;
+  readonly act: Module | null;
 
   constructor(channels: number, act: ByobActivation | null) {
     super({ numFeatures: channels });
@@ -181,7 +179,7 @@ abstract class ByobResidual extends Module {
   readonly shortcut: ConvNormAct | null;
   readonly identityShortcut: boolean;
   dropPath: DropPath | null = null;
-  readonly act: Layer | null;
+  readonly act: Module | null;
   abstract readonly conv3_1x1: ConvNormAct;
 
   constructor(a: ByobBlockArgs) {
@@ -428,7 +426,7 @@ export class ByobNet extends Module {
     this.checkInputSize(x);
     const maps: Tensor[] = [];
     let y = this.stem.forward(x);
-    for (const stage of this.stages) maps.push(y = (stage as Layer).forward(y));
+    for (const stage of this.stages) maps.push(y = stage.forward(y));
     if (this.finalConv) maps[maps.length - 1] = this.finalConv.forward(y);
     return maps;
   }

@@ -27,7 +27,6 @@ import { timmModels } from './entries/timm.js';
 export interface Classifier extends Module {
   /** Width of the logits. */
   readonly numClasses: number;
-  forward(x: Tensor): Tensor;
   forwardFeatures(x: Tensor): Tensor[];
 }
 

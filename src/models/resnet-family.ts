@@ -291,7 +291,6 @@ function conv(inChannels: number, outChannels: number, kernelSize: number, strid
 const bn = (channels: number) => new BatchNorm2d({ numFeatures: channels });
 const activationModule = (a: Activation): Module => (a === 'silu' ? new SiLU() : new ReLU());
 const actName = (a: Activation) => (a === 'silu' ? 'act' : 'relu');
-type Layer = Module & { forward(x: Tensor): Tensor };
 
 /** Runs a block's spatial op and checks it kept its contract. */
 function spatial(op: SpatialOp, x: Tensor, p: BlockPlan): Tensor {
@@ -325,7 +324,7 @@ export class Bottleneck extends Module {
   readonly bn2: BatchNorm2d | null;
   readonly conv3: Conv2d;
   readonly bn3: BatchNorm2d;
-  readonly act: Layer;
+  readonly act: Module;
   readonly downsample: Sequential | null;
   readonly dropPath: DropPath | null;
 
@@ -338,7 +337,7 @@ export class Bottleneck extends Module {
     this.bn2 = p.keepBn2 ? this.register('bn2', bn(p.outChannels)) : null;
     this.conv3 = this.register('conv3', conv(p.outChannels, p.blockOutChannels, 1));
     this.bn3 = this.register('bn3', bn(p.blockOutChannels));
-    this.act = this.register(actName(p.activation), activationModule(p.activation)) as Layer;
+    this.act = this.register(actName(p.activation), activationModule(p.activation));
     this.downsample = this.register('downsample', shortcut(p));
     this.dropPath = p.dropPath ? this.register('drop_path', new DropPath({ p: p.dropPath })) : null;
   }
@@ -367,7 +366,7 @@ export class BasicBlock extends Module {
   readonly bn1: BatchNorm2d;
   readonly conv2: SpatialOp;
   readonly bn2: BatchNorm2d | null;
-  readonly act: Layer;
+  readonly act: Module;
   readonly downsample: Sequential | null;
   readonly dropPath: DropPath | null;
 
@@ -378,7 +377,7 @@ export class BasicBlock extends Module {
     this.bn1 = this.register('bn1', bn(p.inChannels));
     this.conv2 = this.register('conv2', p.op(contextOf(p)));
     this.bn2 = p.keepBn2 ? this.register('bn2', bn(p.outChannels)) : null;
-    this.act = this.register(actName(p.activation), activationModule(p.activation)) as Layer;
+    this.act = this.register(actName(p.activation), activationModule(p.activation));
     this.downsample = this.register('downsample', shortcut(p));
     this.dropPath = p.dropPath ? this.register('drop_path', new DropPath({ p: p.dropPath })) : null;
   }
@@ -423,7 +422,7 @@ export class ResNet extends Module {
   readonly stem: SpatialOp | null = null;
   readonly conv1: Conv2d | null = null;
   readonly bn1: BatchNorm2d | null = null;
-  readonly act: Layer | null = null;
+  readonly act: Module | null = null;
   readonly maxpool: MaxPool2d | null = null;
   readonly stages: Sequential[] = [];
   readonly headConv: Sequential | null;
@@ -443,7 +442,7 @@ export class ResNet extends Module {
     } else {
       this.conv1 = this.register('conv1', stem === 'imagenet' ? conv(inChannels, stemWidth, 7, 2) : conv(inChannels, stemWidth, 3, 1));
       this.bn1 = this.register('bn1', bn(stemWidth));
-      this.act = this.register(actName(activation), activationModule(activation)) as Layer;
+      this.act = this.register(actName(activation), activationModule(activation));
       if (stem === 'imagenet') this.maxpool = this.register('maxpool', new MaxPool2d({ kernelSize: 3, stride: 2, padding: 1 }));
     }
     for (const [s, blocks] of plan.stages.entries()) {
@@ -488,7 +487,7 @@ export class ResNet extends Module {
   /** Stem: (B, C_in, H, W) → (B, stemWidth, H/4, W/4) for the ImageNet stem, full size for CIFAR. */
   forwardStem(x: Tensor): Tensor {
     if (this.stem) return this.stem.forward(x);
-    let h = (this.act as Layer).forward((this.bn1 as BatchNorm2d).forward((this.conv1 as Conv2d).forward(x)));
+    let h = this.act!.forward((this.bn1 as BatchNorm2d).forward((this.conv1 as Conv2d).forward(x)));
     if (this.maxpool) h = this.maxpool.forward(h);
     return h;
   }

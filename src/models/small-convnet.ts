@@ -49,7 +49,7 @@ export class SmallConvNet extends Module {
     const maps: Tensor[] = [];
     let h = x;
     for (const layer of this.features) {
-      h = (layer as Module & { forward(x: Tensor): Tensor }).forward(h);
+      h = layer.forward(h);
       if (layer instanceof MaxPool2d) maps.push(h);   // the end of a stage
     }
     return maps;

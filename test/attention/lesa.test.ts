@@ -238,7 +238,7 @@ function withParameters<T>(root: Module, params: Parameter[], values: Tensor[], 
   }
 }
 
-function gradcheckModule(m: Module & { forward(x: Tensor): Tensor }, inputShape: number[]): GradcheckResult {
+function gradcheckModule(m: Module, inputShape: number[]): GradcheckResult {
   const named = [...m.namedParameters()];
   const params = named.map(([, p]) => p);
   const x = randn(inputShape, { seed: 11, dtype: 'float64' }).requiresGrad_();
@@ -309,7 +309,7 @@ test('invalid inputs throw ShapeError naming the sizes and the fix', () => {
   const det = small({ peType: 'detection_qr', featureSize: 4 });
   const pooled = small({ featureSize: 1, stride: 2 });
   const binary = new LesaBinaryAttention({ inPlanes: 8, outPlanes: 8, featureSize: 4, groups: 2 });
-  const cases: [Module & { forward(x: Tensor): Tensor }, number[], RegExp][] = [
+  const cases: [Module, number[], RegExp][] = [
     [lesa, [8, 4, 4], /LESA: expected input \(N, C=8, H, W\), got shape \[8, 4, 4\]/],
     [lesa, [2, 4, 4, 4], /LESA: expected input \(N, C=8, H, W\), got shape \[2, 4, 4, 4\]/],
     [lesa, [2, 8, 5, 5], /built for featureSize² = 16 positions \(featureSize 4\), got a 5×5 input \(25 positions\); resize the input to 4×4 or build the layer with featureSize 5/],

@@ -27,7 +27,6 @@ import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
 import { assertParity, f64, randomized, withFixture } from './support.js';
 
-type Forward = Module & { forward(x: Tensor): Tensor };
 
 function assertClose(actual: Tensor, expected: Tensor, tolerance = 1e-10): void {
   assert.deepEqual(actual.shape, expected.shape);
@@ -278,7 +277,7 @@ function withParameters<T>(module: Module, values: Map<string, Tensor>, fn: () =
 }
 
 /** Gradcheck of module.forward with respect to x and (unless parameters: false) every parameter. */
-function gradcheckModule(module: Forward, x: Tensor, o: { parameters?: boolean } = {}): GradcheckResult {
+function gradcheckModule(module: Module, x: Tensor, o: { parameters?: boolean } = {}): GradcheckResult {
   module.eval();
   const names = o.parameters === false ? [] : [...module.namedParameters()].map(([name]) => name);
   const byName = new Map(module.namedParameters());
