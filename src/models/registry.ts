@@ -7,6 +7,7 @@
  *   listModels('resnext*');            // ['resnext101_32x4d', 'resnext50_32x4d']
  *   modelInfo('resnet50').params;      // 25_557_032
  */
+import { editDistance } from '../nn/edit-distance.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { baselineModels } from './entries/baselines.js';
@@ -196,14 +197,3 @@ function closeMatches(query: string, names: string[]): string[] {
     .map((m) => m.name);
 }
 
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
-}

@@ -21,6 +21,7 @@ import YAML from 'yaml';
 import { DATASET_NAMES } from '../data/load-dataset.js';
 import { parseRandAugment } from '../data/transforms/rand-augment.js';
 import { listModels, UnknownModelError, modelInfo } from '../models/registry.js';
+import { nearestNames } from '../nn/edit-distance.js';
 import { RECIPES } from './recipes.js';
 import type { RecipeSettings, TrainConfig } from './train-config.js';
 
@@ -381,27 +382,7 @@ function unknownKeyProblem(given: string, fromFlags: boolean): string {
 
 /** Up to three names within a small edit distance of `query` (case and separators ignored). */
 export function nearest(query: string, names: readonly string[]): string[] {
-  const fold = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
-  const q = fold(query);
-  const limit = Math.max(2, Math.floor(q.length / 3));
-  return names
-    .map((name) => ({ name, d: editDistance(q, fold(name)) }))
-    .filter((m) => m.d <= limit)
-    .sort((a, b) => a.d - b.d || a.name.localeCompare(b.name))
-    .slice(0, 3)
-    .map((m) => m.name);
-}
-
-function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const next = [i];
-    for (let j = 1; j <= b.length; j++) {
-      next[j] = Math.min(prev[j] + 1, next[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = next;
-  }
-  return prev[b.length];
+  return nearestNames(query, names);
 }
 
 // ---- config files ----------------------------------------------------------------------------------

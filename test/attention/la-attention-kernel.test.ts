@@ -206,6 +206,6 @@ test('bad arguments throw errors naming the shapes and the fix', () => tidy(() =
   for (const [fn, pattern] of cases) assert.throws(fn, pattern);
   const la = new LALayer({ inChannels: 8, outChannels: 8, heads: 2 });
   assert.throws(() => la.forward(randn([1, 8, 3, 3]), { implementation: 'gpu' as LAImplementation }),
-    /TypeError: LALayer: implementation must be one of 'auto', 'fused', 'composite', got "gpu"/);
+    /RangeError: LALayer: implementation must be one of 'auto', 'fused', 'composite', got "gpu"/);
   la.dispose();
 }));

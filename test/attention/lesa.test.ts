@@ -59,9 +59,9 @@ test('referenceBuilders: the classification and detection repositories\' kinds, 
   assert.throws(bad({ dcn: { type: 'DCN', deform_groups: 1 } }), /deformable unary conv, which vicinity does not implement; pass dcn: null/);
   assert.throws(bad({ lesa: { ...lesa, type: 'SA' } }), /lesa\.type must be 'LESA', got "SA"/);
   assert.throws(bad({ lesa: { ...lesa, groups: undefined } }), /lesa\.groups is required/);
-  assert.throws(bad({ lesa: { ...lesa, pe_typ: 'classification' } }), /unknown option pe_typ/);
+  assert.throws(bad({ lesa: { ...lesa, pe_typ: 'classification' } }), /unknown option 'pe_typ' \(did you mean 'pe_type'\?\)/);
   assert.throws(bad({ lesa: [1] }), /lesa must be an object \(the reference's ConfigDict\)/);
-  assert.throws(bad({ padding: 1 }), /LESA reference: unknown option padding; the options are lesa, in_planes/);
+  assert.throws(bad({ padding: 1 }), /LESA reference: unknown option 'padding'; the options are lesa, in_planes/);
 });
 
 // ---- parameters ----------------------------------------------------------------------------------
@@ -279,9 +279,9 @@ test('invalid configurations throw TypeError/RangeError naming the constraint, t
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ featureSize: undefined }, /LESA: featureSize is required: the side S of the S×S feature map/],
     [{ featureSize: 4, kernelSize: 3 }, /featureSize 4 and kernelSize 3 disagree; they name one option/],
-    [{ kernel_size: 3 }, /LESA: unknown option kernel_size; the options are inPlanes, outPlanes/],
+    [{ kernel_size: 3 }, /LESA: unknown option 'kernel_size' \(did you mean 'kernelSize'\?\); the options are inPlanes, outPlanes/],
     [{ peType: 'axial' }, /LESA: peType must be one of 'classification', 'detection_qr', got "axial"/],
-    [{ inPlanes: 6, groups: 4, outPlanes: 8 }, /LESA: inPlanes 6 is not divisible by groups 4; choose inPlanes as a multiple of groups/],
+    [{ inPlanes: 6, groups: 4, outPlanes: 8 }, /LESA: inPlanes \(6\) must be divisible by groups \(4\); choose inPlanes as a multiple of groups/],
     [{ outPlanes: 12, groups: 4 }, /outPlanes \/ groups = 3 must be even[\s\S]*multiple of 2·groups/],
     [{ featureSize: 0 }, /LESA: featureSize must be ≥ 1, got 0/],
     [{ stride: 0 }, /LESA: stride must be ≥ 1, got 0/],
@@ -300,8 +300,8 @@ test('invalid configurations throw TypeError/RangeError naming the constraint, t
     assert.throws(() => new Lesa({ ...base, ...o } as LesaOptions), pattern, JSON.stringify(o));
   }
   assert.throws(() => new LesaBinaryAttention({ ...base, static: true } as LesaOptions),
-    /LesaBinaryAttention: unknown option static; the options are inPlanes/);
-  assert.throws(() => new LesaBinaryAttention({ ...base, outPlanes: 7 }), /LesaBinaryAttention: outPlanes 7 is not divisible by groups 2/);
+    /LesaBinaryAttention: unknown option 'static'; the options are inPlanes/);
+  assert.throws(() => new LesaBinaryAttention({ ...base, outPlanes: 7 }), /LesaBinaryAttention: outPlanes \(7\) must be divisible by groups \(2\)/);
 });
 
 test('invalid inputs throw ShapeError naming the sizes and the fix', () => {

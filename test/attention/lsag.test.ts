@@ -322,13 +322,13 @@ test('gradcheck: global stage + ReduceImageSize (multi-head, grid 3 → 2) and R
 
 test('invalid configurations throw RangeError/TypeError naming the constraint', () => {
   const embed = { imgSize: 8, kernelSize: 3, embedDim: 8 };
-  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'svhn' as 'cifar' }), (e) => e instanceof TypeError && /variant must be one of 'cifar', 'imagenet'/.test(e.message));
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'svhn' as 'cifar' }), (e) => e instanceof RangeError && /variant must be one of 'cifar', 'imagenet'/.test(e.message));
   assert.throws(() => new LsagShiftedEmbedding({ ...embed, kernelSize: 11, variant: 'cifar' }), /kernelSize 11 exceeds the padded image \(imgSize 8 \+ 2·paddingSize 1\)/);
   assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'imagenet' }),
     (e) => e instanceof RangeError && /imgSize 8 \+ 1 gives a 9-token side instead of 8/.test(e.message));
   assert.throws(() => new LsagShiftedEmbedding({ imgSize: 2, kernelSize: 1, strideSize: 4, paddingSize: 0, embedDim: 8, variant: 'imagenet' }), /needs imgSize ≥ 3, got 2/);
   assert.throws(() => new LsagShiftedEmbedding({ ...embed, strideSize: 0, variant: 'cifar' }), /strideSize must be ≥ 1, got 0/);
-  assert.throws(() => new LsagLocalAttention({ dim: 10, numHeads: 4, numVariants: 3 }), (e) => e instanceof RangeError && /dim 10 is not a multiple of numHeads 4/.test(e.message));
+  assert.throws(() => new LsagLocalAttention({ dim: 10, numHeads: 4, numVariants: 3 }), (e) => e instanceof RangeError && /dim \(10\) must be divisible by numHeads \(4\)/.test(e.message));
   assert.throws(() => new LsagGlobalAttention({ dim: 8, numHeads: 2, qkScale: 0 }), /qkScale must be a positive finite number or null/);
   assert.throws(() => new LsagGlobalAttention({ dim: 8, numHeads: 2, attnDrop: 1.5 }), /attnDrop must be in \[0, 1\], got 1.5/);
   assert.throws(() => new LsagStage({ numPatches: 4, depth: 0, dim: 8, numHeads: 2 }), /LsagStage: depth must be ≥ 1, got 0/);
