@@ -71,7 +71,7 @@ function resolveFeatureSize(layer: string, o: LesaBinaryAttentionOptions): numbe
       'embedding is built for (the reference calls it kernel_size; 14 in the LESA ResNets)');
   }
   if (o.featureSize !== undefined && o.kernelSize !== undefined && o.featureSize !== o.kernelSize) {
-    throw new TypeError(`${layer}: featureSize ${o.featureSize} and kernelSize ${o.kernelSize} disagree; they name one ` +
+    throw new RangeError(`${layer}: featureSize ${o.featureSize} and kernelSize ${o.kernelSize} disagree; they name one ` +
       'option (the reference\'s kernel_size is the feature-map side): give one of them');
   }
   return integerAtLeast(layer, 'featureSize', o.featureSize ?? o.kernelSize, 1);

@@ -160,7 +160,7 @@ export class Lesa extends LesaBinaryAttention {
     this.isStatic = booleanOption('LESA', 'static', options.static ?? false);
     const dfGiven = ['dfChannelShrink', 'dfKernelSize', 'dfGroup'].filter((k) => options[k as keyof LesaOptions] !== undefined);
     if (this.isStatic && dfGiven.length > 0) {
-      throw new TypeError(`LESA: ${dfGiven.join(', ')} configure the dynamic fusion gate, which static LESA does not have; ` +
+      throw new RangeError(`LESA: ${dfGiven.join(', ')} configure the dynamic fusion gate, which static LESA does not have; ` +
         'drop them or static');
     }
     const gate = this.isStatic ? null : gateConfig('LESA', options);

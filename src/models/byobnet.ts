@@ -27,6 +27,7 @@ import {
   SqueezeExcite, init,
 } from '../nn/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 
 export type ByobActivation = 'relu' | 'silu';
@@ -321,6 +322,8 @@ export interface ByobNetOptions {
   dropPathRate?: number;
 }
 
+const BYOB_NET_OPTION_NAMES = optionNames<ByobNetOptions>({ numClasses: 1, inChannels: 1, inputSize: 1, dropPathRate: 1 });
+
 /**
  * timm ByobNet for one configuration (see the file header).
  *
@@ -342,6 +345,7 @@ export class ByobNet extends Module {
 
   constructor(cfg: ByoModelCfg, o: ByobNetOptions) {
     super();
+    knownOptions('ByobNet', o, BYOB_NET_OPTION_NAMES);
     this.cfg = cfg;
     const act = cfg.act;
     const wf = cfg.widthFactor ?? 1;

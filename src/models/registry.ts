@@ -8,6 +8,7 @@
  *   modelInfo('resnet50').params;      // 25_557_032
  */
 import { editDistance } from '../nn/edit-distance.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { baselineModels } from './entries/baselines.js';
@@ -44,6 +45,8 @@ export interface ModelOptions {
   /** Architecture settings the entry exposes for ablations (its `modelArgs` lists them), e.g. LA's kernelSize. */
   modelArgs?: Record<string, number>;
 }
+
+const MODEL_OPTION_NAMES = optionNames<ModelOptions>({ numClasses: 1, inChannels: 1, inputSize: 1, dropPathRate: 1, modelArgs: 1 });
 
 /** One row of a paper's table. `params` and `macs` hold at the entry's default options. */
 export interface ModelEntry {
@@ -136,16 +139,18 @@ function entryOf(name: string): ModelEntry {
 /**
  * Builds a registered model with fresh weights (each builder's own initialisation).
  *
- * Errors: UnknownModelError (with the closest names) for an unknown name; the builder's
- * RangeError for options it cannot take.
+ * Errors: UnknownModelError (with the closest names) for an unknown name; TypeError for an
+ * unknown option or modelArgs key (naming the nearest), RangeError for values the builder cannot
+ * take (the rule of nn/layers/validation.ts).
  */
 export function createModel(name: string, options: ModelOptions = {}): Classifier {
   const entry = entryOf(name);
+  knownOptions('createModel', options, MODEL_OPTION_NAMES);
   const args = options.modelArgs ?? {};
   const unknown = Object.keys(args).filter((k) => !(entry.modelArgs ?? []).includes(k));
   if (unknown.length) {
-    throw new RangeError(`createModel: ${name} takes no modelArgs ${unknown.join(', ')}; ` +
-      (entry.modelArgs?.length ? `it takes ${entry.modelArgs.join(', ')}` : 'it takes none'));
+    if (!entry.modelArgs?.length) throw new TypeError(`createModel: ${name} takes no modelArgs, got ${unknown.join(', ')}`);
+    knownOptions(`createModel: ${name} modelArgs`, args, entry.modelArgs);
   }
   return entry.build({
     ...(Object.keys(args).length ? { modelArgs: { ...args } } : {}),

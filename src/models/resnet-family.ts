@@ -29,6 +29,7 @@ import { kaimingNormal_, zeros_ } from '../nn/init.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { conv3x3Op, type SpatialOp, type SpatialOpContext, type SpatialOpFactory } from './spatial-ops.js';
+import { integerAtLeast, knownOptions, optionNames } from '../nn/layers/validation.js';
 
 export type BlockKind = 'bottleneck' | 'basic';
 export type Activation = 'relu' | 'silu';
@@ -127,12 +128,14 @@ export interface ResNetPlan {
 
 const err = (message: string) => new RangeError(`resnetFamily: ${message}`);
 
-function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw err(`${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
+const RESNET_FAMILY_OPTION_NAMES = optionNames<ResNetFamilyOptions>({
+  depths: 1, block: 1, baseWidth: 1, widths: 1, cardinality: 1, widthPerGroup: 1, expansion: 1, spatialOutWidths: 1,
+  stageStrides: 1, spatialOp: 1, replace: 1, keepBn2: 1, stem: 1, stemWidth: 1, headChannels: 1, activation: 1,
+  numClasses: 1, inChannels: 1, dropPathRate: 1, inputSize: 1, zeroInitResidual: 1,
+});
+
+/** An integer ≥ 1: TypeError for a non-integer, RangeError below 1 (the rule of nn/layers/validation.ts). */
+const positiveInteger = (name: string, value: unknown): number => integerAtLeast('resnetFamily', name, value, 1);
 
 function perStage<T>(name: string, value: T[] | undefined, stages: number, fallback: (i: number) => T): T[] {
   if (value === undefined) return Array.from({ length: stages }, (_, i) => fallback(i));
@@ -231,6 +234,7 @@ function stageOps(o: ResNetFamilyOptions, n: number): { ops: (SpatialOpFactory |
 
 /** Checks the options and plans every block (widths, strides, feature sizes, drop-path rates). */
 export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
+  knownOptions('resnetFamily', o, RESNET_FAMILY_OPTION_NAMES);
   if (!Array.isArray(o.depths) || o.depths.length === 0) {
     throw err(`depths must list the blocks per stage, e.g. [3, 4, 6, 3], got ${JSON.stringify(o.depths)}`);
   }
