@@ -30,7 +30,8 @@ import { MultiHeadSelfAttention2d } from '../src/attention/mhsa2d.js';
 import { NeighborhoodAttention2d } from '../src/attention/neighborhood-attention.js';
 import { native } from '../src/native/binding.js';
 import { setKernelMode, type KernelMode } from '../src/ops/fused.js';
-import type { Module } from '../src/nn/module.js';
+import type { AnyModule } from '../src/nn/module.js';
+import { torchPython } from '../src/native/build-config.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { manualSeed, randn } from '../src/tensor/creation.js';
 import { flushFinalizers, getNumThreads, memory, resetPeakMemory } from '../src/tensor/memory.js';
@@ -57,7 +58,7 @@ interface Case {
   batch: number;
   [option: string]: unknown;
 }
-type Build = () => { layer: Module; inputs: number[][] };
+type Build = () => { layer: AnyModule; inputs: number[][] };
 
 const B = 8;
 const cases: [Case, Build][] = [
@@ -91,13 +92,9 @@ interface Result {
   peakBytes: number;
 }
 
+/** The Python whose torch the addon links (src/native/build-config.ts), unless --python or TORCH_PYTHON name one. */
 function pythonPath(): string {
-  if (opts.python) return opts.python;
-  if (process.env.TORCH_PYTHON) return process.env.TORCH_PYTHON;
-  const config = path.join(root, 'native/libtorch.config.json');
-  const source = existsSync(config) ? (JSON.parse(readFileSync(config, 'utf8')) as { source?: string }).source : undefined;
-  const match = /^python torch at (.+)$/.exec(source ?? '');
-  return match ? match[1] : 'python3';
+  return torchPython(opts.python ?? process.env.TORCH_PYTHON);
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];

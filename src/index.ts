@@ -99,7 +99,7 @@ export { captureAttention, disposeRecords, recordAttention, attentionCaptureActi
 export { attentionMap, laSamplingPoints, lesaGate, lsagVariantWeights, queryGrid, type QueryMap, type SamplingPoint } from './analysis/attention-maps.js';
 export { gradCam, defaultCamLayer, type GradCamOptions, type GradCamResult } from './analysis/grad-cam.js';
 export { explainImage, type ExplainImageOptions, type ExplainImageResult } from './analysis/explain-image.js';
-export type { ForwardHook, ForwardPreHook, RemovableHandle } from './nn/module.js';
+export type { AnyModule, ForwardHook, ForwardInput, ForwardOutput, ForwardPreHook, RemovableHandle } from './nn/module.js';
 export { applyPretrained, freezeStages, type ApplyPretrainedOptions } from './train/fine-tune.js';
 export { ProcessGroup, DistributedError, type ProcessGroupOptions, type ReduceOp } from './distributed/process-group.js';
 export { DistributedDataParallel, type DdpOptions } from './distributed/ddp.js';

@@ -53,10 +53,8 @@ export interface ExplainImageResult {
   lsagVariants: { module: string; query: [number, number]; weights: number[] }[];
 }
 
-type Forward = Module & { forward(x: Tensor): Tensor };
-
 /** Explains input (1, C, H, W) (an eval-transformed image) for `model` in eval mode. */
-export function explainImage(model: Forward, input: Tensor, o: ExplainImageOptions): ExplainImageResult {
+export function explainImage(model: Module, input: Tensor, o: ExplainImageOptions): ExplainImageResult {
   const [, channels, H, W] = input.shape;
   const scale = Math.max(1, Math.floor(256 / Math.max(H, W)));
   const base = resizeNearest(fromNormalized(tidy(() => input.float().cpu().contiguous().dataSync() as Float32Array), channels, H, W, o.mean, o.std), W * scale, H * scale);

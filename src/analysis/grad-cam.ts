@@ -53,7 +53,7 @@ export function defaultCamLayer(model: Module, input: Tensor): string {
     if ((t.ndim === 4 && t.shape[2] * t.shape[3] > 1) || (t.ndim === 3 && t.shape[1] > 1 && Number.isInteger(Math.sqrt(t.shape[1])))) found.push(name);
   }));
   try {
-    noGrad(() => tidy(() => { (model as unknown as { forward(x: Tensor): Tensor }).forward(input); }));
+    noGrad(() => tidy(() => { model.forward(input); }));
   } finally {
     for (const h of handles) h.remove();
   }
@@ -81,7 +81,7 @@ export function gradCam(model: Module, input: Tensor, options: GradCamOptions = 
     const handle = target.registerForwardHook((_m, _a, out) => { activation = out as Tensor; });
     let logits: Tensor;
     try {
-      logits = (model as unknown as { forward(x: Tensor): Tensor }).forward(input);
+      logits = model.forward(input);
     } finally {
       handle.remove();
     }

@@ -179,7 +179,7 @@ export function countMacs(model: Module, input: Tensor | number[], options: Coun
     noGrad(() => tidy(() => {
       const x = input instanceof Tensor ? input : randn(input, { ...placement(model), seed: 0 });
       count.inputShape = x.shape;
-      observeOps(watch, () => (model as unknown as { forward(x: Tensor): unknown }).forward(x));
+      observeOps(watch, () => model.forward(x));
     }));
   } finally {
     restore();

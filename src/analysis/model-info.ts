@@ -6,7 +6,7 @@
  *   const s = summarizeModel(createModel('resnet50'), [1, 3, 224, 224]);
  *   console.log(formatSummary(s, { depth: 2 }));
  */
-import type { Module } from '../nn/module.js';
+import type { AnyModule, Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { countMacs, type ModuleMacs } from './macs.js';
 
@@ -50,7 +50,7 @@ export function summarizeModel(model: Module, input: Tensor | number[], options:
   const count = countMacs(model, input, { perModule: true });
   const perModule = count.perModule as Map<string, ModuleMacs>;
   const params = parametersPerModule(model);
-  const row = (name: string, m: Module): SummaryRow => {
+  const row = (name: string, m: AnyModule): SummaryRow => {
     const seen = perModule.get(name);
     return {
       name, type: m.constructor.name, parameters: params.get(name) ?? 0,

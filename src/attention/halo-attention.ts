@@ -27,7 +27,7 @@ import * as F from '../ops/functional.js';
 import { useFused } from '../ops/fused.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { init, Module, Conv2d } from '../nn/index.js';
-import { booleanOption, integerAtLeast, oneOf, positiveNumber } from '../nn/layers/validation.js';
+import { booleanOption, divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, positiveNumber, referenceOptions } from '../nn/layers/validation.js';
 import { ones } from '../tensor/creation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
@@ -64,6 +64,10 @@ export interface HaloAttentionOptions {
   /** 'none' (timm, default): H, W multiples of blockSize, halo keys unmasked. 'mask': see Deviation 1. */
   padding?: HaloPadding;
 }
+
+const HALO_ATTENTION_OPTION_NAMES = optionNames<HaloAttentionOptions>({
+  dim: 1, dimOut: 1, stride: 1, numHeads: 1, dimHead: 1, blockSize: 1, haloSize: 1, qkRatio: 1, qkvBias: 1, avgDown: 1, scalePosEmbed: 1, padding: 1,
+});
 
 /** The tensors attend() computes with: the module's parameters, or stand-ins (gradcheck). */
 export interface HaloAttentionWeights {
@@ -118,14 +122,12 @@ export class HaloAttention extends Module {
 
   constructor(o: HaloAttentionOptions) {
     super();
+    knownOptions('HaloAttention', o, HALO_ATTENTION_OPTION_NAMES);
     const layer = 'HaloAttention';
     this.dim = integerAtLeast(layer, 'dim', o.dim, 1);
     this.dimOut = integerAtLeast(layer, 'dimOut', o.dimOut ?? this.dim, 1);
     this.numHeads = integerAtLeast(layer, 'numHeads', o.numHeads ?? 8, 1);
-    if (this.dimOut % this.numHeads !== 0) {
-      throw new RangeError(`${layer}: dimOut (${this.dimOut}) must be divisible by numHeads (${this.numHeads}); ` +
-        'change one of them');
-    }
+    divisibleBy(layer, 'dimOut', this.dimOut, 'numHeads', this.numHeads, 'change one of them');
     const stride = integerAtLeast(layer, 'stride', o.stride ?? 1, 1);
     if (stride > 2) throw new RangeError(`${layer}: stride must be 1 or 2 (as timm HaloAttn), got ${stride}`);
     this.blockSize = integerAtLeast(layer, 'blockSize', o.blockSize ?? 8, 1);
@@ -292,15 +294,7 @@ const REFERENCE_ARGUMENTS: Record<string, keyof HaloAttentionOptions | null> = {
  * by timm and ignored. Unknown arguments throw TypeError.
  */
 export function haloAttentionOptionsFromReference(ctor: Record<string, unknown>): HaloAttentionOptions {
-  const options: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(ctor)) {
-    if (!Object.hasOwn(REFERENCE_ARGUMENTS, key)) {
-      throw new TypeError(`HaloAttention: unknown timm HaloAttn argument '${key}'; known: ${Object.keys(REFERENCE_ARGUMENTS).join(', ')}`);
-    }
-    const name = REFERENCE_ARGUMENTS[key];
-    if (name === null || value === null || ((key === 'dim_out' || key === 'dim_head') && value === 0)) continue;
-    options[name] = value;
-  }
+  const options = referenceOptions('HaloAttention', 'timm HaloAttn', ctor, REFERENCE_ARGUMENTS, { zeroIsUnset: ['dim_out', 'dim_head'] });
   return options as unknown as HaloAttentionOptions;
 }
 

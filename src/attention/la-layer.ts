@@ -34,6 +34,7 @@
 import { recordAttention } from './attention-capture.js';
 import { Conv2d, Module, Sequential } from '../nn/index.js';
 import { useFused } from '../ops/fused.js';
+import { divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, referenceOptions } from '../nn/layers/validation.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -67,6 +68,10 @@ export interface LALayerOptions {
   /** 'normalized' (default), 'softmax' (Eq. 6) or 'literal' (Eq. 8 as printed: y = v ⊙ q). */
   aggregation?: LAAggregation;
 }
+
+const LA_LAYER_OPTION_NAMES = optionNames<LALayerOptions>({
+  inChannels: 1, outChannels: 1, kernelSize: 1, heads: 1, constraint: 1, stride: 1, groups: 1, offsets: 1, rounding: 1, aggregation: 1,
+});
 
 /** The six weights forward uses; `weights()` returns the layer's own. */
 export interface LALayerWeights {
@@ -110,26 +115,11 @@ interface LAProjections {
 const NAME = 'LALayer';
 const NORMALIZED_EPS = 1e-6;  // la-layer.md step 5: Σ softplus(key) + 1e-6
 
-function integer(name: string, value: unknown, min: number): number {
-  if (typeof value !== 'number' || !Number.isInteger(value)) {
-    throw new TypeError(`${NAME}: ${name} must be an integer, got ${String(value)}`);
-  }
-  if (value < min) throw new RangeError(`${NAME}: ${name} must be ≥ ${min}, got ${value}`);
-  return value;
-}
-
-function choice<T extends string>(name: string, value: unknown, allowed: readonly T[]): T {
-  if (!allowed.includes(value as T)) {
-    throw new TypeError(`${NAME}: ${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${JSON.stringify(value)}`);
-  }
-  return value as T;
-}
-
-function divisible(what: string, value: number, by: string, divisor: number, fix: string): void {
-  if (value % divisor !== 0) {
-    throw new RangeError(`${NAME}: ${what} (${value}) must be divisible by ${by} (${divisor}); ${fix}`);
-  }
-}
+// The shared option checks (nn/layers/validation.ts), with this layer's name.
+const integer = (name: string, value: unknown, min: number): number => integerAtLeast(NAME, name, value, min);
+const choice = <T extends string>(name: string, value: unknown, allowed: readonly T[]): T => oneOf(NAME, name, value, allowed);
+const divisible = (what: string, value: number, by: string, divisor: number, fix: string): void =>
+  divisibleBy(NAME, what, value, by, divisor, fix);
 
 /**
  * LA-layer (la-layer.md): 1×1 q/k/v projections at stride s, a per-point (or per-pixel) offset
@@ -170,6 +160,7 @@ export class LALayer extends Module {
 
   constructor(o: LALayerOptions) {
     super();
+    knownOptions(NAME, o, LA_LAYER_OPTION_NAMES);
     this.inChannels = integer('inChannels', o.inChannels, 1);
     this.outChannels = integer('outChannels', o.outChannels, 1);
     this.kernelSize = integer('kernelSize', o.kernelSize ?? 3, 1);
@@ -340,15 +331,10 @@ export class LALayer extends Module {
   }
 }
 
-const OPTION_NAMES = ['inChannels', 'outChannels', 'kernelSize', 'heads', 'constraint', 'stride', 'groups', 'offsets', 'rounding', 'aggregation'];
-
-/** LALayerOptions from a fixture's spec.ctor (la-layer.md's names); unknown keys throw TypeError. */
+/** LALayerOptions from a fixture's spec.ctor (la-layer.md's names, the same as the options); unknown keys throw TypeError. */
 export function laLayerOptionsFromCtor(ctor: Record<string, unknown>): LALayerOptions {
-  const unknown = Object.keys(ctor).filter((key) => !OPTION_NAMES.includes(key));
-  if (unknown.length > 0) {
-    throw new TypeError(`${NAME}: unknown constructor argument(s) ${unknown.join(', ')}; expected some of ${OPTION_NAMES.join(', ')}`);
-  }
-  return ctor as unknown as LALayerOptions;
+  const table = Object.fromEntries(LA_LAYER_OPTION_NAMES.map((name) => [name, name]));
+  return referenceOptions(NAME, 'vicinity.LALayer', ctor, table) as unknown as LALayerOptions;
 }
 
 /** Fixture spec.kind → builder (registered by `vicinity verify`). */

@@ -37,7 +37,7 @@ import type { Parameter } from '../nn/parameter.js';
 import { BatchNorm1d, BatchNorm2d } from '../nn/layers/batch-norm.js';
 import { Conv1d } from '../nn/layers/conv.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
-import { checkInput, integerAtLeast, oneOf } from '../nn/layers/validation.js';
+import { checkInput, divisibleBy, integerAtLeast, knownOptions, oneOf } from '../nn/layers/validation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { flattenIndex, flattenedEmbeddings, LESA_PE_TYPES, relativeLogits2d, type LesaPeType } from './lesa-position.js';
@@ -64,14 +64,6 @@ export interface LesaBinaryAttentionOptions {
 
 export const BINARY_OPTION_NAMES = ['inPlanes', 'outPlanes', 'featureSize', 'kernelSize', 'stride', 'groups', 'peType'];
 
-/** Throws a TypeError naming any option key that is not in `known` (catches snake_case and typos). */
-export function checkOptionNames(layer: string, options: object, known: readonly string[]): void {
-  const unknown = Object.keys(options).filter((key) => !known.includes(key));
-  if (unknown.length > 0) {
-    throw new TypeError(`${layer}: unknown option${unknown.length > 1 ? 's' : ''} ${unknown.join(', ')}; ` +
-      `the options are ${known.join(', ')}`);
-  }
-}
 
 function resolveFeatureSize(layer: string, o: LesaBinaryAttentionOptions): number {
   if (o.featureSize === undefined && o.kernelSize === undefined) {
@@ -79,17 +71,14 @@ function resolveFeatureSize(layer: string, o: LesaBinaryAttentionOptions): numbe
       'embedding is built for (the reference calls it kernel_size; 14 in the LESA ResNets)');
   }
   if (o.featureSize !== undefined && o.kernelSize !== undefined && o.featureSize !== o.kernelSize) {
-    throw new TypeError(`${layer}: featureSize ${o.featureSize} and kernelSize ${o.kernelSize} disagree; they name one ` +
+    throw new RangeError(`${layer}: featureSize ${o.featureSize} and kernelSize ${o.kernelSize} disagree; they name one ` +
       'option (the reference\'s kernel_size is the feature-map side): give one of them');
   }
   return integerAtLeast(layer, 'featureSize', o.featureSize ?? o.kernelSize, 1);
 }
 
 function divisible(layer: string, name: string, value: number, groups: number): void {
-  if (value % groups !== 0) {
-    throw new RangeError(`${layer}: ${name} ${value} is not divisible by groups ${groups}; ` +
-      `choose ${name} as a multiple of groups or another number of groups`);
-  }
+  divisibleBy(layer, name, value, 'groups', groups, `choose ${name} as a multiple of groups or another number of groups`);
 }
 
 /**
@@ -143,7 +132,7 @@ export class LesaBinaryAttention extends Module {
   constructor(options: LesaBinaryAttentionOptions, layer = 'LesaBinaryAttention') {
     super();
     this.layer = layer;
-    if (new.target === LesaBinaryAttention) checkOptionNames(layer, options, BINARY_OPTION_NAMES);
+    if (new.target === LesaBinaryAttention) knownOptions(layer, options, BINARY_OPTION_NAMES);
     this.inPlanes = integerAtLeast(layer, 'inPlanes', options.inPlanes, 1);
     this.outPlanes = integerAtLeast(layer, 'outPlanes', options.outPlanes, 1);
     this.featureSize = resolveFeatureSize(layer, options);

@@ -30,10 +30,10 @@ import { Sequential } from '../nn/layers/containers.js';
 import { BatchNorm2d } from '../nn/layers/batch-norm.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import { ReLU } from '../nn/layers/activation.js';
-import { booleanOption, integerAtLeast } from '../nn/layers/validation.js';
+import { booleanOption, integerAtLeast, knownOptions } from '../nn/layers/validation.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
-import { BINARY_OPTION_NAMES, checkOptionNames, LesaBinaryAttention, type LesaBinaryAttentionOptions } from './lesa-binary.js';
+import { BINARY_OPTION_NAMES, LesaBinaryAttention, type LesaBinaryAttentionOptions } from './lesa-binary.js';
 import type { LesaPeType } from './lesa-position.js';
 
 export { LesaBinaryAttention, type LesaBinaryAttentionOptions, type LesaPeType };
@@ -155,12 +155,12 @@ export class Lesa extends LesaBinaryAttention {
   readonly projection: Sequential | null;
 
   constructor(options: LesaOptions) {
-    checkOptionNames('LESA', options, LESA_OPTION_NAMES);
+    knownOptions('LESA', options, LESA_OPTION_NAMES);
     super(options, 'LESA');
     this.isStatic = booleanOption('LESA', 'static', options.static ?? false);
     const dfGiven = ['dfChannelShrink', 'dfKernelSize', 'dfGroup'].filter((k) => options[k as keyof LesaOptions] !== undefined);
     if (this.isStatic && dfGiven.length > 0) {
-      throw new TypeError(`LESA: ${dfGiven.join(', ')} configure the dynamic fusion gate, which static LESA does not have; ` +
+      throw new RangeError(`LESA: ${dfGiven.join(', ')} configure the dynamic fusion gate, which static LESA does not have; ` +
         'drop them or static');
     }
     const gate = this.isStatic ? null : gateConfig('LESA', options);
@@ -215,9 +215,9 @@ function record(layer: string, name: string, value: unknown): Record<string, unk
  */
 export function lesaFromReference(ctor: Record<string, unknown>): Lesa {
   const layer = 'LESA reference';
-  checkOptionNames(layer, ctor, ['lesa', 'in_planes', 'out_planes', 'kernel_size', 'stride', 'bias', 'dcn']);
+  knownOptions(layer, ctor, ['lesa', 'in_planes', 'out_planes', 'kernel_size', 'stride', 'bias', 'dcn']);
   const lesa = record(layer, 'lesa', ctor.lesa);
-  checkOptionNames(layer, lesa, ['type', 'with_cp_UB_terms_only', 'pe_type', 'groups', 'df_channel_shrink', 'df_kernel_size', 'df_group']);
+  knownOptions(layer, lesa, ['type', 'with_cp_UB_terms_only', 'pe_type', 'groups', 'df_channel_shrink', 'df_kernel_size', 'df_group']);
   if (lesa.type !== 'LESA') throw new TypeError(`${layer}: lesa.type must be 'LESA', got ${JSON.stringify(lesa.type)}`);
   if (ctor.dcn !== undefined && ctor.dcn !== null) {
     throw new TypeError(`${layer}: dcn ${JSON.stringify(ctor.dcn)} asks for mmcv's deformable unary conv, which vicinity does not implement; pass dcn: null`);

@@ -26,7 +26,7 @@
 import { recordAttention } from './attention-capture.js';
 import { Dropout } from '../nn/layers/dropout.js';
 import { Linear } from '../nn/layers/linear.js';
-import { booleanOption, integerAtLeast, numberInRange } from '../nn/layers/validation.js';
+import { booleanOption, divisibleBy, integerAtLeast, knownOptions, numberInRange, optionNames } from '../nn/layers/validation.js';
 import { Module } from '../nn/module.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import * as F from '../ops/functional.js';
@@ -50,10 +50,18 @@ export interface LsagAttentionOptions {
   multiQuery?: boolean;
 }
 
+const LSAG_ATTENTION_OPTION_NAMES = optionNames<LsagAttentionOptions>({
+  dim: 1, numHeads: 1, qkvBias: 1, qkScale: 1, attnDrop: 1, projDrop: 1, multiQuery: 1,
+});
+
 export interface LsagLocalAttentionOptions extends LsagAttentionOptions {
   /** T, the number of shift variants the keys and values come from. */
   numVariants: number;
 }
+
+const LSAG_LOCAL_ATTENTION_OPTION_NAMES = optionNames<LsagLocalAttentionOptions>({
+  numVariants: 1, dim: 1, numHeads: 1, qkvBias: 1, qkScale: 1, attnDrop: 1, projDrop: 1, multiQuery: 1,
+});
 
 /** _init_vit_weights for a Linear: weight trunc_normal(std .02, cut ±2), bias 0. */
 export function initVitLinear(linear: Linear): void {
@@ -65,9 +73,7 @@ export function initVitLinear(linear: Linear): void {
 function headLayout(layer: string, o: LsagAttentionOptions) {
   const dim = integerAtLeast(layer, 'dim', o.dim, 1);
   const numHeads = integerAtLeast(layer, 'numHeads', o.numHeads ?? 8, 1);
-  if (dim % numHeads !== 0) {
-    throw new RangeError(`${layer}: dim ${dim} is not a multiple of numHeads ${numHeads}; pick numHeads dividing dim`);
-  }
+  divisibleBy(layer, 'dim', dim, 'numHeads', numHeads, 'pick numHeads dividing dim');
   const headDim = dim / numHeads;
   const qkScale = o.qkScale ?? headDim ** -0.5;
   if (!(typeof qkScale === 'number' && qkScale > 0 && Number.isFinite(qkScale))) {
@@ -93,7 +99,7 @@ function checkTokens(layer: string, x: Tensor, dim: number, what = 'x'): void {
  * The sizes, projections and dropouts both attentions share, registered in the reference's order.
  * Only the keys differ: the reference names them after the block's parity (`_even` local, `_odd` global).
  */
-abstract class LsagAttentionBase extends Module {
+abstract class LsagAttentionBase<In extends unknown[] = [Tensor]> extends Module<In> {
   readonly dim: number;
   readonly numHeads: number;
   readonly headDim: number;
@@ -136,10 +142,11 @@ abstract class LsagAttentionBase extends Module {
  * const attn = new LsagLocalAttention({ dim: 192, numHeads: 4, numVariants: 18, qkvBias: true, multiQuery: true });
  * const y = attn.forward(norm1(x), norm1(patches));   // (B, 1024, 192)
  */
-export class LsagLocalAttention extends LsagAttentionBase {
+export class LsagLocalAttention extends LsagAttentionBase<[Tensor, Tensor]> {
   readonly numVariants: number;
 
   constructor(o: LsagLocalAttentionOptions) {
+    knownOptions('LsagLocalAttention', o, LSAG_LOCAL_ATTENTION_OPTION_NAMES);
     const s = headLayout('LsagLocalAttention', o);
     const numVariants = integerAtLeast('LsagLocalAttention', 'numVariants', o.numVariants, 1);
     super(s, { Wq: 'Wq_even', Wkv: 'Wkv_even' });
@@ -189,6 +196,7 @@ export class LsagLocalAttention extends LsagAttentionBase {
 export class LsagGlobalAttention extends LsagAttentionBase {
   constructor(o: LsagAttentionOptions) {
     super(headLayout('LsagGlobalAttention', o), { Wq: 'Wq_odd', Wkv: 'Wkv_odd' });
+    knownOptions('LsagGlobalAttention', o, LSAG_ATTENTION_OPTION_NAMES);
   }
 
   forward(x: Tensor): Tensor {
@@ -223,6 +231,8 @@ export interface LsagMlpOptions {
   drop?: number;
 }
 
+const LSAG_MLP_OPTION_NAMES = optionNames<LsagMlpOptions>({ inFeatures: 1, hiddenFeatures: 1, outFeatures: 1, drop: 1 });
+
 /**
  * The transformer FFN (Mlp): fc1 → GELU (exact erf) → dropout → fc2 → dropout.
  *
@@ -243,6 +253,7 @@ export class LsagMlp extends Module {
 
   constructor(o: LsagMlpOptions) {
     super();
+    knownOptions('LsagMlp', o, LSAG_MLP_OPTION_NAMES);
     const inFeatures = integerAtLeast('LsagMlp', 'inFeatures', o.inFeatures, 1);
     const hidden = integerAtLeast('LsagMlp', 'hiddenFeatures', o.hiddenFeatures ?? inFeatures, 1);
     const out = integerAtLeast('LsagMlp', 'outFeatures', o.outFeatures ?? inFeatures, 1);

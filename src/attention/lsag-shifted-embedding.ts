@@ -21,7 +21,7 @@
  */
 import { Conv2d } from '../nn/layers/conv.js';
 import { ModuleList } from '../nn/layers/containers.js';
-import { integerAtLeast, oneOf } from '../nn/layers/validation.js';
+import { integerAtLeast, knownOptions, oneOf, optionNames } from '../nn/layers/validation.js';
 import { Module } from '../nn/module.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import * as F from '../ops/functional.js';
@@ -72,6 +72,10 @@ export interface LsagShiftedEmbeddingOptions {
   variant: LsagVariant;
 }
 
+const LSAG_SHIFTED_EMBEDDING_OPTION_NAMES = optionNames<LsagShiftedEmbeddingOptions>({
+  imgSize: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, inChans: 1, embedDim: 1, variant: 1,
+});
+
 /** ⌊(size + 2P − K) / S⌋ + 1, the conv's output side. */
 function convOut(size: number, k: number, s: number, p: number): number {
   return Math.floor((size + 2 * p - k) / s) + 1;
@@ -113,6 +117,7 @@ export class LsagShiftedEmbedding extends Module {
 
   constructor(o: LsagShiftedEmbeddingOptions) {
     super();
+    knownOptions('LsagShiftedEmbedding', o, LSAG_SHIFTED_EMBEDDING_OPTION_NAMES);
     const layer = 'LsagShiftedEmbedding';
     this.imgSize = integerAtLeast(layer, 'imgSize', o.imgSize, 1);
     this.kernelSize = integerAtLeast(layer, 'kernelSize', o.kernelSize, 1);

@@ -28,8 +28,8 @@ import { MaxPool2d } from '../nn/layers/pooling.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import { ModuleList } from '../nn/layers/containers.js';
 import { LayerNorm } from '../nn/layers/layer-norm.js';
-import { integerAtLeast, numberInRange, oneOf } from '../nn/layers/validation.js';
-import { Module } from '../nn/module.js';
+import { integerAtLeast, knownOptions, numberInRange, oneOf, optionNames } from '../nn/layers/validation.js';
+import { Module, type AnyModule } from '../nn/module.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
 import type { Parameter } from '../nn/parameter.js';
@@ -67,18 +67,26 @@ export interface LsagStageOptions {
   multiQuery?: boolean;
 }
 
+const LSAG_STAGE_OPTION_NAMES = optionNames<LsagStageOptions>({
+  numPatches: 1, depth: 1, dim: 1, numHeads: 1, mlpRatio: 1, qkvBias: 1, qkScale: 1, projDrop: 1, attnDrop: 1, dropPath: 1, multiQuery: 1,
+});
+
 export interface LsagFirstStageOptions extends LsagStageOptions {
   /** T, the shift variants coming from the embedding. */
   numVariants: number;
 }
 
-interface Block<A extends Module> {
+const LSAG_FIRST_STAGE_OPTION_NAMES = optionNames<LsagFirstStageOptions>({
+  numVariants: 1, numPatches: 1, depth: 1, dim: 1, numHeads: 1, mlpRatio: 1, qkvBias: 1, qkScale: 1, projDrop: 1, attnDrop: 1, dropPath: 1, multiQuery: 1,
+});
+
+interface Block<A extends AnyModule> {
   attention: A;
   mlp: LsagMlp;
 }
 
 /** What both stage kinds share: checked options, the shared norms and the block list. */
-abstract class LsagStageBase<Local extends Module> extends Module {
+abstract class LsagStageBase<Local extends AnyModule> extends Module {
   readonly numPatches: number;
   readonly depth: number;
   readonly dim: number;
@@ -114,7 +122,7 @@ abstract class LsagStageBase<Local extends Module> extends Module {
         attention: d === 0 ? makeFirst(attention) : new LsagGlobalAttention(attention),
         mlp: new LsagMlp({ inFeatures: this.dim, hiddenFeatures: hidden, drop: o.projDrop }),
       };
-      layers.push(new ModuleList<Module>([block.attention, block.mlp]));   // layers.{d}.0 / layers.{d}.1
+      layers.push(new ModuleList([block.attention, block.mlp]));   // layers.{d}.0 / layers.{d}.1
       this.blocks.push(block);
     }
     this.norm2 = this.register('norm2', new LayerNorm({ normalizedShape: this.dim, eps: 1e-6 }));
@@ -152,6 +160,7 @@ export class LsagFirstStage extends LsagStageBase<LsagLocalAttention> {
   readonly numVariants: number;
 
   constructor(o: LsagFirstStageOptions) {
+    knownOptions('LsagFirstStage', o, LSAG_FIRST_STAGE_OPTION_NAMES);
     const numVariants = integerAtLeast('LsagFirstStage', 'numVariants', o.numVariants, 1);
     super('LsagFirstStage', o, (n, d) => [numVariants, n, d],
       (a) => new LsagLocalAttention({ ...a, numVariants }));
@@ -191,6 +200,7 @@ export class LsagFirstStage extends LsagStageBase<LsagLocalAttention> {
 export class LsagStage extends LsagStageBase<LsagGlobalAttention> {
   constructor(o: LsagStageOptions) {
     super('LsagStage', o, (n, d) => [n, d], (a) => new LsagGlobalAttention(a));
+    knownOptions('LsagStage', o, LSAG_STAGE_OPTION_NAMES);
   }
 
   forward(tokens: Tensor): Tensor {
@@ -232,6 +242,8 @@ export interface ReduceImageSizeOptions {
   seqLen?: number;
 }
 
+const REDUCE_IMAGE_SIZE_OPTION_NAMES = optionNames<ReduceImageSizeOptions>({ dim: 1, dimOut: 1, seqLen: 1 });
+
 /**
  * Downsampling between stages (Reduce_image_size, between to_image_plane and to_patches_plane):
  * conv 3×3 (stride 1, pad 1, bias) → LayerNorm over channels (eps 1e-6) → max-pool 3×3 (stride 2, pad 1).
@@ -257,6 +269,7 @@ export class ReduceImageSize extends Module {
 
   constructor(o: ReduceImageSizeOptions) {
     super();
+    knownOptions('ReduceImageSize', o, REDUCE_IMAGE_SIZE_OPTION_NAMES);
     this.dim = integerAtLeast('ReduceImageSize', 'dim', o.dim, 1);
     this.dimOut = integerAtLeast('ReduceImageSize', 'dimOut', o.dimOut, 1);
     this.seqLen = o.seqLen === undefined ? null : integerAtLeast('ReduceImageSize', 'seqLen', o.seqLen, 1);
@@ -317,6 +330,10 @@ export interface LsagLocalStageParityOptions extends LsagParityStageOptions {
   embedDim: number;
 }
 
+const LSAG_LOCAL_STAGE_PARITY_OPTION_NAMES = optionNames<LsagLocalStageParityOptions>({
+  imgSize: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, embedDim: 1, depth: 1, numHeads: 1, variant: 1, mlpRatio: 1, qkvBias: 1, dropPath: 1, attnDrop: 1, projDrop: 1,
+});
+
 /**
  * Fixture kind `parity.LSAGLocalStage`: `to_patch_embedding` (LsagShiftedEmbedding) then
  * `layers.0.0` (LsagFirstStage), keyed as in ShiftingTransformer's state dict.
@@ -329,6 +346,7 @@ export class LsagLocalStageParity extends Module {
 
   constructor(o: LsagLocalStageParityOptions) {
     super();
+    knownOptions('LsagLocalStageParity', o, LSAG_LOCAL_STAGE_PARITY_OPTION_NAMES);
     const { variant, stage } = parityStage('LsagLocalStageParity', o);
     this.embedding = this.register('to_patch_embedding', new LsagShiftedEmbedding({
       imgSize: o.imgSize, kernelSize: o.kernelSize, strideSize: o.strideSize, paddingSize: o.paddingSize,
@@ -351,6 +369,10 @@ export interface LsagGlobalStageParityOptions extends LsagParityStageOptions {
   dimOut: number;
 }
 
+const LSAG_GLOBAL_STAGE_PARITY_OPTION_NAMES = optionNames<LsagGlobalStageParityOptions>({
+  numPatches: 1, dimIn: 1, dimOut: 1, depth: 1, numHeads: 1, variant: 1, mlpRatio: 1, qkvBias: 1, dropPath: 1, attnDrop: 1, projDrop: 1,
+});
+
 /**
  * Fixture kind `parity.LSAGGlobalStage`: `layers.1.0` (LsagStage) then `layers.1.1`
  * (ReduceImageSize), keyed as level 1 of ShiftingTransformer (`layers.0` is empty here).
@@ -363,6 +385,7 @@ export class LsagGlobalStageParity extends Module {
 
   constructor(o: LsagGlobalStageParityOptions) {
     super();
+    knownOptions('LsagGlobalStageParity', o, LSAG_GLOBAL_STAGE_PARITY_OPTION_NAMES);
     const { stage } = parityStage('LsagGlobalStageParity', o);
     this.stage = new LsagStage({ ...stage, numPatches: o.numPatches, dim: o.dimIn });
     this.reduce = new ReduceImageSize({ dim: o.dimIn, dimOut: o.dimOut, seqLen: o.numPatches });

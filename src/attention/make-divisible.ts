@@ -10,6 +10,8 @@
  * halo_attn.py and bottleneck_attn.py (the q/k width rule).
  * Deviations: 1. Non-finite or negative v and a divisor < 1 throw RangeError (timm computes garbage).
  */
+import { integerAtLeast } from '../nn/layers/validation.js';
+
 
 export interface MakeDivisibleOptions {
   /** Round to a multiple of this; default 8. */
@@ -55,10 +57,7 @@ export function qkHeadWidth(
   layer: string, o: { dimOut: number; numHeads: number; qkRatio: number; dimHead?: number },
 ): number {
   if (o.dimHead !== undefined) {
-    if (!Number.isInteger(o.dimHead) || o.dimHead < 1) {
-      throw new RangeError(`${layer}: dimHead must be an integer ≥ 1, got ${o.dimHead}`);
-    }
-    return o.dimHead;
+    return integerAtLeast(layer, 'dimHead', o.dimHead, 1);
   }
   const width = Math.floor(makeDivisible(o.dimOut * o.qkRatio) / o.numHeads);
   if (width < 1) {

@@ -19,7 +19,7 @@
 import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
 import { init, Module, Conv2d } from '../nn/index.js';
-import { booleanOption, integerAtLeast, oneOf, positiveNumber, sizeTuple } from '../nn/layers/validation.js';
+import { booleanOption, divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, positiveNumber, referenceOptions, sizeTuple } from '../nn/layers/validation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
@@ -51,6 +51,10 @@ export interface MultiHeadSelfAttention2dOptions {
   /** 'none' (timm, default): the input must be featSize. 'linear': resample the tables (Deviation 1). */
   relPosResize?: RelPosResize;
 }
+
+const MULTI_HEAD_SELF_ATTENTION2D_OPTION_NAMES = optionNames<MultiHeadSelfAttention2dOptions>({
+  dim: 1, dimOut: 1, featSize: 1, stride: 1, numHeads: 1, dimHead: 1, qkRatio: 1, qkvBias: 1, scalePosEmbed: 1, relPosResize: 1,
+});
 
 /** The tensors attend() computes with: the module's parameters, or stand-ins (gradcheck). */
 export interface MultiHeadSelfAttention2dWeights {
@@ -94,6 +98,7 @@ export class MultiHeadSelfAttention2d extends Module {
 
   constructor(o: MultiHeadSelfAttention2dOptions) {
     super();
+    knownOptions('MultiHeadSelfAttention2d', o, MULTI_HEAD_SELF_ATTENTION2D_OPTION_NAMES);
     const layer = 'MultiHeadSelfAttention2d';
     this.dim = integerAtLeast(layer, 'dim', o.dim, 1);
     if (o.featSize === undefined || o.featSize === null) {
@@ -104,10 +109,7 @@ export class MultiHeadSelfAttention2d extends Module {
     this.featSize = [fh, fw];
     this.dimOut = integerAtLeast(layer, 'dimOut', o.dimOut ?? this.dim, 1);
     this.numHeads = integerAtLeast(layer, 'numHeads', o.numHeads ?? 4, 1);
-    if (this.dimOut % this.numHeads !== 0) {
-      throw new RangeError(`${layer}: dimOut (${this.dimOut}) must be divisible by numHeads (${this.numHeads}); ` +
-        'change one of them');
-    }
+    divisibleBy(layer, 'dimOut', this.dimOut, 'numHeads', this.numHeads, 'change one of them');
     this.stride = integerAtLeast(layer, 'stride', o.stride ?? 1, 1);
     if (this.stride > 2) throw new RangeError(`${layer}: stride must be 1 or 2, got ${this.stride}`);
     const qkRatio = positiveNumber(layer, 'qkRatio', o.qkRatio ?? 1);
@@ -207,15 +209,7 @@ const REFERENCE_ARGUMENTS: Record<string, keyof MultiHeadSelfAttention2dOptions>
  * arguments throw TypeError.
  */
 export function mhsa2dOptionsFromReference(ctor: Record<string, unknown>): MultiHeadSelfAttention2dOptions {
-  const options: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(ctor)) {
-    if (!Object.hasOwn(REFERENCE_ARGUMENTS, key)) {
-      throw new TypeError(`MultiHeadSelfAttention2d: unknown timm BottleneckAttn argument '${key}'; ` +
-        `known: ${Object.keys(REFERENCE_ARGUMENTS).join(', ')}`);
-    }
-    if (value === null || ((key === 'dim_out' || key === 'dim_head') && value === 0)) continue;
-    options[REFERENCE_ARGUMENTS[key]] = value;
-  }
+  const options = referenceOptions('MultiHeadSelfAttention2d', 'timm BottleneckAttn', ctor, REFERENCE_ARGUMENTS, { zeroIsUnset: ['dim_out', 'dim_head'] });
   return options as unknown as MultiHeadSelfAttention2dOptions;
 }
 

@@ -30,7 +30,7 @@
  */
 import { recordAttention } from './attention-capture.js';
 import { Linear } from '../nn/layers/linear.js';
-import { booleanOption, integerAtLeast, numberInRange, positiveNumber } from '../nn/layers/validation.js';
+import { booleanOption, divisibleBy, integerAtLeast, knownOptions, numberInRange, optionNames, positiveNumber } from '../nn/layers/validation.js';
 import { Module } from '../nn/module.js';
 import { truncNormal_ } from '../nn/init.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
@@ -61,6 +61,10 @@ export interface NeighborhoodAttention2dOptions {
   /** Dropout after proj; default 0. */
   projDrop?: number;
 }
+
+const NEIGHBORHOOD_ATTENTION2D_OPTION_NAMES = optionNames<NeighborhoodAttention2dOptions>({
+  dim: 1, numHeads: 1, kernelSize: 1, dilation: 1, bias: 1, qkvBias: 1, qkScale: 1, attnDrop: 1, projDrop: 1,
+});
 
 /** The tensors neighborhoodAttention2d needs; null where a bias is switched off. */
 export interface NeighborhoodAttention2dWeights {
@@ -160,13 +164,11 @@ export class NeighborhoodAttention2d extends Module {
 
   constructor(o: NeighborhoodAttention2dOptions) {
     super();
+    knownOptions('NeighborhoodAttention2d', o, NEIGHBORHOOD_ATTENTION2D_OPTION_NAMES);
     const name = 'NeighborhoodAttention2d';
     this.dim = integerAtLeast(name, 'dim', o.dim, 1);
     this.numHeads = integerAtLeast(name, 'numHeads', o.numHeads, 1);
-    if (this.dim % this.numHeads !== 0) {
-      throw new RangeError(`${name}: dim ${this.dim} is not divisible by numHeads ${this.numHeads}; ` +
-        `choose numHeads among the divisors of dim`);
-    }
+    divisibleBy(name, 'dim', this.dim, 'numHeads', this.numHeads, 'choose numHeads among the divisors of dim');
     this.headDim = this.dim / this.numHeads;
     this.kernelSize = integerAtLeast(name, 'kernelSize', o.kernelSize, 1);
     if (this.kernelSize < 3 || this.kernelSize % 2 === 0) {

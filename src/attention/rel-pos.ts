@@ -21,7 +21,7 @@
  */
 import { init, Module, type Parameter } from '../nn/index.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
-import { integerAtLeast, positiveNumber } from '../nn/layers/validation.js';
+import { integerAtLeast, knownOptions, optionNames, positiveNumber } from '../nn/layers/validation.js';
 import { arange, tensor } from '../tensor/creation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
@@ -154,6 +154,8 @@ export interface RelPosEmbedding2dOptions {
   scale?: number;
 }
 
+const REL_POS_EMBEDDING2D_OPTION_NAMES = optionNames<RelPosEmbedding2dOptions>({ heightRows: 1, widthRows: 1, dimHead: 1, scale: 1 });
+
 /**
  * The two learnt tables of timm's PosEmbedRel, under its state-dict names.
  *
@@ -162,13 +164,14 @@ export interface RelPosEmbedding2dOptions {
  *
  * Shape: forward(q (N, Hq·Wq, d), geometry) → (N, Hq·Wq, Hk·Wk), Eq. (R).
  */
-export class RelPosEmbedding2d extends Module {
+export class RelPosEmbedding2d extends Module<[Tensor, RelPosGeometry]> {
   readonly heightRel: Parameter;
   readonly widthRel: Parameter;
   readonly dimHead: number;
 
   constructor(o: RelPosEmbedding2dOptions) {
     super();
+    knownOptions('RelPosEmbedding2d', o, REL_POS_EMBEDDING2D_OPTION_NAMES);
     const layer = 'RelPosEmbedding2d';
     const heightRows = integerAtLeast(layer, 'heightRows', o.heightRows, 1);
     const widthRows = integerAtLeast(layer, 'widthRows', o.widthRows, 1);

@@ -34,7 +34,7 @@
 import { recordAttention } from './attention-capture.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
-import { booleanOption, integerAtLeast, positiveNumber } from '../nn/layers/validation.js';
+import { booleanOption, integerAtLeast, knownOptions, optionNames, positiveNumber } from '../nn/layers/validation.js';
 import { kaimingNormal_, normal_ } from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
@@ -201,6 +201,10 @@ export interface SASAOptions {
   qkScale?: number;
 }
 
+const SASA_OPTION_NAMES = optionNames<SASAOptions>({
+  inChannels: 1, outChannels: 1, kernelSize: 1, numHeads: 1, stride: 1, bias: 1, qkScale: 1,
+});
+
 /**
  * SASA (Eq. (3)): multi-head dot-product attention over the k×k window centred on each pixel,
  * with relative row/column embeddings; keys outside the map are masked.
@@ -234,6 +238,7 @@ export class SASA extends Module {
 
   constructor(o: SASAOptions) {
     super();
+    knownOptions('SASA', o, SASA_OPTION_NAMES);
     this.inChannels = integerAtLeast('SASA', 'inChannels', o.inChannels, 1);
     this.outChannels = integerAtLeast('SASA', 'outChannels', o.outChannels, 1);
     this.kernelSize = integerAtLeast('SASA', 'kernelSize', o.kernelSize, 1);
@@ -282,6 +287,10 @@ export interface AttentionConvCompatOptions {
   bias?: boolean;
 }
 
+const ATTENTION_CONV_COMPAT_OPTION_NAMES = optionNames<AttentionConvCompatOptions>({
+  inChannels: 1, outChannels: 1, kernelSize: 1, stride: 1, padding: 1, groups: 1, bias: 1,
+});
+
 /**
  * leaderj1001 `AttentionConv`, bug-for-bug — NOT SASA: every channel is its own one-dimensional
  * head (logit q_c·(k_c + r_c), softmax per channel, no sum over a head, no scaling), and the
@@ -311,6 +320,7 @@ export class AttentionConvCompat extends Module {
 
   constructor(o: AttentionConvCompatOptions) {
     super();
+    knownOptions('AttentionConvCompat', o, ATTENTION_CONV_COMPAT_OPTION_NAMES);
     const name = 'AttentionConvCompat';
     this.inChannels = integerAtLeast(name, 'inChannels', o.inChannels, 1);
     this.outChannels = integerAtLeast(name, 'outChannels', o.outChannels, 2);

@@ -27,6 +27,7 @@ import {
   SqueezeExcite, init,
 } from '../nn/index.js';
 import type { Tensor } from '../tensor/tensor.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 import { ShapeError } from '../tensor/shape-error.js';
 
 export type ByobActivation = 'relu' | 'silu';
@@ -102,13 +103,11 @@ export function repeatBlocks(d: number, block: ByoBlockCfg): ByoBlockCfg[] {
   return Array.from({ length: d }, () => ({ ...block }));
 }
 
-type Layer = Module & { forward(x: Tensor): Tensor };
-
-const activation = (a: ByobActivation): Layer => (a === 'silu' ? new SiLU() : new ReLU());
+const activation = (a: ByobActivation): Module => (a === 'silu' ? new SiLU() : new ReLU());
 
 /** timm BatchNormAct2d: BatchNorm2d whose forward applies the activation (keys: weight, bias, running_*). */
 export class BatchNormAct2d extends BatchNorm2d {
-  readonly act: Layer | null;
+  readonly act: Module | null;
 
   constructor(channels: number, act: ByobActivation | null) {
     super({ numFeatures: channels });
@@ -181,7 +180,7 @@ abstract class ByobResidual extends Module {
   readonly shortcut: ConvNormAct | null;
   readonly identityShortcut: boolean;
   dropPath: DropPath | null = null;
-  readonly act: Layer | null;
+  readonly act: Module | null;
   abstract readonly conv3_1x1: ConvNormAct;
 
   constructor(a: ByobBlockArgs) {
@@ -323,6 +322,8 @@ export interface ByobNetOptions {
   dropPathRate?: number;
 }
 
+const BYOB_NET_OPTION_NAMES = optionNames<ByobNetOptions>({ numClasses: 1, inChannels: 1, inputSize: 1, dropPathRate: 1 });
+
 /**
  * timm ByobNet for one configuration (see the file header).
  *
@@ -344,6 +345,7 @@ export class ByobNet extends Module {
 
   constructor(cfg: ByoModelCfg, o: ByobNetOptions) {
     super();
+    knownOptions('ByobNet', o, BYOB_NET_OPTION_NAMES);
     this.cfg = cfg;
     const act = cfg.act;
     const wf = cfg.widthFactor ?? 1;
@@ -428,7 +430,7 @@ export class ByobNet extends Module {
     this.checkInputSize(x);
     const maps: Tensor[] = [];
     let y = this.stem.forward(x);
-    for (const stage of this.stages) maps.push(y = (stage as Layer).forward(y));
+    for (const stage of this.stages) maps.push(y = stage.forward(y));
     if (this.finalConv) maps[maps.length - 1] = this.finalConv.forward(y);
     return maps;
   }

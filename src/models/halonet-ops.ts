@@ -22,6 +22,7 @@ import { HaloAttention, type HaloAttentionOptions, type HaloPadding } from '../a
 import { SqueezeExcite } from '../nn/layers/channel-attention.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SpatialOp, SpatialOpContext, SpatialOpFactory } from './spatial-ops.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 
 /** 'auto': 'none' where the block's feature map divides by b at the model's inputSize, else 'mask'. */
 export type HaloOpPadding = HaloPadding | 'auto';
@@ -38,6 +39,8 @@ export interface HaloAttentionOpOptions {
   /** SE reduction: SE bottleneck = max(8, round(C · ratio)); undefined (default) leaves SE out. */
   squeezeExcite?: number;
 }
+
+const HALO_ATTENTION_OP_OPTION_NAMES = optionNames<HaloAttentionOpOptions>({ blockSize: 1, haloSize: 1, numHeads: 1, padding: 1, squeezeExcite: 1 });
 
 /** timm's SEModule, shared with the timm ByobNet models (src/nn/layers/channel-attention.ts). */
 export { SqueezeExcite };
@@ -78,6 +81,7 @@ function perStage(name: string, value: number | number[], stage: number): number
  *   spatialOp: haloAttentionOp({ blockSize: 8, haloSize: 3 }), inputSize: 256 });
  */
 export function haloAttentionOp(o: HaloAttentionOpOptions): SpatialOpFactory {
+  knownOptions('haloAttentionOp', o, HALO_ATTENTION_OP_OPTION_NAMES);
   const numHeads = o.numHeads ?? 8;
   const factory = (ctx: SpatialOpContext): SpatialOp => {
     const blockSize = perStage('blockSize', o.blockSize, ctx.stage);

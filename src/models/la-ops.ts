@@ -10,6 +10,7 @@
  */
 import { LALayer, type LAAggregation, type LAOffsets, type LARounding } from '../attention/la-layer.js';
 import type { SpatialOpContext, SpatialOpFactory } from './spatial-ops.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 
 /** LALayer's options that are the same in every block (the rest come from the block). */
 export interface LALayerOpOptions {
@@ -27,6 +28,8 @@ export interface LALayerOpOptions {
   aggregation?: LAAggregation;
 }
 
+const LA_LAYER_OP_OPTION_NAMES = optionNames<LALayerOpOptions>({ heads: 1, constraint: 1, kernelSize: 1, offsets: 1, rounding: 1, aggregation: 1 });
+
 /**
  * A SpatialOpFactory building one LALayer per replaced block.
  *
@@ -37,6 +40,7 @@ export interface LALayerOpOptions {
  * resnetFamily({ depths: [3, 4, 6, 3], spatialOp: laLayerOp({ heads: 8, constraint: 7 }) });
  */
 export function laLayerOp(o: LALayerOpOptions): SpatialOpFactory {
+  knownOptions('laLayerOp', o, LA_LAYER_OP_OPTION_NAMES);
   const build = (ctx: SpatialOpContext): LALayer => {
     try {
       return new LALayer({

@@ -22,12 +22,15 @@ import { kaimingNormal_ } from '../nn/init.js';
 import { Conv2d } from '../nn/layers/conv.js';
 import type { Module } from '../nn/module.js';
 import type { SpatialOp, SpatialOpContext, SpatialOpFactory } from './spatial-ops.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 
 /** Options shared by the three LESA-family operators. */
 export interface LesaOpOptions {
   /** Attention heads (the official `lesa.groups`); also the unary conv's groups in LESA. Default 8. */
   groups?: number;
 }
+
+const LESA_OP_OPTION_NAMES = optionNames<LesaOpOptions>({ groups: 1 });
 
 /** The side S of the square map the position embedding is sized for. */
 function embeddingSide(op: string, ctx: SpatialOpContext): number {
@@ -66,12 +69,14 @@ function layerOptions(op: string, o: LesaOpOptions, ctx: SpatialOpContext) {
  * resnetFamily({ depths: [3, 4, 6, 3], stageStrides: [1, 2, 2, 1], spatialOp: [null, null, lesaOp(), lesaOp()] });
  */
 export function lesaOp(o: LesaOpOptions = {}): SpatialOpFactory {
+  knownOptions('lesaOp', o, LESA_OP_OPTION_NAMES);
   const factory = (ctx: SpatialOpContext): SpatialOp => officialInit(new Lesa(layerOptions('lesaOp', o, ctx)));
   return Object.assign(factory, { keepBn2: false, label: 'lesa' });
 }
 
 /** Static LESA (Table 7): y = ½·unary + ½·binary with a groups-1 unary conv; the block keeps bn2. */
 export function staticLesaOp(o: LesaOpOptions = {}): SpatialOpFactory {
+  knownOptions('staticLesaOp', o, LESA_OP_OPTION_NAMES);
   const factory = (ctx: SpatialOpContext): SpatialOp =>
     officialInit(new Lesa({ ...layerOptions('staticLesaOp', o, ctx), static: true }));
   return Object.assign(factory, { keepBn2: true, label: 'static-lesa' });
@@ -79,6 +84,7 @@ export function staticLesaOp(o: LesaOpOptions = {}): SpatialOpFactory {
 
 /** The "Self-Attention" baseline of Tables 2 and 7: LESA's binary term alone; the block keeps bn2. */
 export function lesaSelfAttentionOp(o: LesaOpOptions = {}): SpatialOpFactory {
+  knownOptions('lesaSelfAttentionOp', o, LESA_OP_OPTION_NAMES);
   const factory = (ctx: SpatialOpContext): SpatialOp =>
     officialInit(new LesaBinaryAttention(layerOptions('lesaSelfAttentionOp', o, ctx)));
   return Object.assign(factory, { keepBn2: true, label: 'lesa-sa' });

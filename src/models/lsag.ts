@@ -23,7 +23,7 @@
 import { Linear } from '../nn/layers/linear.js';
 import { LayerNorm } from '../nn/layers/layer-norm.js';
 import { ModuleList } from '../nn/layers/containers.js';
-import { integerAtLeast, numberInRange, oneOf } from '../nn/layers/validation.js';
+import { integerAtLeast, knownOptions, numberInRange, oneOf, optionNames } from '../nn/layers/validation.js';
 import { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { initVitLinear } from '../attention/lsag-attention.js';
@@ -63,6 +63,11 @@ export interface LsagModelOptions {
   projDrop?: number;
 }
 
+const LSAG_MODEL_OPTION_NAMES = optionNames<LsagModelOptions>({
+  imgSize: 1, inChannels: 1, numClasses: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, variant: 1, multiQuery: 1,
+  dims: 1, numHeads: 1, depths: 1, mlpRatio: 1, qkvBias: 1, dropPathRate: 1, attnDrop: 1, projDrop: 1,
+});
+
 /**
  * The LSAG classifier (ShiftingTransformer).
  *
@@ -92,6 +97,7 @@ export class LsagModel extends Module {
 
   constructor(o: LsagModelOptions) {
     super();
+    knownOptions('LsagModel', o, LSAG_MODEL_OPTION_NAMES);
     const name = 'LsagModel';
     const levels = checkLevels(o);
     this.numClasses = integerAtLeast(name, 'numClasses', o.numClasses ?? 1000, 1);

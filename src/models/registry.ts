@@ -7,6 +7,8 @@
  *   listModels('resnext*');            // ['resnext101_32x4d', 'resnext50_32x4d']
  *   modelInfo('resnet50').params;      // 25_557_032
  */
+import { editDistance } from '../nn/edit-distance.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { baselineModels } from './entries/baselines.js';
@@ -27,7 +29,6 @@ import { timmModels } from './entries/timm.js';
 export interface Classifier extends Module {
   /** Width of the logits. */
   readonly numClasses: number;
-  forward(x: Tensor): Tensor;
   forwardFeatures(x: Tensor): Tensor[];
 }
 
@@ -44,6 +45,8 @@ export interface ModelOptions {
   /** Architecture settings the entry exposes for ablations (its `modelArgs` lists them), e.g. LA's kernelSize. */
   modelArgs?: Record<string, number>;
 }
+
+const MODEL_OPTION_NAMES = optionNames<ModelOptions>({ numClasses: 1, inChannels: 1, inputSize: 1, dropPathRate: 1, modelArgs: 1 });
 
 /** One row of a paper's table. `params` and `macs` hold at the entry's default options. */
 export interface ModelEntry {
@@ -136,16 +139,18 @@ function entryOf(name: string): ModelEntry {
 /**
  * Builds a registered model with fresh weights (each builder's own initialisation).
  *
- * Errors: UnknownModelError (with the closest names) for an unknown name; the builder's
- * RangeError for options it cannot take.
+ * Errors: UnknownModelError (with the closest names) for an unknown name; TypeError for an
+ * unknown option or modelArgs key (naming the nearest), RangeError for values the builder cannot
+ * take (the rule of nn/layers/validation.ts).
  */
 export function createModel(name: string, options: ModelOptions = {}): Classifier {
   const entry = entryOf(name);
+  knownOptions('createModel', options, MODEL_OPTION_NAMES);
   const args = options.modelArgs ?? {};
   const unknown = Object.keys(args).filter((k) => !(entry.modelArgs ?? []).includes(k));
   if (unknown.length) {
-    throw new RangeError(`createModel: ${name} takes no modelArgs ${unknown.join(', ')}; ` +
-      (entry.modelArgs?.length ? `it takes ${entry.modelArgs.join(', ')}` : 'it takes none'));
+    if (!entry.modelArgs?.length) throw new TypeError(`createModel: ${name} takes no modelArgs, got ${unknown.join(', ')}`);
+    knownOptions(`createModel: ${name} modelArgs`, args, entry.modelArgs);
   }
   return entry.build({
     ...(Object.keys(args).length ? { modelArgs: { ...args } } : {}),
@@ -197,15 +202,3 @@ function closeMatches(query: string, names: string[]): string[] {
     .map((m) => m.name);
 }
 
-/** Levenshtein distance (insertions, deletions, substitutions); the one edit distance of the name lookups. */
-export function editDistance(a: string, b: string): number {
-  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
-  for (let i = 1; i <= a.length; i++) {
-    const row = [i];
-    for (let j = 1; j <= b.length; j++) {
-      row[j] = Math.min(prev[j] + 1, row[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
-    }
-    prev = row;
-  }
-  return prev[b.length];
-}

@@ -29,6 +29,7 @@ import { kaimingNormal_, zeros_ } from '../nn/init.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { conv3x3Op, type SpatialOp, type SpatialOpContext, type SpatialOpFactory } from './spatial-ops.js';
+import { integerAtLeast, knownOptions, optionNames } from '../nn/layers/validation.js';
 
 export type BlockKind = 'bottleneck' | 'basic';
 export type Activation = 'relu' | 'silu';
@@ -127,12 +128,14 @@ export interface ResNetPlan {
 
 const err = (message: string) => new RangeError(`resnetFamily: ${message}`);
 
-function positiveInteger(name: string, value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw err(`${name} must be a positive integer, got ${String(value)}`);
-  }
-  return value;
-}
+const RESNET_FAMILY_OPTION_NAMES = optionNames<ResNetFamilyOptions>({
+  depths: 1, block: 1, baseWidth: 1, widths: 1, cardinality: 1, widthPerGroup: 1, expansion: 1, spatialOutWidths: 1,
+  stageStrides: 1, spatialOp: 1, replace: 1, keepBn2: 1, stem: 1, stemWidth: 1, headChannels: 1, activation: 1,
+  numClasses: 1, inChannels: 1, dropPathRate: 1, inputSize: 1, zeroInitResidual: 1,
+});
+
+/** An integer ≥ 1: TypeError for a non-integer, RangeError below 1 (the rule of nn/layers/validation.ts). */
+const positiveInteger = (name: string, value: unknown): number => integerAtLeast('resnetFamily', name, value, 1);
 
 function perStage<T>(name: string, value: T[] | undefined, stages: number, fallback: (i: number) => T): T[] {
   if (value === undefined) return Array.from({ length: stages }, (_, i) => fallback(i));
@@ -231,6 +234,7 @@ function stageOps(o: ResNetFamilyOptions, n: number): { ops: (SpatialOpFactory |
 
 /** Checks the options and plans every block (widths, strides, feature sizes, drop-path rates). */
 export function planResNet(o: ResNetFamilyOptions): ResNetPlan {
+  knownOptions('resnetFamily', o, RESNET_FAMILY_OPTION_NAMES);
   if (!Array.isArray(o.depths) || o.depths.length === 0) {
     throw err(`depths must list the blocks per stage, e.g. [3, 4, 6, 3], got ${JSON.stringify(o.depths)}`);
   }
@@ -291,7 +295,6 @@ function conv(inChannels: number, outChannels: number, kernelSize: number, strid
 const bn = (channels: number) => new BatchNorm2d({ numFeatures: channels });
 const activationModule = (a: Activation): Module => (a === 'silu' ? new SiLU() : new ReLU());
 const actName = (a: Activation) => (a === 'silu' ? 'act' : 'relu');
-type Layer = Module & { forward(x: Tensor): Tensor };
 
 /** Runs a block's spatial op and checks it kept its contract. */
 function spatial(op: SpatialOp, x: Tensor, p: BlockPlan): Tensor {
@@ -325,7 +328,7 @@ export class Bottleneck extends Module {
   readonly bn2: BatchNorm2d | null;
   readonly conv3: Conv2d;
   readonly bn3: BatchNorm2d;
-  readonly act: Layer;
+  readonly act: Module;
   readonly downsample: Sequential | null;
   readonly dropPath: DropPath | null;
 
@@ -338,7 +341,7 @@ export class Bottleneck extends Module {
     this.bn2 = p.keepBn2 ? this.register('bn2', bn(p.outChannels)) : null;
     this.conv3 = this.register('conv3', conv(p.outChannels, p.blockOutChannels, 1));
     this.bn3 = this.register('bn3', bn(p.blockOutChannels));
-    this.act = this.register(actName(p.activation), activationModule(p.activation)) as Layer;
+    this.act = this.register(actName(p.activation), activationModule(p.activation));
     this.downsample = this.register('downsample', shortcut(p));
     this.dropPath = p.dropPath ? this.register('drop_path', new DropPath({ p: p.dropPath })) : null;
   }
@@ -367,7 +370,7 @@ export class BasicBlock extends Module {
   readonly bn1: BatchNorm2d;
   readonly conv2: SpatialOp;
   readonly bn2: BatchNorm2d | null;
-  readonly act: Layer;
+  readonly act: Module;
   readonly downsample: Sequential | null;
   readonly dropPath: DropPath | null;
 
@@ -378,7 +381,7 @@ export class BasicBlock extends Module {
     this.bn1 = this.register('bn1', bn(p.inChannels));
     this.conv2 = this.register('conv2', p.op(contextOf(p)));
     this.bn2 = p.keepBn2 ? this.register('bn2', bn(p.outChannels)) : null;
-    this.act = this.register(actName(p.activation), activationModule(p.activation)) as Layer;
+    this.act = this.register(actName(p.activation), activationModule(p.activation));
     this.downsample = this.register('downsample', shortcut(p));
     this.dropPath = p.dropPath ? this.register('drop_path', new DropPath({ p: p.dropPath })) : null;
   }
@@ -423,7 +426,7 @@ export class ResNet extends Module {
   readonly stem: SpatialOp | null = null;
   readonly conv1: Conv2d | null = null;
   readonly bn1: BatchNorm2d | null = null;
-  readonly act: Layer | null = null;
+  readonly act: Module | null = null;
   readonly maxpool: MaxPool2d | null = null;
   readonly stages: Sequential[] = [];
   readonly headConv: Sequential | null;
@@ -443,7 +446,7 @@ export class ResNet extends Module {
     } else {
       this.conv1 = this.register('conv1', stem === 'imagenet' ? conv(inChannels, stemWidth, 7, 2) : conv(inChannels, stemWidth, 3, 1));
       this.bn1 = this.register('bn1', bn(stemWidth));
-      this.act = this.register(actName(activation), activationModule(activation)) as Layer;
+      this.act = this.register(actName(activation), activationModule(activation));
       if (stem === 'imagenet') this.maxpool = this.register('maxpool', new MaxPool2d({ kernelSize: 3, stride: 2, padding: 1 }));
     }
     for (const [s, blocks] of plan.stages.entries()) {
@@ -488,7 +491,7 @@ export class ResNet extends Module {
   /** Stem: (B, C_in, H, W) → (B, stemWidth, H/4, W/4) for the ImageNet stem, full size for CIFAR. */
   forwardStem(x: Tensor): Tensor {
     if (this.stem) return this.stem.forward(x);
-    let h = (this.act as Layer).forward((this.bn1 as BatchNorm2d).forward((this.conv1 as Conv2d).forward(x)));
+    let h = this.act!.forward((this.bn1 as BatchNorm2d).forward((this.conv1 as Conv2d).forward(x)));
     if (this.maxpool) h = this.maxpool.forward(h);
     return h;
   }

@@ -9,6 +9,7 @@
  */
 import { Module } from '../nn/module.js';
 import { BatchNorm2d, Conv2d, Flatten, Linear, MaxPool2d, ReLU, Sequential } from '../nn/index.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 export interface SmallConvNetOptions {
@@ -20,6 +21,8 @@ export interface SmallConvNetOptions {
   inputSize?: number;
 }
 
+const SMALL_CONV_NET_OPTION_NAMES = optionNames<SmallConvNetOptions>({ inChannels: 1, numClasses: 1, width: 1, inputSize: 1 });
+
 export class SmallConvNet extends Module {
   readonly features: Sequential;
   classifier: Sequential;
@@ -27,6 +30,7 @@ export class SmallConvNet extends Module {
 
   constructor(o: SmallConvNetOptions = {}) {
     super();
+    knownOptions('SmallConvNet', o, SMALL_CONV_NET_OPTION_NAMES);
     const { inChannels = 1, numClasses = 10, width = 32, inputSize = 28 } = o;
     this.numClasses = numClasses;
     if (inputSize % 4 !== 0) throw new RangeError(`SmallConvNet: inputSize ${inputSize} must be divisible by 4 (two 2×2 max-pools)`);
@@ -49,7 +53,7 @@ export class SmallConvNet extends Module {
     const maps: Tensor[] = [];
     let h = x;
     for (const layer of this.features) {
-      h = (layer as Module & { forward(x: Tensor): Tensor }).forward(h);
+      h = layer.forward(h);
       if (layer instanceof MaxPool2d) maps.push(h);   // the end of a stage
     }
     return maps;

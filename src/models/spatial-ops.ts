@@ -15,8 +15,11 @@ import { Conv2d } from '../nn/layers/conv.js';
 import type { Module } from '../nn/module.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/** A module that maps one feature map to one feature map. */
-export type SpatialOp = Module & { forward(x: Tensor): Tensor };
+/**
+ * A module that maps one feature map to one feature map: a plain (unary) Module, named for the
+ * role it plays here; kept as a public name.
+ */
+export type SpatialOp = Module;
 
 /** Where in the network a spatial op is built, and what it must compute. */
 export interface SpatialOpContext {

@@ -20,6 +20,7 @@ import * as F from '../ops/functional.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SpatialOp, SpatialOpContext, SpatialOpFactory } from './spatial-ops.js';
+import { knownOptions, optionNames } from '../nn/layers/validation.js';
 
 /** s×s average pooling with stride s, ceil mode (a partial last window averages what it covers). */
 function poolForStride(y: Tensor, stride: number): Tensor {
@@ -33,6 +34,8 @@ export interface WindowOpOptions {
   /** Heads; the papers' 8. */
   numHeads: number;
 }
+
+const WINDOW_OP_OPTION_NAMES = optionNames<WindowOpOptions>({ kernelSize: 1, numHeads: 1 });
 
 /**
  * SASA in a bottleneck: attention at stride 1 over the k×k window, then s×s average pooling.
@@ -91,6 +94,7 @@ function checkSlot(label: string, ctx: SpatialOpContext): void {
 
 /** SASA k×k, `numHeads` heads, avg-pool for stride (SASA §3.1); input and output widths from the slot. */
 export function sasaOp(o: WindowOpOptions): SpatialOpFactory {
+  knownOptions('sasaOp', o, WINDOW_OP_OPTION_NAMES);
   return Object.assign(
     (ctx: SpatialOpContext): SpatialOp => {
       checkSlot('sasaOp', ctx);
@@ -102,6 +106,7 @@ export function sasaOp(o: WindowOpOptions): SpatialOpFactory {
 
 /** NATTEN neighbourhood attention k×k, `numHeads` heads, avg-pool for stride; widths in = out. */
 export function neighborhoodOp(o: WindowOpOptions): SpatialOpFactory {
+  knownOptions('neighborhoodOp', o, WINDOW_OP_OPTION_NAMES);
   return Object.assign(
     (ctx: SpatialOpContext): SpatialOp => {
       checkSlot('neighborhoodOp', ctx);

@@ -6,7 +6,7 @@
  *   const conv = new nn.Conv2d({ inChannels: 3, outChannels: 16, kernelSize: 3 });
  *   nn.init.kaimingNormal_(conv.weight, { mode: 'fanOut', nonlinearity: 'relu' });
  */
-export { Module, StateDictError, describeReport, type LoadReport, type StateDict } from './module.js';
+export { Module, StateDictError, describeReport, type AnyModule, type ForwardInput, type ForwardOutput, type LoadReport, type StateDict } from './module.js';
 export { Parameter, parameter } from './parameter.js';
 export * as init from './init.js';
 export { ShapeError } from './layers/validation.js';

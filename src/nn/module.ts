@@ -32,12 +32,25 @@ export interface LoadReport {
 export type StateDict = Map<string, Tensor>;
 
 /**
+ * Any module, whatever its forward takes and returns: the type of children, hook targets and
+ * other code that walks a tree of modules without calling them.
+ */
+// `any[]` (not unknown[]) so that every Module<In, Out> is assignable, whatever forward takes.
+export type AnyModule = Module<any[], unknown>;
+/** The argument list of a module's forward (`[Tensor]` for a unary module). */
+export type ForwardInput<M extends AnyModule> = M extends Module<infer In, unknown> ? In : never;
+/** What a module's forward returns. */
+export type ForwardOutput<M extends AnyModule> = M extends Module<infer _In, infer Out> ? Out : never;
+
+/**
  * Runs before `forward` with its arguments (torch's forward pre-hook). Returning undefined keeps
  * them; an array replaces the whole argument list; any other value replaces the single argument.
  */
-export type ForwardPreHook<M extends Module = Module> = (module: M, args: unknown[]) => unknown;
+export type ForwardPreHook<M extends AnyModule = AnyModule> =
+  (module: M, args: ForwardInput<M>) => ForwardInput<M> | ForwardInput<M>[0] | void;
 /** Runs after `forward` with its arguments and output; a returned value other than undefined replaces the output. */
-export type ForwardHook<M extends Module = Module> = (module: M, args: unknown[], output: unknown) => unknown;
+export type ForwardHook<M extends AnyModule = AnyModule> =
+  (module: M, args: ForwardInput<M>, output: ForwardOutput<M>) => ForwardOutput<M> | void;
 
 /** What registerForward(Pre)Hook returns: `remove()` unregisters the hook (a second call does nothing). */
 export interface RemovableHandle {
@@ -50,15 +63,20 @@ interface Hooks {
   post: ForwardHook[];
 }
 
-export abstract class Module {
+/**
+ * `In` is forward's argument list and `Out` what it returns; the default is the unary module
+ * (one tensor in, one tensor out) that Sequential chains, e.g. `Module<[Tensor, Tensor | null], Tensor>`
+ * for a layer that also takes a mask.
+ */
+export abstract class Module<In extends unknown[] = [Tensor], Out = Tensor> {
   training = true;
   private readonly parametersByName = new Map<string, Parameter | null>();
   private readonly buffersByName = new Map<string, Tensor | null>();
   private readonly nonPersistent = new Set<string>();
-  private readonly childrenByName = new Map<string, Module | null>();
+  private readonly childrenByName = new Map<string, AnyModule | null>();
   private hooks: Hooks | null = null;
 
-  abstract forward(...args: never[]): unknown;
+  abstract forward(...args: In): Out;
 
   // ---- hooks ---------------------------------------------------------------------------------
 
@@ -75,7 +93,7 @@ export abstract class Module {
    * model.forward(x);
    * handle.remove();
    */
-  registerForwardPreHook<M extends Module>(this: M, hook: ForwardPreHook<M>, options: { prepend?: boolean } = {}): RemovableHandle {
+  registerForwardPreHook<M extends AnyModule>(this: M, hook: ForwardPreHook<M>, options: { prepend?: boolean } = {}): RemovableHandle {
     return this.addHook('pre', hook as ForwardPreHook, options.prepend ?? false);
   }
 
@@ -87,7 +105,7 @@ export abstract class Module {
    * const features: Tensor[] = [];
    * const handle = model.getSubmodule('layer4').registerForwardHook((_m, _args, out) => { features.push(keep(out as Tensor)); });
    */
-  registerForwardHook<M extends Module>(this: M, hook: ForwardHook<M>, options: { prepend?: boolean } = {}): RemovableHandle {
+  registerForwardHook<M extends AnyModule>(this: M, hook: ForwardHook<M>, options: { prepend?: boolean } = {}): RemovableHandle {
     return this.addHook('post', hook as ForwardHook, options.prepend ?? false);
   }
 
@@ -145,9 +163,9 @@ export abstract class Module {
   }
 
   /** The descendant at a dotted path ('' is this module), as torch's get_submodule. */
-  getSubmodule(target: string): Module {
+  getSubmodule(target: string): AnyModule {
     if (target === '') return this;
-    let m: Module = this;
+    let m: AnyModule = this;
     for (const part of target.split('.')) {
       const next = m.childrenByName.get(part);
       if (!next) {
@@ -166,7 +184,7 @@ export abstract class Module {
    * Registers a child module under its state-dict name and returns it. `{ replace: true }`
    * swaps out an existing child of that name (PyTorch's attribute assignment).
    */
-  register<M extends Module | null>(name: string, module: M, options: { replace?: boolean } = {}): M {
+  register<M extends AnyModule | null>(name: string, module: M, options: { replace?: boolean } = {}): M {
     if (!(options.replace && this.childrenByName.has(name))) checkName(name, this.childrenByName, 'module');
     this.childrenByName.set(name, module);
     return module;
@@ -205,16 +223,16 @@ export abstract class Module {
 
   // ---- traversal -----------------------------------------------------------------------------
 
-  *namedChildren(): Generator<[string, Module]> {
+  *namedChildren(): Generator<[string, AnyModule]> {
     for (const [name, m] of this.childrenByName) if (m) yield [name, m];
   }
 
-  *children(): Generator<Module> {
+  *children(): Generator<AnyModule> {
     for (const [, m] of this.namedChildren()) yield m;
   }
 
   /** This module and every descendant, depth first, with dotted names ('' for this one). */
-  *namedModules(prefix = '', seen = new Set<Module>()): Generator<[string, Module]> {
+  *namedModules(prefix = '', seen = new Set<AnyModule>()): Generator<[string, AnyModule]> {
     if (seen.has(this)) return;
     seen.add(this);
     yield [prefix, this];
@@ -223,7 +241,7 @@ export abstract class Module {
     }
   }
 
-  *modules(): Generator<Module> {
+  *modules(): Generator<AnyModule> {
     for (const [, m] of this.namedModules()) yield m;
   }
 
@@ -264,7 +282,7 @@ export abstract class Module {
   }
 
   /** Calls fn on every module, children first, like torch.nn.Module.apply. */
-  apply(fn: (m: Module) => void): this {
+  apply(fn: (m: AnyModule) => void): this {
     for (const child of this.children()) child.apply(fn);
     fn(this);
     return this;

@@ -18,7 +18,7 @@
  * parameters numbered across groups in order, so a dict converted from `optimizer.state_dict()`
  * loads here and the reverse.
  */
-import type { Module } from '../nn/module.js';
+import type { AnyModule } from '../nn/module.js';
 import { noGrad } from '../tensor/autograd.js';
 import { tidy } from '../tensor/scope.js';
 import { Tensor, type Device } from '../tensor/tensor.js';
@@ -287,7 +287,7 @@ export abstract class Optimizer<H extends { lr: number }> {
  * the rest get `weightDecay`. Parameters with requiresGrad false are left out, as in timm.
  */
 export function paramGroupsNoWeightDecay(
-  model: Module,
+  model: AnyModule,
   weightDecay: number,
   options: { skip?: (name: string, param: Tensor) => boolean } = {},
 ): [{ params: Tensor[]; weightDecay: number }, { params: Tensor[]; weightDecay: number }] {

@@ -37,8 +37,6 @@ export interface TrainBatch {
   targets?: Tensor | null;
 }
 
-type Classifier = Module & { forward(x: Tensor): Tensor };
-
 /** Batches as the loops take them. */
 export type Batches<B> = Iterable<B> | AsyncIterable<B>;
 
@@ -62,7 +60,7 @@ export function softTargetCrossEntropy(logits: Tensor, targets: Tensor): Tensor 
  * One optimisation step on a batch, in the caller's scope; returns the loss (a number). The
  * batch's tensors are left to the caller.
  */
-export function trainStep(model: Classifier, optimizer: StepOptimizer, batch: TrainBatch, options: TrainStepOptions = {}): number {
+export function trainStep(model: Module, optimizer: StepOptimizer, batch: TrainBatch, options: TrainStepOptions = {}): number {
   const device = options.device;
   const images = device ? batch.images.to({ device }) : batch.images;
   // Forward in its own tidy: only what autograd saved outlives it, and backward frees that as
@@ -103,7 +101,7 @@ export interface EpochOptions extends TrainStepOptions {
  * training loss of the steps run (NaN when none ran) and their number.
  */
 export async function trainEpoch(
-  model: Classifier,
+  model: Module,
   optimizer: StepOptimizer,
   batches: Batches<TrainBatch>,
   options: EpochOptions = {},
@@ -157,7 +155,7 @@ export interface EvalResult {
  * Mean cross-entropy and top-1/top-5 accuracy (fractions) in eval mode, without autograd; each
  * batch is disposed after use.
  */
-export async function evaluate(model: Classifier, batches: Batches<TrainBatch>, options: { device?: Device } = {}): Promise<EvalResult> {
+export async function evaluate(model: Module, batches: Batches<TrainBatch>, options: { device?: Device } = {}): Promise<EvalResult> {
   model.eval();
   let loss = 0;
   let top1 = 0;

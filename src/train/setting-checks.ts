@@ -3,7 +3,8 @@
  * "did you mean" lookup they and the unknown-key problems share.
  */
 import { parseRandAugment } from '../data/transforms/rand-augment.js';
-import { editDistance, listModels, modelInfo, UnknownModelError } from '../models/registry.js';
+import { listModels, modelInfo, UnknownModelError } from '../models/registry.js';
+import { nearestNames } from '../nn/edit-distance.js';
 import { RECIPES } from './recipes.js';
 
 export function checkModel(name: string): string | undefined {
@@ -36,17 +37,7 @@ export function checkRandAugment(s: string): string | undefined {
 }
 
 /** Up to three names within a small edit distance of `query` (case and separators ignored). */
-export function nearest(query: string, names: readonly string[]): string[] {
-  const fold = (s: string) => s.toLowerCase().replace(/[-_]/g, '');
-  const q = fold(query);
-  const limit = Math.max(2, Math.floor(q.length / 3));
-  return names
-    .map((name) => ({ name, d: editDistance(q, fold(name)) }))
-    .filter((m) => m.d <= limit)
-    .sort((a, b) => a.d - b.d || a.name.localeCompare(b.name))
-    .slice(0, 3)
-    .map((m) => m.name);
-}
+export const nearest = nearestNames;
 
 /** 'a', 'a or b', 'a, b or c'. */
 export function orList(items: readonly string[]): string {

@@ -370,9 +370,9 @@ test('invalid options throw RangeError/TypeError naming the constraint, the valu
     [{ constraint: Infinity }, RangeError, /constraint .* got Infinity/],
     [{ heads: 1.5 }, TypeError, /heads must be an integer, got 1\.5/],
     [{ stride: 0 }, RangeError, /stride must be ≥ 1, got 0/],
-    [{ offsets: 'per-head' }, TypeError, /offsets must be one of 'per-point', 'per-pixel', got "per-head"/],
-    [{ rounding: 'ceil' }, TypeError, /rounding must be one of 'ste', 'none', got "ceil"/],
-    [{ aggregation: 'mean' }, TypeError, /aggregation must be one of 'normalized', 'softmax', 'literal', got "mean"/],
+    [{ offsets: 'per-head' }, RangeError, /offsets must be one of 'per-point', 'per-pixel', got "per-head"/],
+    [{ rounding: 'ceil' }, RangeError, /rounding must be one of 'ste', 'none', got "ceil"/],
+    [{ aggregation: 'mean' }, RangeError, /aggregation must be one of 'normalized', 'softmax', 'literal', got "mean"/],
   ];
   for (const [o, type, pattern] of cases) {
     assert.throws(() => new LALayer({ ...base, ...o } as unknown as LALayerOptions), (e: unknown) => {
@@ -382,7 +382,7 @@ test('invalid options throw RangeError/TypeError naming the constraint, the valu
     });
   }
   assert.throws(() => referenceBuilders['vicinity.LALayer']({ ...base, in_channels: 8 }),
-    /TypeError: LALayer: unknown constructor argument\(s\) in_channels; expected some of inChannels/);
+    /TypeError: LALayer: unknown vicinity.LALayer argument 'in_channels' \(did you mean 'inChannels'\?\); known: inChannels/);
 });
 
 test('bad inputs throw ShapeError with the expected layout', () => tidy(() => {

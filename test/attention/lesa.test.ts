@@ -59,9 +59,9 @@ test('referenceBuilders: the classification and detection repositories\' kinds, 
   assert.throws(bad({ dcn: { type: 'DCN', deform_groups: 1 } }), /deformable unary conv, which vicinity does not implement; pass dcn: null/);
   assert.throws(bad({ lesa: { ...lesa, type: 'SA' } }), /lesa\.type must be 'LESA', got "SA"/);
   assert.throws(bad({ lesa: { ...lesa, groups: undefined } }), /lesa\.groups is required/);
-  assert.throws(bad({ lesa: { ...lesa, pe_typ: 'classification' } }), /unknown option pe_typ/);
+  assert.throws(bad({ lesa: { ...lesa, pe_typ: 'classification' } }), /unknown option 'pe_typ' \(did you mean 'pe_type'\?\)/);
   assert.throws(bad({ lesa: [1] }), /lesa must be an object \(the reference's ConfigDict\)/);
-  assert.throws(bad({ padding: 1 }), /LESA reference: unknown option padding; the options are lesa, in_planes/);
+  assert.throws(bad({ padding: 1 }), /LESA reference: unknown option 'padding'; the options are lesa, in_planes/);
 });
 
 // ---- parameters ----------------------------------------------------------------------------------
@@ -238,7 +238,7 @@ function withParameters<T>(root: Module, params: Parameter[], values: Tensor[], 
   }
 }
 
-function gradcheckModule(m: Module & { forward(x: Tensor): Tensor }, inputShape: number[]): GradcheckResult {
+function gradcheckModule(m: Module, inputShape: number[]): GradcheckResult {
   const named = [...m.namedParameters()];
   const params = named.map(([, p]) => p);
   const x = randn(inputShape, { seed: 11, dtype: 'float64' }).requiresGrad_();
@@ -279,9 +279,9 @@ test('invalid configurations throw TypeError/RangeError naming the constraint, t
   const cases: [Record<string, unknown>, RegExp][] = [
     [{ featureSize: undefined }, /LESA: featureSize is required: the side S of the S×S feature map/],
     [{ featureSize: 4, kernelSize: 3 }, /featureSize 4 and kernelSize 3 disagree; they name one option/],
-    [{ kernel_size: 3 }, /LESA: unknown option kernel_size; the options are inPlanes, outPlanes/],
+    [{ kernel_size: 3 }, /LESA: unknown option 'kernel_size' \(did you mean 'kernelSize'\?\); the options are inPlanes, outPlanes/],
     [{ peType: 'axial' }, /LESA: peType must be one of 'classification', 'detection_qr', got "axial"/],
-    [{ inPlanes: 6, groups: 4, outPlanes: 8 }, /LESA: inPlanes 6 is not divisible by groups 4; choose inPlanes as a multiple of groups/],
+    [{ inPlanes: 6, groups: 4, outPlanes: 8 }, /LESA: inPlanes \(6\) must be divisible by groups \(4\); choose inPlanes as a multiple of groups/],
     [{ outPlanes: 12, groups: 4 }, /outPlanes \/ groups = 3 must be even[\s\S]*multiple of 2·groups/],
     [{ featureSize: 0 }, /LESA: featureSize must be ≥ 1, got 0/],
     [{ stride: 0 }, /LESA: stride must be ≥ 1, got 0/],
@@ -300,8 +300,8 @@ test('invalid configurations throw TypeError/RangeError naming the constraint, t
     assert.throws(() => new Lesa({ ...base, ...o } as LesaOptions), pattern, JSON.stringify(o));
   }
   assert.throws(() => new LesaBinaryAttention({ ...base, static: true } as LesaOptions),
-    /LesaBinaryAttention: unknown option static; the options are inPlanes/);
-  assert.throws(() => new LesaBinaryAttention({ ...base, outPlanes: 7 }), /LesaBinaryAttention: outPlanes 7 is not divisible by groups 2/);
+    /LesaBinaryAttention: unknown option 'static'; the options are inPlanes/);
+  assert.throws(() => new LesaBinaryAttention({ ...base, outPlanes: 7 }), /LesaBinaryAttention: outPlanes \(7\) must be divisible by groups \(2\)/);
 });
 
 test('invalid inputs throw ShapeError naming the sizes and the fix', () => {
@@ -309,7 +309,7 @@ test('invalid inputs throw ShapeError naming the sizes and the fix', () => {
   const det = small({ peType: 'detection_qr', featureSize: 4 });
   const pooled = small({ featureSize: 1, stride: 2 });
   const binary = new LesaBinaryAttention({ inPlanes: 8, outPlanes: 8, featureSize: 4, groups: 2 });
-  const cases: [Module & { forward(x: Tensor): Tensor }, number[], RegExp][] = [
+  const cases: [Module, number[], RegExp][] = [
     [lesa, [8, 4, 4], /LESA: expected input \(N, C=8, H, W\), got shape \[8, 4, 4\]/],
     [lesa, [2, 4, 4, 4], /LESA: expected input \(N, C=8, H, W\), got shape \[2, 4, 4, 4\]/],
     [lesa, [2, 8, 5, 5], /built for featureSize² = 16 positions \(featureSize 4\), got a 5×5 input \(25 positions\); resize the input to 4×4 or build the layer with featureSize 5/],

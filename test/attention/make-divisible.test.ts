@@ -35,7 +35,7 @@ test('qkHeadWidth rounds the total q/k width, then divides by the heads; dimHead
   assert.equal(qkHeadWidth('L', { dimOut: 256, numHeads: 8, qkRatio: 0.5 }), 16);
   assert.equal(qkHeadWidth('L', { dimOut: 16, numHeads: 2, qkRatio: 1, dimHead: 3 }), 3);
   assert.throws(() => qkHeadWidth('L', { dimOut: 16, numHeads: 2, qkRatio: 1, dimHead: 1.5 }),
-    /RangeError: L: dimHead must be an integer ≥ 1, got 1.5/);
+    /TypeError: L: dimHead must be an integer, got 1.5/);
   assert.throws(() => qkHeadWidth('L', { dimOut: 8, numHeads: 16, qkRatio: 1 }),
     /RangeError: L: the q\/k width per head is makeDivisible\(8·1\) \/ 16 < 1; pass dimHead or use fewer heads/);
 });

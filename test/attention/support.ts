@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { native } from '../../src/native/binding.js';
 import * as init from '../../src/nn/init.js';
-import type { Module } from '../../src/nn/module.js';
+import type { AnyModule } from '../../src/nn/module.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { generator, manualSeed, randn } from '../../src/tensor/creation.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
@@ -25,7 +25,7 @@ export const values = (t: Tensor) => Array.from(t.contiguous().dataSync() as Flo
 export const maxAbs = (a: Tensor, b: Tensor) => a.sub(b).abs().max().item() as number;
 
 /** m in float64, every parameter (biases, norms, tables) drawn N(0, 0.5²) from `seed`: no term is trivially 0 or 1. */
-export function randomized<M extends Module>(m: M, seed: number): M {
+export function randomized<M extends AnyModule>(m: M, seed: number): M {
   m.to('float64');
   const g = generator(seed);
   noGrad(() => { for (const p of m.parameters()) init.normal_(p, { std: 0.5, generator: g }); });

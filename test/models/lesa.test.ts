@@ -17,7 +17,7 @@ import { Lesa, LesaBinaryAttention } from '../../src/attention/lesa.js';
 import { loadWeights, saveSafetensors } from '../../src/checkpoint/tensor-io.js';
 import { lesaModels } from '../../src/models/entries/lesa.js';
 import { Bottleneck, ResNet } from '../../src/models/resnet-family.js';
-import { Conv2d, type Module } from '../../src/nn/index.js';
+import { Conv2d, type AnyModule } from '../../src/nn/index.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
@@ -33,8 +33,8 @@ function build(name: string, over: Options = {}): ResNet {
   return model;
 }
 
-const stateShapes = (m: Module): [string, number[]][] => tidy(() => Array.from(m.stateDict(), ([k, t]) => [k, t.shape]));
-const moduleAt = (m: Module, name: string): Module | undefined => [...m.namedModules()].find(([n]) => n === name)?.[1];
+const stateShapes = (m: AnyModule): [string, number[]][] => tidy(() => Array.from(m.stateDict(), ([k, t]) => [k, t.shape]));
+const moduleAt = (m: AnyModule, name: string): AnyModule | undefined => [...m.namedModules()].find(([n]) => n === name)?.[1];
 
 // ---- independent oracle: model-specs.md §3.1 per-layer formulas on the §1 backbones --------------
 

@@ -218,7 +218,7 @@ test('option errors name the option, the values and the fix', () => {
   assert.throws(() => planResNet({ depths: [3, 4, 6, 3], stageStrides: [1, 2, 2] }), /stageStrides needs one entry per stage \(4, from depths\), got \[1,2,2\]/);
   assert.throws(() => planResNet({ depths: [2, 2], block: 'basic', cardinality: 32 }), /basic blocks support cardinality 1 .* use block: 'bottleneck'/);
   assert.throws(() => planResNet({ depths: [1], widths: [3], expansion: 0.5 }), /widths\[0\] 3 × expansion 0.5 = 1.5 is not a positive integer/);
-  assert.throws(() => planResNet({ depths: [1.5] }), /depths\[0\] must be a positive integer, got 1.5/);
+  assert.throws(() => planResNet({ depths: [1.5] }), /TypeError: resnetFamily: depths\[0\] must be an integer, got 1.5/);
   assert.throws(() => planResNet({ depths: [1], dropPathRate: 1 }), /dropPathRate must be in \[0, 1\), got 1/);
   assert.throws(() => planResNet({ depths: [1], stem: 'tiny' as never }), /stem must be 'imagenet', 'cifar' or \{ build, stride \}/);
 });

@@ -57,7 +57,7 @@ function runCase(c: LayerCase, index: number): unknown {
       m.train(training);
       m.zeroGrad();
       const x = randn(c.input!, { seed: 10 * index + s, dtype }).mul(c.scale ?? 1).requiresGrad_();
-      const y = (m as unknown as { forward(x: Tensor): Tensor }).forward(x);
+      const y = m.forward(x);
       const gy = randn(y.shape, { seed: 10 * index + s + 5000, dtype });
       y.backward(gy);
       const grads = Object.fromEntries(Array.from(m.namedParameters(), ([n, p]) => [n, valuesOf(p.grad!)]));

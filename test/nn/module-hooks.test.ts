@@ -70,3 +70,19 @@ test('the same function registered twice runs twice; a hook on the root sees the
   assert.ok(m.getSubmodule('') instanceof Module);
   m.dispose();
 });
+
+test('hooks are typed by the module: a Linear hook gets [Tensor] and a Tensor, with no casts', () => {
+  manualSeed(0);
+  const fc = new Linear({ inFeatures: 2, outFeatures: 2 });
+  tidy(() => {
+    // `x` and `out` are Tensors here (ForwardInput/ForwardOutput of Linear = Module<[Tensor], Tensor>).
+    const pre = fc.registerForwardPreHook((_m, [x]) => x.mul(0));
+    const post = fc.registerForwardHook((_m, [x], out) => out.add(x));
+    const input = tensor([[1, 2]]);
+    // The pre-hook zeroes the input, so fc gives its bias; the hook then adds the (zeroed) input.
+    assert.deepEqual(values(fc.forward(input)), values(fc.bias!));
+    pre.remove();
+    post.remove();
+  });
+  fc.dispose();
+});

@@ -314,7 +314,7 @@ describe('loadStateDict errors', () => {
   });
 });
 
-class Block extends Module {
+class Block extends Module<[], null> {
   constructor() {
     super();
     this.registerParameter('weight', randn([4, 3], { seed: 1 }));
@@ -325,7 +325,7 @@ class Block extends Module {
   forward(): null { return null; }
 }
 
-class Head extends Module {
+class Head extends Module<[], null> {
   constructor() {
     super();
     this.registerParameter('bias', randn([2, 2], { seed: 5 })); // ndim 2, but named '.bias'
@@ -333,7 +333,7 @@ class Head extends Module {
   forward(): null { return null; }
 }
 
-class Net extends Module {
+class Net extends Module<[], null> {
   constructor() {
     super();
     this.registerParameter('scale', randn([], { seed: 6 }));

@@ -17,7 +17,7 @@ export interface TrainStepResult {
 }
 
 export function trainOneStep(
-  model: Module & { forward(x: Tensor): Tensor },
+  model: Module,
   o: { inChannels: number; numClasses: number; side?: number; sgd?: Partial<SGDOptions> },
 ): TrainStepResult {
   const side = o.side ?? 28;

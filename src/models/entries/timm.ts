@@ -158,18 +158,19 @@ const CREATE_MODEL_KWARGS = ['num_classes', 'in_chans', 'img_size', 'width_facto
  * `timm.create_model(name, **ctor)` in vicinity: the registered timm model `name` built with timm's
  * keyword arguments (num_classes, in_chans, img_size, and the ByoModelCfg override width_factor).
  *
- * Errors: RangeError for a name this table does not hold or a keyword it does not take.
+ * Errors: RangeError for a name this table does not hold; TypeError for a keyword it does not take
+ * or a value of the wrong type (the rule of nn/layers/validation.ts).
  */
 export function createTimmModel(name: string, ctor: Record<string, unknown> = {}): ByobNet {
   const row = timmModels[name];
   if (!row) throw new RangeError(`'${name}' is not one of timm's models in vicinity; known: ${Object.keys(timmModels).join(', ')}`);
   const unknown = Object.keys(ctor).filter((k) => !CREATE_MODEL_KWARGS.includes(k));
   if (unknown.length) {
-    throw new RangeError(`timm.create_model('${name}', ...): vicinity does not take ${unknown.join(', ')}; it takes ${CREATE_MODEL_KWARGS.join(', ')}`);
+    throw new TypeError(`timm.create_model('${name}', ...): vicinity does not take ${unknown.join(', ')}; it takes ${CREATE_MODEL_KWARGS.join(', ')}`);
   }
   const num = (k: string, fallback: number): number => {
     const v = ctor[k] ?? fallback;
-    if (typeof v !== 'number') throw new RangeError(`timm.create_model('${name}', ...): ${k} must be a number, got ${JSON.stringify(v)}`);
+    if (typeof v !== 'number') throw new TypeError(`timm.create_model('${name}', ...): ${k} must be a number, got ${JSON.stringify(v)}`);
     return v;
   };
   const config = TIMM_ENTRY_CONFIG[name];

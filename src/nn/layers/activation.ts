@@ -6,7 +6,7 @@
 import * as F from '../../ops/functional.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Module } from '../module.js';
-import { finiteNumber, oneOf } from './validation.js';
+import { finiteNumber, knownOptions, oneOf, optionNames } from './validation.js';
 
 /** max(0, x) (torch.nn.ReLU). */
 export class ReLU extends Module {
@@ -20,6 +20,8 @@ export interface GELUOptions {
   approximate?: 'none' | 'tanh';
 }
 
+const GELU_OPTION_NAMES = optionNames<GELUOptions>({ approximate: 1 });
+
 /**
  * Gaussian error linear unit x·Φ(x) (torch.nn.GELU; Hendrycks & Gimpel 2016).
  *
@@ -30,6 +32,7 @@ export class GELU extends Module {
 
   constructor(o: GELUOptions = {}) {
     super();
+    knownOptions('GELU', o, GELU_OPTION_NAMES);
     this.approximate = oneOf('GELU', 'approximate', o.approximate ?? 'none', ['none', 'tanh'] as const);
   }
 
@@ -66,6 +69,8 @@ export interface SoftplusOptions {
   threshold?: number;
 }
 
+const SOFTPLUS_OPTION_NAMES = optionNames<SoftplusOptions>({ beta: 1, threshold: 1 });
+
 /**
  * log(1 + e^(beta·x)) / beta, linear above the threshold (torch.nn.Softplus).
  *
@@ -77,6 +82,7 @@ export class Softplus extends Module {
 
   constructor(o: SoftplusOptions = {}) {
     super();
+    knownOptions('Softplus', o, SOFTPLUS_OPTION_NAMES);
     this.beta = finiteNumber('Softplus', 'beta', o.beta ?? 1);
     if (this.beta === 0) throw new RangeError('Softplus: beta must be non-zero (it divides the output), got 0');
     this.threshold = finiteNumber('Softplus', 'threshold', o.threshold ?? 20);
@@ -92,6 +98,8 @@ export interface LeakyReLUOptions {
   negativeSlope?: number;
 }
 
+const LEAKY_RELU_OPTION_NAMES = optionNames<LeakyReLUOptions>({ negativeSlope: 1 });
+
 /**
  * max(0, x) + negativeSlope·min(0, x) (torch.nn.LeakyReLU).
  *
@@ -102,6 +110,7 @@ export class LeakyReLU extends Module {
 
   constructor(o: LeakyReLUOptions = {}) {
     super();
+    knownOptions('LeakyReLU', o, LEAKY_RELU_OPTION_NAMES);
     this.negativeSlope = finiteNumber('LeakyReLU', 'negativeSlope', o.negativeSlope ?? 0.01);
   }
 

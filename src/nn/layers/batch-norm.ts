@@ -19,7 +19,7 @@ import { ones_, zeros_ } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 import { newParameter } from './new-parameter.js';
-import { booleanOption, checkInput, integerAtLeast, numberInRange, positiveNumber, ShapeError } from './validation.js';
+import { booleanOption, checkInput, integerAtLeast, knownOptions, numberInRange, optionNames, positiveNumber, ShapeError } from './validation.js';
 
 export interface BatchNormOptions {
   /** C, the size of dim 1. */
@@ -34,6 +34,8 @@ export interface BatchNormOptions {
   trackRunningStats?: boolean;
 }
 
+const BATCH_NORM_OPTION_NAMES = optionNames<BatchNormOptions>({ numFeatures: 1, eps: 1, momentum: 1, affine: 1, trackRunningStats: 1 });
+
 abstract class BatchNormBase extends Module {
   readonly numFeatures: number;
   readonly eps: number;
@@ -47,6 +49,7 @@ abstract class BatchNormBase extends Module {
 
   protected constructor(private readonly layer: string, o: BatchNormOptions) {
     super();
+    knownOptions(layer, o, BATCH_NORM_OPTION_NAMES);
     this.numFeatures = integerAtLeast(layer, 'numFeatures', o.numFeatures, 1);
     this.eps = positiveNumber(layer, 'eps', o.eps ?? 1e-5);
     this.momentum = o.momentum === null ? null : numberInRange(layer, 'momentum', o.momentum ?? 0.1, 0, 1);

@@ -7,7 +7,7 @@ import { Module } from '../module.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { ReLU, SiLU } from './activation.js';
 import { Conv1d, Conv2d } from './conv.js';
-import { integerAtLeast } from './validation.js';
+import { integerAtLeast, knownOptions, optionNames } from './validation.js';
 
 export interface SqueezeExciteOptions {
   channels: number;
@@ -16,6 +16,8 @@ export interface SqueezeExciteOptions {
   /** Non-linearity between the two 1×1 convs; default 'relu' (timm's SEModule default). */
   activation?: 'relu' | 'silu';
 }
+
+const SQUEEZE_EXCITE_OPTION_NAMES = optionNames<SqueezeExciteOptions>({ channels: 1, reducedChannels: 1, activation: 1 });
 
 /**
  * timm's SEModule: x · sigmoid(fc2(act(fc1(mean_hw x)))), the fcs 1×1 convs with bias.
@@ -34,6 +36,7 @@ export class SqueezeExcite extends Module {
 
   constructor(o: SqueezeExciteOptions) {
     super();
+    knownOptions('SqueezeExcite', o, SQUEEZE_EXCITE_OPTION_NAMES);
     const channels = integerAtLeast('SqueezeExcite', 'channels', o.channels, 1);
     const rd = integerAtLeast('SqueezeExcite', 'reducedChannels', o.reducedChannels, 1);
     this.fc1 = this.register('fc1', new Conv2d({ inChannels: channels, outChannels: rd, kernelSize: 1 }));
@@ -64,6 +67,8 @@ export interface EfficientChannelAttentionOptions {
   kernelSize?: number;
 }
 
+const EFFICIENT_CHANNEL_ATTENTION_OPTION_NAMES = optionNames<EfficientChannelAttentionOptions>({ channels: 1, kernelSize: 1 });
+
 /**
  * timm's EcaModule (default, non-MLP form): a 1-D conv across the channel means, no bias,
  * x · sigmoid(conv1d(mean_hw x)).
@@ -78,6 +83,7 @@ export class EfficientChannelAttention extends Module {
 
   constructor(o: EfficientChannelAttentionOptions = {}) {
     super();
+    knownOptions('EfficientChannelAttention', o, EFFICIENT_CHANNEL_ATTENTION_OPTION_NAMES);
     const k = o.channels !== undefined
       ? ecaKernelSize(integerAtLeast('EfficientChannelAttention', 'channels', o.channels, 1))
       : integerAtLeast('EfficientChannelAttention', 'kernelSize', o.kernelSize ?? 3, 1);

@@ -10,12 +10,7 @@
  * [key, module] pairs to fix the order.
  */
 import type { Tensor } from '../../tensor/tensor.js';
-import { Module } from '../module.js';
-
-/** A module whose forward maps one tensor to one tensor: what Sequential chains. */
-interface TensorToTensor {
-  forward(x: Tensor): Tensor;
-}
+import { Module, type AnyModule } from '../module.js';
 
 /** Resolves a possibly negative index, or throws naming the container and its length. */
 function resolveIndex(container: string, index: number, length: number): number {
@@ -84,7 +79,7 @@ export class Sequential extends Module {
 
   forward(x: Tensor): Tensor {
     let y = x;
-    for (const m of this.items) y = (m as unknown as TensorToTensor).forward(y);
+    for (const m of this.items) y = m.forward(y);
     return y;
   }
 }
@@ -97,7 +92,7 @@ export class Sequential extends Module {
  * const blocks = new ModuleList(Array.from({ length: 4 }, () => new Linear({ inFeatures: 8, outFeatures: 8 })));
  * for (const block of blocks) x = block.forward(x);
  */
-export class ModuleList<M extends Module = Module> extends Module {
+export class ModuleList<M extends AnyModule = AnyModule> extends Module<[], never> {
   private readonly items: M[] = [];
 
   constructor(modules: Iterable<M> = []) {
@@ -141,7 +136,7 @@ export class ModuleList<M extends Module = Module> extends Module {
  * const heads = new ModuleDict([['cls', new Linear({ inFeatures: 256, outFeatures: 10 })]]);
  * const logits = heads.get('cls')!.forward(features);
  */
-export class ModuleDict<M extends Module = Module> extends Module {
+export class ModuleDict<M extends AnyModule = AnyModule> extends Module<[], never> {
   private readonly items = new Map<string, M>();
 
   constructor(entries: Iterable<[string, M]> | Record<string, M> = []) {

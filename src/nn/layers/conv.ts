@@ -12,7 +12,7 @@ import { kaimingUniform_, uniform_, fanInAndFanOut } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 import { newParameter } from './new-parameter.js';
-import { booleanOption, checkInput, integerAtLeast, oneOf, sizeTuple } from './validation.js';
+import { booleanOption, checkInput, divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, sizeTuple } from './validation.js';
 
 export type PaddingMode = 'zeros' | 'reflect' | 'replicate' | 'circular';
 const PADDING_MODES: readonly PaddingMode[] = ['zeros', 'reflect', 'replicate', 'circular'];
@@ -44,6 +44,10 @@ export interface Conv2dOptions extends ConvOptionsBase {
 
 type ConvOptions = Conv1dOptions | Conv2dOptions;
 
+const CONV_OPTION_NAMES = optionNames<Conv2dOptions>({
+  inChannels: 1, outChannels: 1, kernelSize: 1, stride: 1, padding: 1, dilation: 1, groups: 1, bias: 1, paddingMode: 1,
+});
+
 /** Shared by Conv1d and Conv2d: option checks, parameters, padding and the input check. */
 abstract class ConvNd extends Module {
   readonly inChannels: number;
@@ -64,14 +68,12 @@ abstract class ConvNd extends Module {
 
   protected constructor(private readonly layer: string, private readonly spatialDims: number, o: ConvOptions) {
     super();
+    knownOptions(layer, o, CONV_OPTION_NAMES);
     this.inChannels = integerAtLeast(layer, 'inChannels', o.inChannels, 1);
     this.outChannels = integerAtLeast(layer, 'outChannels', o.outChannels, 1);
     this.groups = integerAtLeast(layer, 'groups', o.groups ?? 1, 1);
-    for (const [name, value] of [['inChannels', this.inChannels], ['outChannels', this.outChannels]] as const) {
-      if (value % this.groups !== 0) {
-        throw new RangeError(`${layer}: ${name} (${value}) must be divisible by groups (${this.groups})`);
-      }
-    }
+    divisibleBy(layer, 'inChannels', this.inChannels, 'groups', this.groups);
+    divisibleBy(layer, 'outChannels', this.outChannels, 'groups', this.groups);
     this.kernelSize = sizeTuple(layer, 'kernelSize', o.kernelSize, spatialDims, 1);
     this.stride = sizeTuple(layer, 'stride', o.stride ?? 1, spatialDims, 1);
     this.dilation = sizeTuple(layer, 'dilation', o.dilation ?? 1, spatialDims, 1);

@@ -7,12 +7,14 @@
 import * as F from '../../ops/functional.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Module } from '../module.js';
-import { numberInRange } from './validation.js';
+import { knownOptions, numberInRange, optionNames } from './validation.js';
 
 export interface DropoutOptions {
   /** Probability of zeroing each element; default 0.5. */
   p?: number;
 }
+
+const DROPOUT_OPTION_NAMES = optionNames<DropoutOptions>({ p: 1 });
 
 /**
  * Inverted dropout (torch.nn.Dropout; Srivastava et al. 2014): while training, zeroes each
@@ -30,6 +32,7 @@ export class Dropout extends Module {
 
   constructor(o: DropoutOptions = {}) {
     super();
+    knownOptions('Dropout', o, DROPOUT_OPTION_NAMES);
     this.p = numberInRange('Dropout', 'p', o.p ?? 0.5, 0, 1);
   }
 
@@ -42,6 +45,8 @@ export interface DropPathOptions {
   /** Probability of dropping each sample's whole branch; default 0 (identity). */
   p?: number;
 }
+
+const DROP_PATH_OPTION_NAMES = optionNames<DropPathOptions>({ p: 1 });
 
 /**
  * Stochastic depth for residual branches (timm DropPath; Huang et al. 2016): while training,
@@ -61,6 +66,7 @@ export class DropPath extends Module {
 
   constructor(o: DropPathOptions = {}) {
     super();
+    knownOptions('DropPath', o, DROP_PATH_OPTION_NAMES);
     this.p = numberInRange('DropPath', 'p', o.p ?? 0, 0, 1);
   }
 

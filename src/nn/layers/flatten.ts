@@ -4,7 +4,7 @@
  */
 import type { Tensor } from '../../tensor/tensor.js';
 import { Module } from '../module.js';
-import { ShapeError } from './validation.js';
+import { knownOptions, optionNames, ShapeError } from './validation.js';
 
 export interface FlattenOptions {
   /** First dim to merge; default 1 (keep the batch dim). Negative counts from the end. */
@@ -12,6 +12,8 @@ export interface FlattenOptions {
   /** Last dim to merge, inclusive; default -1. */
   endDim?: number;
 }
+
+const FLATTEN_OPTION_NAMES = optionNames<FlattenOptions>({ startDim: 1, endDim: 1 });
 
 /**
  * Flattens a range of dims (torch.nn.Flatten).
@@ -31,6 +33,7 @@ export class Flatten extends Module {
 
   constructor(o: FlattenOptions = {}) {
     super();
+    knownOptions('Flatten', o, FLATTEN_OPTION_NAMES);
     this.startDim = o.startDim ?? 1;
     this.endDim = o.endDim ?? -1;
     for (const [name, value] of [['startDim', this.startDim], ['endDim', this.endDim]] as const) {

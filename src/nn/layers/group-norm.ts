@@ -10,7 +10,7 @@ import { ones_, zeros_ } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 import { newParameter } from './new-parameter.js';
-import { booleanOption, checkInput, integerAtLeast, positiveNumber } from './validation.js';
+import { booleanOption, checkInput, divisibleBy, integerAtLeast, knownOptions, optionNames, positiveNumber } from './validation.js';
 
 export interface GroupNormOptions {
   /** Groups to split the channels into; must divide numChannels. */
@@ -22,6 +22,8 @@ export interface GroupNormOptions {
   /** Learn a per-channel weight and bias; default true. */
   affine?: boolean;
 }
+
+const GROUP_NORM_OPTION_NAMES = optionNames<GroupNormOptions>({ numGroups: 1, numChannels: 1, eps: 1, affine: 1 });
 
 /**
  * Group normalisation (torch.nn.GroupNorm; Wu & He 2018).
@@ -49,11 +51,10 @@ export class GroupNorm extends Module {
 
   constructor(o: GroupNormOptions) {
     super();
+    knownOptions('GroupNorm', o, GROUP_NORM_OPTION_NAMES);
     this.numGroups = integerAtLeast('GroupNorm', 'numGroups', o.numGroups, 1);
     this.numChannels = integerAtLeast('GroupNorm', 'numChannels', o.numChannels, 1);
-    if (this.numChannels % this.numGroups !== 0) {
-      throw new RangeError(`GroupNorm: numChannels (${this.numChannels}) must be divisible by numGroups (${this.numGroups})`);
-    }
+    divisibleBy('GroupNorm', 'numChannels', this.numChannels, 'numGroups', this.numGroups);
     this.eps = positiveNumber('GroupNorm', 'eps', o.eps ?? 1e-5);
     this.affine = booleanOption('GroupNorm', 'affine', o.affine ?? true);
     const c = this.numChannels;

@@ -9,7 +9,7 @@ import { ones_, zeros_ } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 import { newParameter } from './new-parameter.js';
-import { booleanOption, positiveNumber, ShapeError, sizeTuple } from './validation.js';
+import { booleanOption, knownOptions, optionNames, positiveNumber, ShapeError, sizeTuple } from './validation.js';
 
 export interface LayerNormOptions {
   /** The trailing dims to normalise over: one size (the last dim) or several. */
@@ -19,6 +19,8 @@ export interface LayerNormOptions {
   /** Learn a weight and bias of shape normalizedShape; default true. */
   elementwiseAffine?: boolean;
 }
+
+const LAYER_NORM_OPTION_NAMES = optionNames<LayerNormOptions>({ normalizedShape: 1, eps: 1, elementwiseAffine: 1 });
 
 /**
  * Layer normalisation (torch.nn.LayerNorm).
@@ -45,6 +47,7 @@ export class LayerNorm extends Module {
 
   constructor(o: LayerNormOptions) {
     super();
+    knownOptions('LayerNorm', o, LAYER_NORM_OPTION_NAMES);
     const shape = typeof o.normalizedShape === 'number' ? [o.normalizedShape] : o.normalizedShape;
     if (!Array.isArray(shape) || shape.length === 0) {
       throw new TypeError(`LayerNorm: normalizedShape must be a number or a non-empty array, got ${JSON.stringify(o.normalizedShape)}`);

@@ -8,7 +8,7 @@ import { fanInAndFanOut, kaimingUniform_, uniform_ } from '../init.js';
 import { Module } from '../module.js';
 import type { Parameter } from '../parameter.js';
 import { newParameter } from './new-parameter.js';
-import { booleanOption, integerAtLeast, ShapeError } from './validation.js';
+import { booleanOption, integerAtLeast, knownOptions, optionNames, ShapeError } from './validation.js';
 
 export interface LinearOptions {
   inFeatures: number;
@@ -16,6 +16,8 @@ export interface LinearOptions {
   /** Default true. */
   bias?: boolean;
 }
+
+const LINEAR_OPTION_NAMES = optionNames<LinearOptions>({ inFeatures: 1, outFeatures: 1, bias: 1 });
 
 /**
  * Affine map over the last dim (torch.nn.Linear).
@@ -43,6 +45,7 @@ export class Linear extends Module {
 
   constructor(o: LinearOptions) {
     super();
+    knownOptions('Linear', o, LINEAR_OPTION_NAMES);
     this.inFeatures = integerAtLeast('Linear', 'inFeatures', o.inFeatures, 1);
     this.outFeatures = integerAtLeast('Linear', 'outFeatures', o.outFeatures, 1);
     this.weight = this.registerParameter('weight', newParameter([this.outFeatures, this.inFeatures]));

@@ -9,7 +9,7 @@
 import * as F from '../../ops/functional.js';
 import type { Tensor } from '../../tensor/tensor.js';
 import { Module } from '../module.js';
-import { booleanOption, checkInput, integerAtLeast, sizeTuple } from './validation.js';
+import { booleanOption, checkInput, integerAtLeast, knownOptions, optionNames, sizeTuple } from './validation.js';
 
 type Pair = number | [number, number];
 
@@ -28,12 +28,18 @@ export interface MaxPool2dOptions extends PoolOptionsBase {
   dilation?: Pair;
 }
 
+const MAX_POOL2D_OPTION_NAMES = optionNames<MaxPool2dOptions>({ dilation: 1, kernelSize: 1, stride: 1, padding: 1, ceilMode: 1 });
+
 export interface AvgPool2dOptions extends PoolOptionsBase {
   /** Count the zero padding in the average's divisor; default true. */
   countIncludePad?: boolean;
   /** Divide by this instead of the window size. */
   divisorOverride?: number;
 }
+
+const AVG_POOL2D_OPTION_NAMES = optionNames<AvgPool2dOptions>({
+  countIncludePad: 1, divisorOverride: 1, kernelSize: 1, stride: 1, padding: 1, ceilMode: 1,
+});
 
 /** Checked kernel, stride and padding pairs. */
 function windowOptions(layer: string, o: PoolOptionsBase): { kernelSize: number[]; stride: number[]; padding: number[] } {
@@ -76,6 +82,7 @@ export class MaxPool2d extends Module {
 
   constructor(o: MaxPool2dOptions) {
     super();
+    knownOptions('MaxPool2d', o, MAX_POOL2D_OPTION_NAMES);
     const w = windowOptions('MaxPool2d', o);
     [this.kernelSize, this.stride, this.padding] = [pair(w.kernelSize), pair(w.stride), pair(w.padding)];
     this.dilation = pair(sizeTuple('MaxPool2d', 'dilation', o.dilation ?? 1, 2, 1));
@@ -111,6 +118,7 @@ export class AvgPool2d extends Module {
 
   constructor(o: AvgPool2dOptions) {
     super();
+    knownOptions('AvgPool2d', o, AVG_POOL2D_OPTION_NAMES);
     const w = windowOptions('AvgPool2d', o);
     [this.kernelSize, this.stride, this.padding] = [pair(w.kernelSize), pair(w.stride), pair(w.padding)];
     this.ceilMode = booleanOption('AvgPool2d', 'ceilMode', o.ceilMode ?? false);
@@ -134,6 +142,8 @@ export type AdaptiveSize = number | [number | null, number | null];
 export interface AdaptivePoolOptions {
   outputSize: AdaptiveSize;
 }
+
+const ADAPTIVE_POOL_OPTION_NAMES = optionNames<AdaptivePoolOptions>({ outputSize: 1 });
 
 /** Checks an adaptive output size; nulls stay null until forward knows the input. */
 function adaptiveSize(layer: string, value: AdaptiveSize): [number | null, number | null] {
@@ -167,6 +177,7 @@ export class AdaptiveAvgPool2d extends Module {
 
   constructor(o: AdaptivePoolOptions) {
     super();
+    knownOptions('AdaptiveAvgPool2d', o, ADAPTIVE_POOL_OPTION_NAMES);
     this.outputSize = adaptiveSize('AdaptiveAvgPool2d', o.outputSize);
   }
 
@@ -189,6 +200,7 @@ export class AdaptiveMaxPool2d extends Module {
 
   constructor(o: AdaptivePoolOptions) {
     super();
+    knownOptions('AdaptiveMaxPool2d', o, ADAPTIVE_POOL_OPTION_NAMES);
     this.outputSize = adaptiveSize('AdaptiveMaxPool2d', o.outputSize);
   }
 
