@@ -8,7 +8,7 @@
  *                             [--kernels auto|composite]
  *
  * --python: the PyTorch to compare with; default TORCH_PYTHON, else the python whose torch the
- * addon was built against (native/libtorch.config.json), else python3 — the same libtorch, so the
+ * addon was built against (its build record, src/native/build-config.ts), else python3 — the same libtorch, so the
  * ratio measures vicinity's own work. Times: the median of `repeats` after one warm-up, wall
  * clock, at the thread count both sides use (getNumThreads()). Forward runs without autograd;
  * "step" is forward + sum + backward from fresh leaves. Peak: the most CPU allocator bytes held
