@@ -4,7 +4,7 @@
 // libtorch 1.13 coexist and rebuild incrementally. Never downloads Node headers: --nodedir points
 // at the running Node's own.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,7 +62,15 @@ const buildDir = path.join(root, 'build', torch.backend);
 mkdirSync(buildDir, { recursive: true });
 // node-gyp reads ./binding.gyp and writes ./build: run it in buildDir with a copy of the project's
 // file (a copy, not a link: gyp's Makefile-regeneration step would resolve a link back to the root).
-writeIfChanged(path.join(buildDir, 'binding.gyp'), readFileSync(path.join(root, 'binding.gyp'), 'utf8'));
+// binding.gyp lists the native sources when node-gyp configures, so a changed file or a new/removed
+// .cc file needs a configure (objects already compiled are kept); a changed libtorch, a rebuild.
+const sources = ['core', 'kernels', 'distributed']
+  .flatMap((d) => readdirSync(path.join(root, 'native', d)).filter((f) => f.endsWith('.cc')).map((f) => `${d}/${f}`))
+  .sort().join('\n');
+const layoutChanged = [
+  writeIfChanged(path.join(buildDir, 'binding.gyp'), readFileSync(path.join(root, 'binding.gyp'), 'utf8')),
+  writeIfChanged(path.join(buildDir, 'sources.txt'), sources),
+].some(Boolean);
 const configChanged = writeIfChanged(path.join(buildDir, 'libtorch.config.json'), JSON.stringify(torch, null, 2));
 // Facts `vicinity doctor` reports, compiled in so the addon describes the build it came from.
 writeIfChanged(
@@ -78,10 +86,13 @@ writeIfChanged(
 );
 console.log(`vicinity: building the ${torch.backend} addon against ${torch.label} (libtorch ${torch.version}, ${torch.source})`);
 
-const incremental = !configChanged && existsSync(path.join(buildDir, 'build/Makefile'));
-const args = [nodeGypPath(), incremental ? 'build' : 'rebuild', `--nodedir=${nodeDir()}`, '--jobs=max'];
-// node-gyp's "gyp info" lines go to stderr; the compiler's warnings and errors still show.
-if (process.env.VICINITY_DEBUG_BUILD) args.push('--debug');
-else args.push('--loglevel=warn');
-const result = spawnSync(process.execPath, args, { cwd: buildDir, stdio: 'inherit' });
-if (result.status !== 0) fail('the addon build failed (see the compiler output above)');
+const configured = existsSync(path.join(buildDir, 'build/Makefile'));
+const steps = configChanged || !configured ? ['rebuild'] : layoutChanged ? ['configure', 'build'] : ['build'];
+for (const step of steps) {
+  const args = [nodeGypPath(), step, `--nodedir=${nodeDir()}`, ...(step === 'configure' ? [] : ['--jobs=max'])];
+  // node-gyp's "gyp info" lines go to stderr; the compiler's warnings and errors still show.
+  if (process.env.VICINITY_DEBUG_BUILD) args.push('--debug');
+  else args.push('--loglevel=warn');
+  const result = spawnSync(process.execPath, args, { cwd: buildDir, stdio: 'inherit' });
+  if (result.status !== 0) fail('the addon build failed (see the compiler output above)');
+}
