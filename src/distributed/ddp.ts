@@ -24,7 +24,6 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { ProcessGroup } from './process-group.js';
 import { convertSyncBatchNorm } from './sync-batch-norm.js';
 
-type Forward = Module & { forward(x: Tensor): Tensor };
 
 export interface DdpOptions {
   /** Bucket size in MiB (torch's bucket_cap_mb); default 25. */
@@ -37,7 +36,7 @@ export interface DdpOptions {
   syncBatchNorm?: boolean;
 }
 
-export class DistributedDataParallel<M extends Forward = Forward> extends Module {
+export class DistributedDataParallel<M extends Module = Module> extends Module {
   readonly module: M;
   readonly group: ProcessGroup;
   private readonly reducer;

@@ -5,6 +5,9 @@
 import { native, type DType, type NativeGenerator } from '../native/binding.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { Tensor, type Device, type NestedArray } from './tensor.js';
+// For its side effect too: tensor.ts registers the Tensor class with the addon, so tensors made
+// here have Tensor's methods even when nothing else imported tensor.ts (TypeScript drops a type-only import).
+import './tensor.js';
 
 export interface TensorOptions {
   dtype?: DType;

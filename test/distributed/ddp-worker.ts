@@ -25,6 +25,9 @@ import { scope } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 
 const [outFile, batchArg, stepsArg, mode = ''] = process.argv.slice(2);
+// `node --test dist/test/` also runs this file, with no arguments: it is a worker that ddp.test.ts
+// starts, not a test, so it does nothing then.
+if (outFile === undefined) process.exit(0);
 const batch = Number(batchArg);
 const steps = Number(stepsArg);
 const COUNT = 640;

@@ -51,9 +51,9 @@ test('the package ships docs/ and the reference fixtures that --help and the doc
     { files: { path: string }[] }[];
   const paths = new Set(packed[0]!.files.map((f) => f.path));
   for (const doc of files('docs')) assert.ok(paths.has(doc), `${doc} is not in the package`);
-  const fixtures = readdirSync(path.join(repoRoot, 'test/fixtures'));
+  const fixtures = files('test/fixtures');
   assert.ok(fixtures.length >= 41);
-  for (const f of fixtures) assert.ok(paths.has(`test/fixtures/${f}`), `test/fixtures/${f} is not in the package`);
+  for (const f of fixtures) assert.ok(paths.has(f), `${f} is not in the package`);
   const help = spawnSync(process.execPath, [path.join(repoRoot, 'dist/src/cli/main.js'), '--help'], { encoding: 'utf8' });
   const doc = /Documentation: (\S+)/.exec(help.stdout)?.[1];
   assert.ok(doc && existsSync(doc), `--help names ${doc}`);
