@@ -8,6 +8,8 @@
  *   la-kernel      LA-layer kernel size k (LA-layer §4, ablation of k; model la_resnet_nano_s2)
  *   la-constraint  LA-layer offset constraint L of Eq. (7) (LA-layer §4; la_resnet_nano_s2)
  *   halo-block     HaloNet block size b and halo h (HaloNet's block/halo ablation; halonet_nano)
+ *   lsag-shifts    LSAG number of shifted variants T = numShifts + 1 (LSAG §3.1, §4.1 "#Shifting"; lsag_nano):
+ *                  0 (unshifted only), 4, 8 (the horizontal/vertical shifts, the paper's T = 9), 17 (all, T = 18)
  *
  * Each run is a full `vicinity train` run directory under <out>/<setting>.
  */
@@ -37,6 +39,10 @@ export const ABLATIONS: Readonly<Record<string, Ablation>> = {
   'halo-block': {
     model: 'halonet_nano', paper: 'HaloNet: block size b and halo h',
     settings: [{ blockSize: 4, haloSize: 1 }, { blockSize: 4, haloSize: 2 }, { blockSize: 4, haloSize: 3 }, { blockSize: 2, haloSize: 1 }],
+  },
+  'lsag-shifts': {
+    model: 'lsag_nano', paper: 'LSAG: number of shifted variants T (§3.1; §4.1 Table 6 #Shifting)',
+    settings: [{ numShifts: 0 }, { numShifts: 4 }, { numShifts: 8 }, { numShifts: 17 }],
   },
 };
 
