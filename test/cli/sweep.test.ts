@@ -59,6 +59,8 @@ test('sweep la-kernel at a tiny budget: one run per setting, sweep.csv, report, 
 test('lsag-shifts: on lsag_nano, numShifts 0/4/8/17; runSweep accepts it and checks settings before training', async () => {
   assert.deepEqual(ABLATIONS['lsag-shifts'].settings.map((s) => s.numShifts), [0, 4, 8, 17]);
   assert.equal(ABLATIONS['lsag-shifts'].model, 'lsag_nano');
+  // lsag_nano's own recipe ('lsag-adamw', 5 warm-up epochs) would refuse a budget under 5 epochs.
+  assert.equal(ABLATIONS['lsag-shifts'].recipe, 'fashion-mnist-sgd');
   // The modelArgs check passes (lsag_nano takes numShifts), so the next check, --only, is what fails: no run starts.
   const out = path.join(tmp, 'lsag-shifts');
   await assert.rejects(runSweep('lsag-shifts', { only: '4', out }), /--only 4: settings are numbered 0\.\.3 \(numShifts=0; numShifts=4; numShifts=8; numShifts=17\)/);
