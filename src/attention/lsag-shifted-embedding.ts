@@ -18,10 +18,13 @@
  *      unshifted image, or a circular pad wider than the image, throws RangeError at construction
  *      (the reference fails in torch.stack or F.pad at the first forward).
  *   3. `norm_layer` is not offered: the reference always passes None (Identity).
+ *   4. `numShifts` keeps only the first n shifts of the set (T = n + 1; default all, the released
+ *      code's), for the paper's "#Shifting" ablation (§4.1, Table 6): the CIFAR set's first 8 are
+ *      its horizontal/vertical shifts, the paper's 9-variant subset. Keys stay `projections.{t}`.
  */
 import { Conv2d } from '../nn/layers/conv.js';
 import { ModuleList } from '../nn/layers/containers.js';
-import { integerAtLeast, knownOptions, oneOf, optionNames } from '../nn/layers/validation.js';
+import { integerAtLeast, knownOptions, numberInRange, oneOf, optionNames } from '../nn/layers/validation.js';
 import { Module } from '../nn/module.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import * as F from '../ops/functional.js';
@@ -50,9 +53,17 @@ export const IMAGENET_PADDINGS: readonly (readonly [number, number, number, numb
   [1, 0, 1, 0], [2, 0, 2, 0], [3, 0, 3, 0],
 ];
 
-/** The number of variants T (including the unshifted one) of each shift set. */
-export function lsagNumVariants(variant: LsagVariant): number {
-  return (variant === 'cifar' ? CIFAR_SHIFTS.length : IMAGENET_PADDINGS.length) + 1;
+/**
+ * The number of variants T (including the unshifted one) of a shift set, all its shifts or the
+ * first `numShifts` of them.
+ */
+export function lsagNumVariants(variant: LsagVariant, numShifts?: number): number {
+  return (numShifts ?? lsagMaxShifts(variant)) + 1;
+}
+
+/** The shifts a set offers besides the unshifted image: 17 ('cifar'), 9 ('imagenet'). */
+export function lsagMaxShifts(variant: LsagVariant): number {
+  return variant === 'cifar' ? CIFAR_SHIFTS.length : IMAGENET_PADDINGS.length;
 }
 
 export interface LsagShiftedEmbeddingOptions {
@@ -70,11 +81,23 @@ export interface LsagShiftedEmbeddingOptions {
   embedDim: number;
   /** The shift set: 'cifar' (18 rolls) or 'imagenet' (10 circular paddings). */
   variant: LsagVariant;
+  /**
+   * Shifted variants kept: the first n of the set (0..17 for 'cifar', 0..9 for 'imagenet'), so
+   * T = numShifts + 1; default all (the paper's T = 18 / 10). 0 keeps the unshifted image only.
+   */
+  numShifts?: number;
 }
 
 const LSAG_SHIFTED_EMBEDDING_OPTION_NAMES = optionNames<LsagShiftedEmbeddingOptions>({
-  imgSize: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, inChans: 1, embedDim: 1, variant: 1,
+  imgSize: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, inChans: 1, embedDim: 1, variant: 1, numShifts: 1,
 });
+
+/** `numShifts` checked against the set: an integer (TypeError) in 0..lsagMaxShifts(variant) (RangeError). */
+export function checkNumShifts(layer: string, variant: LsagVariant, numShifts: unknown): number {
+  const max = lsagMaxShifts(variant);
+  if (numShifts === undefined) return max;
+  return numberInRange(layer, `numShifts (variant '${variant}' has ${max} shifts)`, integerAtLeast(layer, 'numShifts', numShifts, 0), 0, max);
+}
 
 /** ⌊(size + 2P − K) / S⌋ + 1, the conv's output side. */
 function convOut(size: number, k: number, s: number, p: number): number {
@@ -85,12 +108,13 @@ function convOut(size: number, k: number, s: number, p: number): number {
  * T shifted copies of an image, each through its own conv, as tokens.
  *
  * Shape: image (B, inChans, imgSize, imgSize) → patches (T, B, N, D), N = gridSize², gridSize =
- * ⌊(imgSize + 2P − K)/S⌋ + 1; T = 18 ('cifar') or 10 ('imagenet').
+ * ⌊(imgSize + 2P − K)/S⌋ + 1; T = numShifts + 1, by default 18 ('cifar') or 10 ('imagenet').
  *
  * Parameters: `projections.{t}.weight` (D, inChans, K, K) trunc_normal(std .02, cut ±2),
  * `projections.{t}.bias` (D) zeros (the reference's `_init_vit_weights`).
  *
- * Errors: RangeError/TypeError for bad sizes, an unknown variant, a kernel larger than the padded
+ * Errors: RangeError/TypeError for bad sizes, an unknown variant, a numShifts outside 0..(the set's
+ * shifts) or not an integer, a kernel larger than the padded
  * image, or ImageNet paddings that change the grid; ShapeError for an input that is not
  * (B, inChans, imgSize, imgSize).
  *
@@ -106,7 +130,9 @@ export class LsagShiftedEmbedding extends Module {
   readonly inChans: number;
   readonly embedDim: number;
   readonly variant: LsagVariant;
-  /** T, the number of variants. */
+  /** Shifted variants kept (the first numShifts of the set). */
+  readonly numShifts: number;
+  /** T = numShifts + 1, the number of variants. */
   readonly numVariants: number;
   /** Side of the token grid. */
   readonly gridSize: number;
@@ -126,7 +152,8 @@ export class LsagShiftedEmbedding extends Module {
     this.inChans = integerAtLeast(layer, 'inChans', o.inChans ?? 3, 1);
     this.embedDim = integerAtLeast(layer, 'embedDim', o.embedDim, 1);
     this.variant = oneOf(layer, 'variant', o.variant, LSAG_VARIANTS);
-    this.numVariants = lsagNumVariants(this.variant);
+    this.numShifts = checkNumShifts(layer, this.variant, o.numShifts);
+    this.numVariants = lsagNumVariants(this.variant, this.numShifts);
     this.gridSize = this.checkGrid();
     this.numPatches = this.gridSize * this.gridSize;
     const convs = Array.from({ length: this.numVariants }, () => new Conv2d({
@@ -154,14 +181,16 @@ export class LsagShiftedEmbedding extends Module {
     }
     const grid = convOut(size, k, s, p);
     if (this.variant === 'imagenet') {
-      if (size < 3) {
-        throw new RangeError(`LsagShiftedEmbedding: variant 'imagenet' pads circularly by up to 3 pixels, which needs imgSize ≥ 3, got ${size}`);
+      // The kept paddings' growth: up to 3 pixels with all 9, none with numShifts 0.
+      const growth = Math.max(0, ...IMAGENET_PADDINGS.slice(0, this.numShifts).map(([l, r, t, b]) => Math.max(l + r, t + b)));
+      if (size < growth) {
+        throw new RangeError(`LsagShiftedEmbedding: variant 'imagenet' pads circularly by up to ${growth} pixels, which needs imgSize ≥ ${growth}, got ${size}`);
       }
-      const grown = [1, 2, 3].find((extra) => convOut(size + extra, k, s, p) !== grid);
+      const grown = Array.from({ length: growth }, (_, i) => i + 1).find((extra) => convOut(size + extra, k, s, p) !== grid);
       if (grown !== undefined) {
-        throw new RangeError(`LsagShiftedEmbedding: with variant 'imagenet' the image grows by up to 3 pixels, and ` +
+        throw new RangeError(`LsagShiftedEmbedding: with variant 'imagenet' the image grows by up to ${growth} pixels, and ` +
           `imgSize ${size} + ${grown} gives a ${convOut(size + grown, k, s, p)}-token side instead of ${grid} ` +
-          `(kernelSize ${k}, strideSize ${s}, paddingSize ${p}); pick sizes with ⌊(imgSize + 3 + 2P − K)/S⌋ = ⌊(imgSize + 2P − K)/S⌋, or variant 'cifar'`);
+          `(kernelSize ${k}, strideSize ${s}, paddingSize ${p}); pick sizes with ⌊(imgSize + ${growth} + 2P − K)/S⌋ = ⌊(imgSize + 2P − K)/S⌋, fewer numShifts, or variant 'cifar'`);
       }
     }
     return grid;

@@ -201,6 +201,7 @@ program
   .description("one of the papers' ablations: each setting trained with the same recipe and budget; sweep.csv and a report")
   .argument('<ablation>', Object.entries(ABLATIONS).map(([k, a]) => `${k} (${a.model}: ${a.paper})`).join('; '))
   .option('--model <name>', "another model whose entry takes the ablation's settings")
+  .option('--recipe <name>', "recipe of every setting (default: the ablation's, else the model's)")
   .option('--epochs <n>', "epochs per setting (default: the recipe's)", positiveInt('epochs'))
   .option('--train-limit <n>', 'first n training images only (0 = all)', nonNegativeInt('train-limit'))
   .option('--dataset <name>', `${DATASET_NAMES.join(', ')} (default fashion-mnist)`)

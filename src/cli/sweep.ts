@@ -8,6 +8,8 @@
  *   la-kernel      LA-layer kernel size k (LA-layer §4, ablation of k; model la_resnet_nano_s2)
  *   la-constraint  LA-layer offset constraint L of Eq. (7) (LA-layer §4; la_resnet_nano_s2)
  *   halo-block     HaloNet block size b and halo h (HaloNet's block/halo ablation; halonet_nano)
+ *   lsag-shifts    LSAG number of shifted variants T = numShifts + 1 (LSAG §3.1, §4.1 "#Shifting"; lsag_nano):
+ *                  0 (unshifted only), 4, 8 (the horizontal/vertical shifts, the paper's T = 9), 17 (all, T = 18)
  *
  * Each run is a full `vicinity train` run directory under <out>/<setting>.
  */
@@ -23,6 +25,12 @@ export interface Ablation {
   model: string;
   paper: string;
   settings: Record<string, number>[];
+  /**
+   * The recipe of every setting when not the model's own: lsag_nano's own is the paper's
+   * 'lsag-adamw' (300 epochs, 5 warm-up epochs, DeiT augmentation), so its sweep trains with
+   * 'fashion-mnist-sgd' like the other nano sweeps and docs/results.md.
+   */
+  recipe?: string;
 }
 
 export const ABLATIONS: Readonly<Record<string, Ablation>> = {
@@ -38,11 +46,17 @@ export const ABLATIONS: Readonly<Record<string, Ablation>> = {
     model: 'halonet_nano', paper: 'HaloNet: block size b and halo h',
     settings: [{ blockSize: 4, haloSize: 1 }, { blockSize: 4, haloSize: 2 }, { blockSize: 4, haloSize: 3 }, { blockSize: 2, haloSize: 1 }],
   },
+  'lsag-shifts': {
+    model: 'lsag_nano', paper: 'LSAG: number of shifted variants T (§3.1; §4.1 Table 6 #Shifting)', recipe: 'fashion-mnist-sgd',
+    settings: [{ numShifts: 0 }, { numShifts: 4 }, { numShifts: 8 }, { numShifts: 17 }],
+  },
 };
 
 export interface SweepOptions {
   /** Run on another model whose entry takes the same modelArgs. */
   model?: string;
+  /** Train every setting with this recipe instead of the ablation's (default: its `recipe`, else the model's). */
+  recipe?: string;
   epochs?: number;
   trainLimit?: number;
   dataset?: string;
@@ -84,7 +98,7 @@ export async function runSweep(ablation: string, o: SweepOptions = {}, log: (lin
     const setting = spec.settings[i];
     const name = settingName(setting);
     const flags: Partial<TrainConfig> = {
-      model, dataset: o.dataset, dataSource: o.dataSource, dataRoot: o.dataRoot, trainLimit: o.trainLimit, seed: o.seed,
+      model, recipe: o.recipe ?? spec.recipe, dataset: o.dataset, dataSource: o.dataSource, dataRoot: o.dataRoot, trainLimit: o.trainLimit, seed: o.seed,
       workers: o.workers, device: o.device, epochs: o.epochs, progress: 'none', out: path.join(out, name.replace(/[=,]/g, '_')),
     };
     const config = mergeConfig(defaultTrainConfig(), {}, flags);

@@ -18,7 +18,9 @@
  *      the paper's Small/Base CIFAR counts need rolls with per-head K/V (model-specs.md §5.2).
  *   2. Heads per level (`numHeads`) as a list; the official code takes one list too (`heads`).
  *   3. No `scaling_factor`/`output_dir` side effects (the reference prints and writes a file).
- *   4. `forwardFeatures` returns each level's token map as (B, D_i, g_i, g_i) (not in the reference).
+ *   4. `numShifts` keeps the first n shifts only (the paper's §4.1 "#Shifting" ablation; the
+ *      reference hard-codes all): T = n + 1 embedding convs and first-stage `pos_emb` rows.
+ *   5. `forwardFeatures` returns each level's token map as (B, D_i, g_i, g_i) (not in the reference).
  */
 import { Linear } from '../nn/layers/linear.js';
 import { LayerNorm } from '../nn/layers/layer-norm.js';
@@ -43,6 +45,8 @@ export interface LsagModelOptions {
   paddingSize: number;
   /** Shift set: 'cifar' (18 rolls) or 'imagenet' (10 circular paddings). */
   variant: LsagVariant;
+  /** Shifted variants kept, the first n of the set (T = n + 1; 0..17 'cifar', 0..9 'imagenet'); default all. */
+  numShifts?: number;
   /** One shared K/V head (the released CIFAR code) instead of per-head K/V (Eq. (2)); default false. */
   multiQuery?: boolean;
   /** Width D_i of each level (its length is the number of levels). */
@@ -64,7 +68,7 @@ export interface LsagModelOptions {
 }
 
 const LSAG_MODEL_OPTION_NAMES = optionNames<LsagModelOptions>({
-  imgSize: 1, inChannels: 1, numClasses: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, variant: 1, multiQuery: 1,
+  imgSize: 1, inChannels: 1, numClasses: 1, kernelSize: 1, strideSize: 1, paddingSize: 1, variant: 1, numShifts: 1, multiQuery: 1,
   dims: 1, numHeads: 1, depths: 1, mlpRatio: 1, qkvBias: 1, dropPathRate: 1, attnDrop: 1, projDrop: 1,
 });
 
@@ -105,7 +109,7 @@ export class LsagModel extends Module {
     const variant = oneOf(name, 'variant', o.variant, LSAG_VARIANTS);
     this.embedding = this.register('to_patch_embedding', new LsagShiftedEmbedding({
       imgSize: o.imgSize, kernelSize: o.kernelSize, strideSize: o.strideSize, paddingSize: o.paddingSize,
-      inChans: o.inChannels ?? 3, embedDim: o.dims[0], variant,
+      inChans: o.inChannels ?? 3, embedDim: o.dims[0], variant, numShifts: o.numShifts,
     }));
     const layers = this.register('layers', new ModuleList<ModuleList>());
     let grid = this.embedding.gridSize;

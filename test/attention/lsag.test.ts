@@ -99,6 +99,33 @@ test('the embedding gives (T, B, N, D) with variant t = conv_t(shift_t(image)), 
   });
 });
 
+test('numShifts keeps the first n shifts: T = n + 1 variants, keys projections.0..n, variant t still conv_t(shift_t(image))', () => {
+  manualSeed(0);
+  assertNoLeaks(() => {
+    const embed = randomized(new LsagShiftedEmbedding({ imgSize: 5, kernelSize: 3, strideSize: 2, paddingSize: 1, embedDim: 8, variant: 'cifar', numShifts: 4 }), 3);
+    assert.equal(embed.numShifts, 4);
+    assert.equal(embed.numVariants, 5);
+    assert.deepEqual([...embed.stateDict().keys()].slice(-2), ['projections.4.weight', 'projections.4.bias']);
+    assert.equal(embed.stateDict().size, 10);
+    const img = f64([2, 3, 5, 5], 4);
+    const out = embed.forward(img);
+    assert.deepEqual(out.shape, [5, 2, 9, 8]);
+    for (const t of [0, 4]) {
+      const shifted = t === 0 ? img : img.roll([...CIFAR_SHIFTS[t - 1]], [2, 3]);   // t = 4 is roll (0, -1)
+      assertClose(out.select(0, t), embed.projections.at(t).forward(shifted).flatten(2).transpose(1, 2));
+    }
+    embed.dispose();
+    // ImageNet with no shifts: no padding growth, so an image size the 9 paddings reject is fine.
+    const only = randomized(new LsagShiftedEmbedding({ imgSize: 8, kernelSize: 3, embedDim: 4, variant: 'imagenet', numShifts: 0 }), 5);
+    const x = f64([1, 3, 8, 8], 6);
+    const y = only.forward(x);
+    assert.deepEqual(y.shape, [1, 1, 64, 4]);
+    assertClose(y.select(0, 0), only.projections.at(0).forward(x).flatten(2).transpose(1, 2));
+    only.dispose();
+  });
+  assert.equal(lsagNumVariants('imagenet', 3), 4);
+});
+
 // ---- attention against a literal reading of Eq. (1)–(4) ------------------------------------------
 
 /** Eq. (1)–(4) with einsum, per patch i over its T variants (mq: one K/V head for all heads). */
@@ -336,6 +363,17 @@ test('invalid configurations throw RangeError/TypeError naming the constraint', 
   assert.throws(() => new LsagFirstStage({ numVariants: 3, numPatches: 4, depth: 1, dim: 8, numHeads: 2, dropPath: -0.1 }), /dropPath must be in \[0, 1\]/);
   assert.throws(() => new ReduceImageSize({ dim: 8, dimOut: 0 }), /ReduceImageSize: dimOut must be ≥ 1, got 0/);
   assert.equal(lsagNumVariants('cifar') + lsagNumVariants('imagenet'), 28);
+  const isRange = (re: RegExp) => (e: unknown) => e instanceof RangeError && re.test((e as Error).message);
+  const isType = (re: RegExp) => (e: unknown) => e instanceof TypeError && re.test((e as Error).message);
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'cifar', numShifts: 18 }), isRange(/numShifts \(variant 'cifar' has 17 shifts\) must be in \[0, 17\], got 18/));
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, strideSize: 8, paddingSize: 0, variant: 'imagenet', numShifts: 10 }),
+    isRange(/numShifts \(variant 'imagenet' has 9 shifts\) must be in \[0, 9\], got 10/));
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'cifar', numShifts: -1 }), isRange(/numShifts must be ≥ 0, got -1/));
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'cifar', numShifts: 1.5 }), isType(/numShifts must be an integer, got 1.5/));
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'cifar', numShifts: '4' as unknown as number }), isType(/numShifts must be an integer, got 4/));
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'cifar', numShift: 4 } as never), isType(/unknown option 'numShift' \(did you mean 'numShifts'\?\)/));
+  // One kept padding (1 column) still changes a stride-1 grid: the message names the growth.
+  assert.throws(() => new LsagShiftedEmbedding({ ...embed, variant: 'imagenet', numShifts: 1 }), isRange(/grows by up to 1 pixels, and imgSize 8 \+ 1 gives a 9-token side/));
 });
 
 test('invalid inputs throw ShapeError naming the expected shape and the fix', () => {

@@ -10,6 +10,7 @@ import path from 'node:path';
 import test from 'node:test';
 import { PNG } from 'pngjs';
 import { readSafetensors } from '../../src/checkpoint/safetensors.js';
+import { ABLATIONS, runSweep } from '../../src/cli/sweep.js';
 import { createModel } from '../../src/models/registry.js';
 import { PRETRAINED_CFG_KEY } from '../../src/train/model-metadata.js';
 import { vicinity } from '../support/tiny-run.js';
@@ -49,8 +50,21 @@ test('sweep la-kernel at a tiny budget: one run per setting, sweep.csv, report, 
     assert.equal(p.status, 0, p.stderr);
     assert.equal((JSON.parse(p.stdout) as { predictions: unknown[] }).predictions.length, 1);
     const bad = vicinity('sweep', 'la-size');
-    assert.match(bad.stderr, /unknown ablation 'la-size'; the ablations are la-kernel, la-constraint, halo-block/);
+    assert.match(bad.stderr, /unknown ablation 'la-size'; the ablations are la-kernel, la-constraint, halo-block, lsag-shifts/);
     const wrong = vicinity('sweep', 'la-kernel', '--model', 'resnet_nano', '--out', path.join(tmp, 'x'));
     assert.match(wrong.stderr, /resnet_nano does not take kernelSize \(its modelArgs: none\)/);
   })();
+});
+
+test('lsag-shifts: on lsag_nano, numShifts 0/4/8/17; runSweep accepts it and checks settings before training', async () => {
+  assert.deepEqual(ABLATIONS['lsag-shifts'].settings.map((s) => s.numShifts), [0, 4, 8, 17]);
+  assert.equal(ABLATIONS['lsag-shifts'].model, 'lsag_nano');
+  // lsag_nano's own recipe ('lsag-adamw', 5 warm-up epochs) would refuse a budget under 5 epochs.
+  assert.equal(ABLATIONS['lsag-shifts'].recipe, 'fashion-mnist-sgd');
+  // The modelArgs check passes (lsag_nano takes numShifts), so the next check, --only, is what fails: no run starts.
+  const out = path.join(tmp, 'lsag-shifts');
+  await assert.rejects(runSweep('lsag-shifts', { only: '4', out }), /--only 4: settings are numbered 0\.\.3 \(numShifts=0; numShifts=4; numShifts=8; numShifts=17\)/);
+  await assert.rejects(runSweep('lsag-shifts', { model: 'halonet_nano', out }), /halonet_nano does not take numShifts .*lsag-shifts runs on lsag_nano/);
+  // Every setting builds (a misnumbered setting would fail here, not hours into the sweep).
+  for (const setting of ABLATIONS['lsag-shifts'].settings) createModel('lsag_nano', { modelArgs: setting }).dispose();
 });

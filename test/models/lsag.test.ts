@@ -8,7 +8,7 @@ import { countMacs } from '../../src/analysis/macs.js';
 import { loadWeights } from '../../src/checkpoint/tensor-io.js';
 import { LsagModel } from '../../src/models/lsag.js';
 import { lsagModels, lsagOptions, type LsagReading } from '../../src/models/entries/lsag.js';
-import type { ModelEntry } from '../../src/models/registry.js';
+import { createModel, type ModelEntry } from '../../src/models/registry.js';
 import { randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
 import { PYTHON } from '../support/parity.js';
@@ -123,6 +123,65 @@ test('errors name the constraint and the values', () => {
   }
   assert.throws(() => lsagModels.lsag_nano.build({ numClasses: 10, inChannels: 1, dropPathRate: 0, inputSize: [28, 32] }),
     /lsag_nano: LSAG's token grids must be square, got inputSize \[28, 32\]/);
+});
+
+/**
+ * modelArgs numShifts (the `lsag-shifts` sweep): each variant of lsag_nano (D_0 64, 1 channel, conv
+ * 3×3/2/1 → 14×14 = 196 tokens, per-head K/V) adds
+ *   parameters: one conv 64·1·3·3 + 64 = 640, and one pos_emb row 196·64 = 12,544 → 13,184;
+ *   MACs: its conv 196·64·9 = 112,896, its K/V projection 196·64·128 = 1,605,632, and its q·k and
+ *         Σ w·v terms 196·64 each = 25,088 → 1,743,616.
+ * Default (17 shifts, T 18): 1,620,650 / 107,939,392, so
+ *   numShifts 0 (T 1): 1,620,650 − 17·13,184 = 1,396,522; 107,939,392 − 17·1,743,616 = 78,297,920;
+ *   numShifts 4 (T 5): 1,620,650 − 13·13,184 = 1,449,258; 107,939,392 − 13·1,743,616 = 85,272,384.
+ */
+const NANO_SHIFTS: Record<number, { params: number; macs: number }> = {
+  0: { params: 1_620_650 - 17 * 13_184, macs: 107_939_392 - 17 * 1_743_616 },
+  4: { params: 1_620_650 - 13 * 13_184, macs: 107_939_392 - 13 * 1_743_616 },
+};
+
+for (const [n, want] of Object.entries(NANO_SHIFTS)) {
+  const numShifts = Number(n);
+  test(`lsag_nano modelArgs numShifts ${numShifts}: T = ${numShifts + 1}, exact parameters and MACs, forward, keys`, () => {
+    const model = createModel('lsag_nano', { modelArgs: { numShifts } }) as LsagModel;
+    try {
+      assert.equal(model.embedding.numVariants, numShifts + 1);
+      assert.equal(model.numParameters(), want.params);
+      assert.equal(countMacs(model, [1, 1, 28, 28]).total, want.macs);
+      const sd = model.stateDict();
+      assert.deepEqual(sd.get('layers.0.0.pos_emb')!.shape, [numShifts + 1, 196, 64]);
+      assert.ok(sd.has(`to_patch_embedding.projections.${numShifts}.weight`));
+      assert.ok(!sd.has(`to_patch_embedding.projections.${numShifts + 1}.weight`));
+      model.eval();
+      tidy(() => {
+        const y = model.forward(randn([2, 1, 28, 28]));
+        assert.deepEqual(y.shape, [2, 10]);
+        assert.ok(y.isfinite().all().item(), 'finite logits');
+      });
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+test('numShifts: the default is every shift (the entry targets), bad values throw RangeError/TypeError', () => {
+  assert.equal(NANO_SHIFTS[0].params, 1_396_522);
+  assert.equal(NANO_SHIFTS[4].params, 1_449_258);
+  const full = createModel('lsag_nano', { modelArgs: { numShifts: 17 } });
+  try {
+    assert.equal(full.numParameters(), lsagModels.lsag_nano.params);
+  } finally {
+    full.dispose();
+  }
+  assert.deepEqual(lsagModels.lsag_nano.modelArgs, ['numShifts']);
+  assert.throws(() => createModel('lsag_nano', { modelArgs: { numShifts: 18 } }),
+    (e) => e instanceof RangeError && /numShifts \(variant 'cifar' has 17 shifts\) must be in \[0, 17\], got 18/.test((e as Error).message));
+  assert.throws(() => createModel('lsag_tiny_imagenet', { modelArgs: { numShifts: 10 } }),
+    (e) => e instanceof RangeError && /variant 'imagenet' has 9 shifts\) must be in \[0, 9\], got 10/.test((e as Error).message));
+  assert.throws(() => createModel('lsag_nano', { modelArgs: { numShifts: 2.5 } }),
+    (e) => e instanceof TypeError && /numShifts must be an integer, got 2.5/.test((e as Error).message));
+  assert.throws(() => createModel('lsag_nano', { modelArgs: { numShift: 4 } }),
+    (e) => e instanceof TypeError && /did you mean 'numShifts'/.test((e as Error).message));
 });
 
 // lsag_nano's brief (parameters, MACs at 28×28, a training step) is checked with every *_nano in

@@ -81,14 +81,20 @@ export function lsagOptions(name: string, o: ResolvedModelOptions, reading: Lsag
   if (Array.isArray(size) && size[0] !== size[1]) {
     throw new RangeError(`${name}: LSAG's token grids must be square, got inputSize [${size.join(', ')}]; pass one side`);
   }
+  const numShifts = o.modelArgs?.numShifts;
   return {
     ...lsagConfig(name, reading), imgSize: Array.isArray(size) ? size[0] : size,
     inChannels: o.inChannels, numClasses: o.numClasses, dropPathRate: o.dropPathRate,
+    ...(numShifts === undefined ? {} : { numShifts }),
   };
 }
 
-const entry = (name: string, e: Omit<ModelEntry, 'build' | 'fixedInputSize' | 'recipe'>): ModelEntry => ({
-  ...e, recipe: 'lsag-adamw', fixedInputSize: true,
+/**
+ * Every entry takes modelArgs `numShifts` (the first n shifts of its set, T = n + 1; default all),
+ * the paper's §4.1 "#Shifting" ablation (`vicinity sweep lsag-shifts`); params / macs are the defaults'.
+ */
+const entry = (name: string, e: Omit<ModelEntry, 'build' | 'fixedInputSize' | 'recipe' | 'modelArgs'>): ModelEntry => ({
+  ...e, recipe: 'lsag-adamw', fixedInputSize: true, modelArgs: ['numShifts'],
   build: (o) => new LsagModel(lsagOptions(name, o)),
 });
 
