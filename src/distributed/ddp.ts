@@ -17,6 +17,7 @@
  * The wrapper registers the module as its child 'module' (as torch does); save `ddp.module`'s
  * state to get names without that prefix.
  */
+import { knownOptions, optionNames, positiveNumber } from '../nn/layers/validation.js';
 import { native } from '../native/binding.js';
 import { Module } from '../nn/module.js';
 import { isGradEnabled, noGrad } from '../tensor/autograd.js';
@@ -24,6 +25,8 @@ import type { Tensor } from '../tensor/tensor.js';
 import type { ProcessGroup } from './process-group.js';
 import { convertSyncBatchNorm } from './sync-batch-norm.js';
 
+
+const DDP_OPTION_NAMES = optionNames<DdpOptions>({ bucketCapMb: 1, findUnusedParameters: 1, broadcastBuffers: 1, syncBatchNorm: 1 });
 
 export interface DdpOptions {
   /** Bucket size in MiB (torch's bucket_cap_mb); default 25. */
@@ -45,8 +48,8 @@ export class DistributedDataParallel<M extends Module = Module> extends Module {
 
   constructor(module: M, group: ProcessGroup, options: DdpOptions = {}) {
     super();
-    const capMb = options.bucketCapMb ?? 25;
-    if (!(capMb > 0)) throw new RangeError(`DistributedDataParallel: bucketCapMb must be positive, got ${capMb}`);
+    knownOptions('DistributedDataParallel', options, DDP_OPTION_NAMES);
+    const capMb = positiveNumber('DistributedDataParallel', 'bucketCapMb', options.bucketCapMb ?? 25);
     this.module = this.register('module', module);
     this.group = group;
     this.broadcastBuffers = options.broadcastBuffers ?? true;
