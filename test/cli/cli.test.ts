@@ -4,45 +4,25 @@
  * bench's CSV, and the `vicinity: …` errors with exit code 1.
  */
 import assert from 'node:assert/strict';
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { TRAIN_SETTINGS } from '../../src/train/settings.js';
 import { repoRoot } from '../support/paths.js';
+import { cli, runAll, runInterrupted, TINY_RUN } from '../support/tiny-run.js';
 
-const cli = path.join(repoRoot, 'dist/src/cli/main.js');
 const run = (...args: string[]) => spawnSync(process.execPath, [cli, ...args], { encoding: 'utf8' });
-
-interface Ran {
-  args: string[];
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs several commands at once: most of each one's second goes to loading libtorch, not to the CPU. */
-function runAll(commands: string[][]): Promise<Ran[]> {
-  return Promise.all(commands.map((args) => new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args]);
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('close', (status) => resolve({ args, status, stdout, stderr }));
-  })));
-}
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vicinity-cli-'));
 test.after(() => rmSync(tmp, { recursive: true, force: true }));
 
-/** The smallest real run: 512 subset images, one epoch of 4 steps. */
-const SMOKE = ['--model', 'small_convnet', '--dataset', 'fashion-mnist', '--data-source', 'subset', '--epochs', '1',
-  '--train-limit', '512', '--workers', '0', '--progress', 'none'];
+/** The smallest real run: 512 subset images, one epoch. */
+const SMOKE = TINY_RUN;
 
 test('--help of every command lists its flags and examples', async () => {
-  const [top, train, ...others] = await runAll([['--help'], ['train', '--help'], ['eval', '--help'], ['bench', '--help']]);
+  const [top, train, ...others] = await runAll([['--help'], ['train', '--help'], ['eval', '--help'], ['bench', '--help']].map((args) => ({ args })));
   assert.equal(top.status, 0);
   for (const command of ['doctor', 'train', 'eval', 'bench', 'info', 'list-models', 'verify']) assert.match(top.stdout, new RegExp(`\\n  ${command} `));
   assert.equal(train.status, 0, train.stderr);
@@ -106,17 +86,9 @@ test('train then eval: the accuracy printed, the files written, and eval reprodu
 
 test('Ctrl-C checkpoints the run and exits with 130', async () => {
   const out = path.join(tmp, 'interrupted');
-  const child = spawn(process.execPath, [cli, 'train', ...SMOKE.slice(0, -2), '--progress', 'plain',
-    '--epochs', '3', '--batch-size', '16', '--out', out]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d; });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d;
-    if (/step \d+\/32/.test(stderr) && !child.killed) child.kill('SIGINT');
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  assert.equal(code, 130, stdout + stderr);
+  const { status, stdout, stderr } = await runInterrupted(['train', ...SMOKE.slice(0, -2), '--progress', 'plain',
+    '--epochs', '3', '--batch-size', '16', '--out', out], 'SIGINT', /step \d+\/32/);
+  assert.equal(status, 130, stdout + stderr);
   assert.match(stderr, /Ctrl-C: stopping after this step and writing a checkpoint/);
   assert.match(stdout, new RegExp(`interrupted after \\d+ steps \\(0 complete epoch\\(s\\)\\); continue with: vicinity train --resume ${out}`));
   assert.ok(existsSync(path.join(out, 'last.state.safetensors')));
@@ -151,7 +123,7 @@ test('errors: exit 1 with a vicinity: message naming the problem', async () => {
   const broken = path.join(tmp, 'broken.yaml');
   writeFileSync(broken, 'epochs: 1\n  lr: 0.1\n');
   cases.push([['train', '--config', broken], new RegExp(`^vicinity: ${broken}:1:\\d+: YAML syntax error: `)]);
-  const ran = await runAll(cases.map(([args]) => args));
+  const ran = await runAll(cases.map(([args]) => ({ args })));
   for (const [i, [args, message]] of cases.entries()) {
     assert.equal(ran[i].status, 1, `${args.join(' ')}: ${ran[i].stdout}${ran[i].stderr}`);
     assert.match(ran[i].stderr, message, args.join(' '));

@@ -4,7 +4,6 @@
  * in the run directory).
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -14,27 +13,8 @@ import { writeSafetensors } from '../../src/checkpoint/safetensors.js';
 import { tensorToRaw } from '../../src/checkpoint/tensor-io.js';
 import { createModel } from '../../src/models/registry.js';
 import { repoRoot } from '../support/paths.js';
+import { cli, runAll, runInterrupted, type Ran } from '../support/tiny-run.js';
 
-const cli = path.join(repoRoot, 'dist/src/cli/main.js');
-
-interface Ran {
-  args: string[];
-  status: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs commands at once (most of each one's second is spent loading libtorch). */
-function runAll(commands: { args: string[]; env?: Record<string, string> }[]): Promise<Ran[]> {
-  return Promise.all(commands.map(({ args, env }) => new Promise<Ran>((resolve) => {
-    const child = spawn(process.execPath, [cli, ...args], { env: { ...process.env, ...env } });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d; });
-    child.stderr.on('data', (d: Buffer) => { stderr += d; });
-    child.on('close', (status) => resolve({ args, status, stdout, stderr }));
-  })));
-}
 const run = async (...args: string[]) => (await runAll([{ args }]))[0];
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'vicinity-safety-'));
@@ -46,7 +26,7 @@ const SMOKE = ['--model', 'small_convnet', '--dataset', 'fashion-mnist', '--data
 
 /** A clean CLI error: exit 1, one `vicinity:` line on stderr matching `message`, no stack trace, nothing on stdout. */
 function assertCleanError(r: Ran, message: RegExp): void {
-  const what = `${r.args.join(' ')}:\n${r.stdout}${r.stderr}`;
+  const what = `${(r.args ?? []).join(' ')}:\n${r.stdout}${r.stderr}`;
   assert.equal(r.status, 1, what);
   assert.match(r.stderr, /^vicinity: /, what);
   assert.match(r.stderr, message, what);
@@ -127,17 +107,9 @@ test('5. a diverged run stops with an error, exit 1, and writes no non-finite ch
 
 test('6. SIGTERM checkpoints the run and exits with 143', async () => {
   const out = path.join(tmp, 'terminated');
-  const child = spawn(process.execPath, [cli, 'train', ...SMOKE.slice(0, -2), '--progress', 'plain',
-    '--epochs', '3', '--batch-size', '16', '--out', out]);
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => { stdout += d; });
-  child.stderr.on('data', (d: Buffer) => {
-    stderr += d;
-    if (/step \d+\/16/.test(stderr) && !child.killed) child.kill('SIGTERM');
-  });
-  const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
-  assert.equal(code, 143, stdout + stderr);
+  const { status, stdout, stderr } = await runInterrupted(['train', ...SMOKE.slice(0, -2), '--progress', 'plain',
+    '--epochs', '3', '--batch-size', '16', '--out', out], 'SIGTERM', /step \d+\/16/);
+  assert.equal(status, 143, stdout + stderr);
   assert.match(stderr, /SIGTERM: stopping after this step and writing a checkpoint/);
   assert.match(stdout, new RegExp(`interrupted after \\d+ steps .*continue with: vicinity train --resume ${out}`));
   assert.ok(existsSync(path.join(out, 'last.state.safetensors')));
