@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "kernels.h"
+#include "tile_gemm.h"
 
 namespace vicinity {
 namespace {
@@ -68,35 +69,30 @@ struct HaloGeometry {
 
 template <typename T>
 HALO_INLINE T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ y) {
-  T lane[4] = {0, 0, 0, 0};
-  int64_t c = 0;
-  for (; c + 4 <= d; c += 4) {
-    for (int l = 0; l < 4; ++l) lane[l] += x[c + l] * y[c + l];
-  }
-  T sum = (lane[0] + lane[2]) + (lane[1] + lane[3]);
-  for (; c < d; ++c) sum += x[c] * y[c];
+  T sum = 0;
+  for (int64_t c = 0; c < d; ++c) sum += x[c] * y[c];
   return sum;
 }
 
-template <typename T>
-HALO_INLINE void axpy(int64_t d, T a, const T* __restrict__ x, T* __restrict__ y) {
-  for (int64_t c = 0; c < d; ++c) y[c] += a * x[c];
-}
-
-/** Per-thread working memory, reused by every head the thread runs. */
+/** Per-thread working memory (64-byte aligned, so every tile GEMM sees the same alignment). */
 template <typename T>
 struct HaloScratch {
-  std::vector<T> map;     // (Hb·Wb, dqk + dv): the head's k/v map, channels-last
-  std::vector<T> gmap;    // its gradient (backward)
-  std::vector<T> kw, vw;  // one window: (win², dqk), (win², dv); zero outside the map
-  std::vector<T> gk, gv;  // their gradients (backward)
-  std::vector<T> attn;    // (win²): one query's weights
-  std::vector<T> rh, rw;  // (win): one query's height and width relative logits
-  std::vector<uint8_t> masked;  // (win²)
-  explicit HaloScratch(const HaloGeometry& g, bool backward)
-      : map(g.Hb * g.Wb * (g.dqk + g.dv)), gmap(backward ? map.size() : 0), kw(g.wsz() * g.dqk), vw(g.wsz() * g.dv),
-        gk(backward ? kw.size() : 0), gv(backward ? vw.size() : 0), attn(g.wsz()), rh(g.win), rw(g.win),
-        masked(g.wsz()) {}
+  int64_t qt;                  // query rows per tile: bounds the logit tiles for large blocks
+  tile::AlignedBuffer<T> map;  // (Hb·Wb, dqk + dv): the head's k/v map, channels-last
+  tile::AlignedBuffer<T> gmap;        // its gradient (backward)
+  tile::AlignedBuffer<T> kw, vw;      // one window: (win², dqk), (win², dv); zero outside the map
+  tile::AlignedBuffer<T> gk, gv;      // their gradients (backward)
+  tile::AlignedBuffer<T> p, dp;       // (qt, win²): weights; ∂logits (backward)
+  tile::AlignedBuffer<T> rel;         // (qt, 2·rows): [height | width] relative logits, or their ∂
+  std::vector<uint8_t> masked;        // (win²)
+  HaloScratch(const HaloGeometry& g, bool backward)
+      : qt(std::min(g.bq(), std::max<int64_t>(8, kTileElements / g.wsz()))),
+        map(g.Hb * g.Wb * (g.dqk + g.dv)), gmap(backward ? map.size() : 0), kw(g.wsz() * g.dqk), vw(g.wsz() * g.dv),
+        gk(backward ? kw.size() : 0), gv(backward ? vw.size() : 0), p(qt * g.wsz()), dp(backward ? p.size() : 0),
+        rel(qt * 2 * g.rows()), masked(g.wsz()) {}
+  // A (qt, win²) logit tile of ≤ 128 KiB in float32 (64 query rows of a 16×16 window): it and the
+  // window stay in L2 while the GEMMs run over them.
+  static constexpr int64_t kTileElements = 32768;
 };
 
 /** Copies head n's k/v channels (dqk + dv, Hb·Wb) to channels-last. */
@@ -106,7 +102,7 @@ HALO_INLINE void load_map(const HaloGeometry& g, const T* kv, int64_t n, HaloScr
   const int64_t b = n / g.nh, h = n % g.nh;
   const T* src = kv + (b * g.nh * c_all + h * c_all) * hw;
   for (int64_t c = 0; c < c_all; ++c) {
-    for (int64_t p = 0; p < hw; ++p) s.map[p * c_all + c] = src[c * hw + p];
+    for (int64_t p = 0; p < hw; ++p) s.map.data()[p * c_all + c] = src[c * hw + p];
   }
 }
 
@@ -137,105 +133,126 @@ HALO_INLINE void load_window(const HaloGeometry& g, int64_t by, int64_t bx, Halo
   }
 }
 
-/** One query's attention weights into s.attn (and its rel logits into s.rh, s.rw). */
+/**
+ * Attention weights of queries i0 … i0 + m − 1 of a block (qc: their rows of q) into s.p (m, win²).
+ * Content logits Q·Kᵀ and relative logits Q·[H; W]ᵀ (tables: (2·rows, dqk)) are GEMMs; query
+ * (qy, qx)'s relative logit for key (ky, kx) is H[ky − qy + win − 1] + W[kx − qx + win − 1].
+ */
 template <typename T>
-HALO_INLINE void query_weights(const HaloGeometry& g, const T* qv, int64_t qy, int64_t qx, const T* hrel, const T* wrel,
-                   HaloScratch<T>& s) {
-  const int64_t win = g.win, d = g.dqk;
-  for (int64_t k = 0; k < win; ++k) {
-    s.rh[k] = dot(d, qv, hrel + (k - qy + win - 1) * d);
-    s.rw[k] = dot(d, qv, wrel + (k - qx + win - 1) * d);
+HALO_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, int64_t m, const T* tables,
+                              HaloScratch<T>& s) {
+  const int64_t win = g.win, wsz = g.wsz(), rows = g.rows(), d = g.dqk;
+  const T scale = static_cast<T>(g.scale), rel_alpha = g.scale_pos_embed ? scale : T(1);
+  tile::gemm<T>(false, true, m, wsz, d, scale, qc, d, s.kw.data(), d, T(0), s.p.data(), wsz);
+  tile::gemm<T>(false, true, m, 2 * rows, d, rel_alpha, qc, d, tables, d, T(0), s.rel.data(), 2 * rows);
+  for (int64_t r = 0; r < m; ++r) {
+    const int64_t qy = (i0 + r) / g.bds, qx = (i0 + r) % g.bds;
+    T* __restrict__ row = s.p.data() + r * wsz;
+    const T* rh = s.rel.data() + r * 2 * rows + (win - 1 - qy);
+    const T* __restrict__ rw = s.rel.data() + r * 2 * rows + rows + (win - 1 - qx);
+    for (int64_t ky = 0; ky < win; ++ky) {
+      const T h = rh[ky];
+      T* __restrict__ seg = row + ky * win;
+      for (int64_t kx = 0; kx < win; ++kx) seg[kx] += h + rw[kx];
+    }
+    if (g.mask_h > 0) {
+      for (int64_t t = 0; t < wsz; ++t) row[t] = s.masked[t] ? -std::numeric_limits<T>::infinity() : row[t];
+    }
+    T top = -std::numeric_limits<T>::infinity();
+    for (int64_t t = 0; t < wsz; ++t) top = row[t] > top ? row[t] : top;
+    T sum = 0;
+    for (int64_t t = 0; t < wsz; ++t) sum += (row[t] = std::exp(row[t] - top));
+    const T inv = T(1) / sum;
+    for (int64_t t = 0; t < wsz; ++t) row[t] *= inv;
   }
-  const T scale = static_cast<T>(g.scale);
-  T top = -std::numeric_limits<T>::infinity();
-  for (int64_t t = 0; t < g.wsz(); ++t) {
-    const T content = dot(d, qv, s.kw.data() + t * d);
-    const T rel = s.rh[t / win] + s.rw[t % win];
-    const T logit = s.masked[t] ? -std::numeric_limits<T>::infinity()
-                                : (g.scale_pos_embed ? (content + rel) * scale : content * scale + rel);
-    s.attn[t] = logit;
-    top = logit > top ? logit : top;
-  }
-  T sum = 0;
-  for (int64_t t = 0; t < g.wsz(); ++t) sum += (s.attn[t] = std::exp(s.attn[t] - top));
-  const T inv = T(1) / sum;
-  for (int64_t t = 0; t < g.wsz(); ++t) s.attn[t] *= inv;
 }
 
 template <typename T>
-HALO_CLONES void forward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* hrel, const T* wrel, T* out,
-                  HaloScratch<T>& s) {
+HALO_CLONES void forward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* tables, T* out,
+                              HaloScratch<T>& s) {
   load_map(g, kv, n, s);
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
       load_window(g, by, bx, s);
       const int64_t blk = (n * g.nb() + by * g.nbx + bx) * g.bq();
-      for (int64_t i = 0; i < g.bq(); ++i) {
-        query_weights(g, q + (blk + i) * g.dqk, i / g.bds, i % g.bds, hrel, wrel, s);
-        T* o = out + (blk + i) * g.dv;
-        for (int64_t c = 0; c < g.dv; ++c) o[c] = 0;
-        for (int64_t t = 0; t < g.wsz(); ++t) axpy(g.dv, s.attn[t], s.vw.data() + t * g.dv, o);
+      for (int64_t i0 = 0; i0 < g.bq(); i0 += s.qt) {
+        const int64_t m = std::min(s.qt, g.bq() - i0);
+        tile_weights(g, q + (blk + i0) * g.dqk, i0, m, tables, s);
+        tile::gemm<T>(false, false, m, g.dv, g.wsz(), T(1), s.p.data(), g.wsz(), s.vw.data(), g.dv, T(0),
+                      out + (blk + i0) * g.dv, g.dv);  // out = P·V
       }
     }
   }
 }
 
-/** Backward of head n: grad_q slice, the head's k/v gradient, its table-gradient partials. */
+/**
+ * Backward of one query tile (flash attention's): recompute P; dP = ∂out·Vᵀ; ∂V += Pᵀ·∂out;
+ * ∂logits dS = P∘(dP − rowsum(∂out∘out)); ∂q = scale·dS·K + dR·[H; W]; ∂K += scale·dSᵀ·Q;
+ * ∂[H; W] += dRᵀ·Q, where dR (m, 2·rows) sums dS over the keys sharing a relative offset.
+ */
 template <typename T>
-HALO_CLONES void backward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* hrel, const T* wrel,
-                   const T* out, const T* gout, T* gq, T* gkv, T* ghrel, T* gwrel, HaloScratch<T>& s) {
-  const int64_t win = g.win, d = g.dqk, dv = g.dv, c_all = d + dv, hw = g.Hb * g.Wb;
-  const T scale = static_cast<T>(g.scale);
+HALO_INLINE void backward_tile(const HaloGeometry& g, const T* qc, const T* oc, const T* goc, T* gqc, int64_t i0,
+                               int64_t m, const T* tables, T* gtables, HaloScratch<T>& s) {
+  const int64_t win = g.win, wsz = g.wsz(), rows = g.rows(), d = g.dqk, dv = g.dv;
+  const T scale = static_cast<T>(g.scale), rel_alpha = g.scale_pos_embed ? scale : T(1);
+  tile_weights(g, qc, i0, m, tables, s);
+  tile::gemm<T>(false, true, m, wsz, dv, T(1), goc, dv, s.vw.data(), dv, T(0), s.dp.data(), wsz);
+  tile::gemm<T>(true, false, wsz, dv, m, T(1), s.p.data(), wsz, goc, dv, T(1), s.gv.data(), dv);
+  std::fill(s.rel.data(), s.rel.data() + m * 2 * rows, T(0));
+  for (int64_t r = 0; r < m; ++r) {
+    const int64_t qy = (i0 + r) / g.bds, qx = (i0 + r) % g.bds;
+    const T di = dot(dv, goc + r * dv, oc + r * dv);  // Σ_c ∂out_c · out_c
+    const T* __restrict__ pr = s.p.data() + r * wsz;
+    T* __restrict__ ds = s.dp.data() + r * wsz;
+    for (int64_t t = 0; t < wsz; ++t) ds[t] = pr[t] * (ds[t] - di);  // softmax backward
+    T* gh = s.rel.data() + r * 2 * rows + (win - 1 - qy);
+    T* __restrict__ gw = s.rel.data() + r * 2 * rows + rows + (win - 1 - qx);
+    for (int64_t ky = 0; ky < win; ++ky) {
+      const T* __restrict__ seg = ds + ky * win;
+      T sum = 0;
+      for (int64_t kx = 0; kx < win; ++kx) {
+        sum += seg[kx];
+        gw[kx] += seg[kx];
+      }
+      gh[ky] += sum;
+    }
+  }
+  tile::gemm<T>(false, false, m, d, wsz, scale, s.dp.data(), wsz, s.kw.data(), d, T(0), gqc, d);
+  tile::gemm<T>(false, false, m, d, 2 * rows, rel_alpha, s.rel.data(), 2 * rows, tables, d, T(1), gqc, d);
+  tile::gemm<T>(true, false, wsz, d, m, scale, s.dp.data(), wsz, qc, d, T(1), s.gk.data(), d);
+  tile::gemm<T>(true, false, 2 * rows, d, m, rel_alpha, s.rel.data(), 2 * rows, qc, d, T(1), gtables, d);
+}
+
+/** Backward of head n: grad_q slice, the head's k/v gradient, its table-gradient partial (2·rows, dqk). */
+template <typename T>
+HALO_CLONES void backward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* tables,
+                               const T* out, const T* gout, T* gq, T* gkv, T* gtables, HaloScratch<T>& s) {
+  const int64_t d = g.dqk, dv = g.dv, c_all = d + dv, hw = g.Hb * g.Wb;
   load_map(g, kv, n, s);
-  std::fill(s.gmap.begin(), s.gmap.end(), T(0));
-  std::vector<T> grh(win), grw(win);
+  std::fill(s.gmap.data(), s.gmap.data() + s.gmap.size(), T(0));
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
       load_window(g, by, bx, s);
-      std::fill(s.gk.begin(), s.gk.end(), T(0));
-      std::fill(s.gv.begin(), s.gv.end(), T(0));
+      std::fill(s.gk.data(), s.gk.data() + s.gk.size(), T(0));
+      std::fill(s.gv.data(), s.gv.data() + s.gv.size(), T(0));
       const int64_t blk = (n * g.nb() + by * g.nbx + bx) * g.bq();
-      for (int64_t i = 0; i < g.bq(); ++i) {
-        const int64_t qy = i / g.bds, qx = i % g.bds;
-        const T* qv = q + (blk + i) * d;
-        const T* go = gout + (blk + i) * dv;
-        query_weights(g, qv, qy, qx, hrel, wrel, s);
-        const T di = dot(dv, go, out + (blk + i) * dv);  // Σ_c ∂L/∂out_c · out_c
-        for (int64_t k = 0; k < win; ++k) grh[k] = grw[k] = 0;
-        T* gqv = gq + (blk + i) * d;
-        for (int64_t c = 0; c < d; ++c) gqv[c] = 0;
-        for (int64_t t = 0; t < g.wsz(); ++t) {
-          const T a = s.attn[t];
-          axpy(dv, a, go, s.gv.data() + t * dv);                            // ∂v_t += a_t ∂out
-          const T dl = a * (dot(dv, go, s.vw.data() + t * dv) - di);      // ∂logit_t (softmax)
-          const T dcontent = dl * scale;
-          const T drel = g.scale_pos_embed ? dl * scale : dl;
-          grh[t / win] += drel;
-          grw[t % win] += drel;
-          axpy(d, dcontent, s.kw.data() + t * d, gqv);                      // ∂q += ∂c_t k_t
-          axpy(d, dcontent, qv, s.gk.data() + t * d);                       // ∂k_t += ∂c_t q
-        }
-        for (int64_t k = 0; k < win; ++k) {
-          const int64_t rh = k - qy + win - 1, rw = k - qx + win - 1;
-          axpy(d, grh[k], hrel + rh * d, gqv);                              // ∂q += Σ ∂rh_k H[rh]
-          axpy(d, grw[k], wrel + rw * d, gqv);
-          axpy(d, grh[k], qv, ghrel + rh * d);                              // ∂H[rh] += ∂rh_k q
-          axpy(d, grw[k], qv, gwrel + rw * d);
-        }
+      for (int64_t i0 = 0; i0 < g.bq(); i0 += s.qt) {
+        const int64_t m = std::min(s.qt, g.bq() - i0), row = blk + i0;
+        backward_tile(g, q + row * d, out + row * dv, gout + row * dv, gq + row * d, i0, m, tables, gtables, s);
       }
       for (int64_t t = 0; t < g.wsz(); ++t) {  // scatter the window's gradients into the head map
         const int64_t p = window_pixel(g, by, bx, t);
         if (p < 0) continue;
-        T* m = s.gmap.data() + p * c_all;
-        for (int64_t c = 0; c < d; ++c) m[c] += s.gk[t * d + c];
-        for (int64_t c = 0; c < dv; ++c) m[d + c] += s.gv[t * dv + c];
+        T* mp = s.gmap.data() + p * c_all;
+        for (int64_t c = 0; c < d; ++c) mp[c] += s.gk.data()[t * d + c];
+        for (int64_t c = 0; c < dv; ++c) mp[d + c] += s.gv.data()[t * dv + c];
       }
     }
   }
   const int64_t b = n / g.nh, h = n % g.nh;
   T* dst = gkv + (b * g.nh * c_all + h * c_all) * hw;
   for (int64_t c = 0; c < c_all; ++c) {
-    for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = s.gmap[p * c_all + c];
+    for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = s.gmap.data()[p * c_all + c];
   }
 }
 
@@ -288,12 +305,13 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
     const HaloGeometry g = check_inputs(q, kv, hrel, wrel, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed);
     at::Tensor qc = q.contiguous(), kc = kv.contiguous(), hc = hrel.contiguous(), wc = wrel.contiguous();
     at::Tensor out = at::empty({g.B * g.nh, g.nb(), g.bq(), g.dv}, q.options());
+    at::Tensor tables = at::cat({hc, wc});  // (2·rows, dqk): [height_rel; width_rel], one GEMM operand
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_forward", [&] {
       at::parallel_for(0, g.B * g.nh, 1, [&](int64_t begin, int64_t end) {
         HaloScratch<scalar_t> s(g, false);
         for (int64_t n = begin; n < end; ++n) {
-          forward_head(g, n, qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(), hc.data_ptr<scalar_t>(),
-                       wc.data_ptr<scalar_t>(), out.data_ptr<scalar_t>(), s);
+          forward_head(g, n, qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(), tables.data_ptr<scalar_t>(),
+                       out.data_ptr<scalar_t>(), s);
         }
       });
     });
@@ -315,24 +333,24 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
     at::Tensor gq = at::empty_like(s[0]), gkv = at::empty_like(s[1]);
     const int64_t N = g.B * g.nh, table = g.rows() * g.dqk;
     at::Tensor partial = at::zeros({N, 2, table}, s[0].options());  // per head: ∂height_rel, ∂width_rel
+    at::Tensor tables = at::cat({s[2], s[3]});                         // (2·rows, dqk), as in forward
     AT_DISPATCH_FLOATING_TYPES(s[0].scalar_type(), "halo_attention_backward", [&] {
       at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
         HaloScratch<scalar_t> scratch(g, true);
         for (int64_t n = begin; n < end; ++n) {
-          scalar_t* p = partial.data_ptr<scalar_t>() + n * 2 * table;
-          backward_head(g, n, s[0].data_ptr<scalar_t>(), s[1].data_ptr<scalar_t>(), s[2].data_ptr<scalar_t>(),
-                        s[3].data_ptr<scalar_t>(), s[4].data_ptr<scalar_t>(), gout.data_ptr<scalar_t>(),
-                        gq.data_ptr<scalar_t>(), gkv.data_ptr<scalar_t>(), p, p + table, scratch);
+          backward_head(g, n, s[0].data_ptr<scalar_t>(), s[1].data_ptr<scalar_t>(), tables.data_ptr<scalar_t>(),
+                        s[4].data_ptr<scalar_t>(), gout.data_ptr<scalar_t>(), gq.data_ptr<scalar_t>(),
+                        gkv.data_ptr<scalar_t>(), partial.data_ptr<scalar_t>() + n * 2 * table, scratch);
         }
       });
     });
     // Sum over heads in head order (a fixed order: the same bits for any thread count).
-    at::Tensor tables = at::zeros({2, table}, s[0].options());
-    for (int64_t n = 0; n < N; ++n) tables.add_(partial[n]);
+    at::Tensor sums = at::zeros({2, table}, s[0].options());
+    for (int64_t n = 0; n < N; ++n) sums.add_(partial[n]);
     result[0] = gq;
     result[1] = gkv;
-    result[2] = tables[0].reshape({g.rows(), g.dqk});
-    result[3] = tables[1].reshape({g.rows(), g.dqk});
+    result[2] = sums[0].reshape({g.rows(), g.dqk});
+    result[3] = sums[1].reshape({g.rows(), g.dqk});
     return result;
   }
 };
