@@ -62,7 +62,7 @@ struct HaloGeometry {
 #pragma GCC optimize("O3", "no-trapping-math")
 #endif
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HALO_CLONES __attribute__((target_clones("avx2", "default")))
+#define HALO_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #define HALO_INLINE inline __attribute__((always_inline))
 #else
 #define HALO_CLONES
@@ -129,58 +129,68 @@ HALO_INLINE void softmax_row(int64_t n, T* __restrict__ row) {
 /** Per-thread working memory (64-byte aligned, so every tile GEMM sees the same alignment). */
 template <typename T>
 struct HaloScratch {
-  int64_t qt;                  // query rows per tile: bounds the logit tiles for large blocks
-  tile::AlignedBuffer<T> map;  // (Hb·Wb, dqk + dv): the head's k/v map, channels-last
-  tile::AlignedBuffer<T> gmap;        // its gradient (backward)
-  tile::AlignedBuffer<T> kw, vw;      // one window: (win², dqk), (win², dv); zero outside the map
-  tile::AlignedBuffer<T> gk, gv;      // their gradients (backward)
-  tile::AlignedBuffer<T> p, dp;       // (qt, win²): weights; ∂logits (backward)
-  tile::AlignedBuffer<T> rel;         // (qt, 2·rows): [height | width] relative logits, or their ∂
-  std::vector<uint8_t> masked;        // (win²)
+  int64_t qt;                     // query rows per tile: bounds the logit tiles for large blocks
+  tile::AlignedBuffer<T> win;     // one window, channel-major: kᵀ (dqk, win²) then vᵀ (dv, win²); 0 outside the map
+  tile::AlignedBuffer<T> gwin;    // its gradient (backward)
+  tile::AlignedBuffer<T> p, dp;   // (qt, win²): weights; ∂logits (backward)
+  tile::AlignedBuffer<T> rel;     // (qt, 2·rows): [height | width] relative logits, or their ∂
+  std::vector<uint8_t> masked;    // (win²)
   HaloScratch(const HaloGeometry& g, bool backward)
       : qt(std::min(g.bq(), std::max<int64_t>(8, kTileElements / g.wsz()))),
-        map(g.Hb * g.Wb * (g.dqk + g.dv)), gmap(backward ? map.size() : 0), kw(g.wsz() * g.dqk), vw(g.wsz() * g.dv),
-        gk(backward ? kw.size() : 0), gv(backward ? vw.size() : 0), p(qt * g.wsz()), dp(backward ? p.size() : 0),
+        win(g.wsz() * (g.dqk + g.dv)), gwin(backward ? win.size() : 0), p(qt * g.wsz()), dp(backward ? p.size() : 0),
         rel(qt * 2 * g.rows()), masked(g.wsz()) {}
-  // A (qt, win²) logit tile of ≤ 128 KiB in float32 (64 query rows of a 16×16 window): it and the
+  T* kt() { return win.data(); }
+  T* vt(const HaloGeometry& g) { return win.data() + g.dqk * g.wsz(); }
+  // A (qt, win²) logit tile of ≤ 128 KiB in float32 (128 query rows of a 16×16 window): it and the
   // window stay in L2 while the GEMMs run over them.
   static constexpr int64_t kTileElements = 32768;
 };
 
-/** Copies head n's k/v channels (dqk + dv, Hb·Wb) to channels-last. */
+/** Block (by, bx)'s window rows: key row ky is map row y0 + ky; columns [xa, xb) lie inside the map. */
+struct WindowSpan {
+  int64_t y0, x0, xa, xb;
+  WindowSpan(const HaloGeometry& g, int64_t by, int64_t bx)
+      : y0(by * g.block - g.halo), x0(bx * g.block - g.halo), xa(std::max<int64_t>(0, -x0)),
+        xb(std::min<int64_t>(g.win, g.Wb - x0)) {}
+  bool row_inside(const HaloGeometry& g, int64_t ky) const { return y0 + ky >= 0 && y0 + ky < g.Hb && xa < xb; }
+};
+
+/**
+ * Gathers block (by, bx)'s window of the head's (dqk + dv, Hb, Wb) map into s.win, channel-major,
+ * so that every copy is a contiguous row segment; zeros outside the map; and its mask.
+ */
 template <typename T>
-HALO_INLINE void load_map(const HaloGeometry& g, const T* kv, int64_t n, HaloScratch<T>& s) {
-  const int64_t c_all = g.dqk + g.dv, hw = g.Hb * g.Wb;
-  const int64_t b = n / g.nh, h = n % g.nh;
-  const T* src = kv + (b * g.nh * c_all + h * c_all) * hw;
-  for (int64_t c = 0; c < c_all; ++c) {
-    for (int64_t p = 0; p < hw; ++p) s.map.data()[p * c_all + c] = src[c * hw + p];
+HALO_INLINE void load_window(const HaloGeometry& g, const T* head, int64_t by, int64_t bx, HaloScratch<T>& s) {
+  const int64_t win = g.win, wsz = g.wsz(), hw = g.Hb * g.Wb;
+  const WindowSpan w(g, by, bx);
+  for (int64_t c = 0; c < g.dqk + g.dv; ++c) {
+    for (int64_t ky = 0; ky < win; ++ky) {
+      T* __restrict__ row = s.win.data() + c * wsz + ky * win;
+      if (!w.row_inside(g, ky)) {
+        std::fill(row, row + win, T(0));
+        continue;
+      }
+      const T* __restrict__ src = head + c * hw + (w.y0 + ky) * g.Wb + w.x0;
+      for (int64_t kx = 0; kx < win; ++kx) row[kx] = kx >= w.xa && kx < w.xb ? src[kx] : T(0);
+    }
+  }
+  for (int64_t t = 0; t < wsz; ++t) {
+    const int64_t y = w.y0 + t / win, x = w.x0 + t % win;
+    s.masked[t] = g.mask_h > 0 && (y < 0 || y >= g.mask_h || x < 0 || x >= g.mask_w);
   }
 }
 
-/** Map index of window element t of block (by, bx), or −1 outside the Hb×Wb map. */
-HALO_INLINE int64_t window_pixel(const HaloGeometry& g, int64_t by, int64_t bx, int64_t t) {
-  const int64_t y = by * g.block + t / g.win - g.halo, x = bx * g.block + t % g.win - g.halo;
-  return (y >= 0 && y < g.Hb && x >= 0 && x < g.Wb) ? y * g.Wb + x : -1;
-}
-
-/** Gathers block (by, bx)'s window into kw/vw (zeros outside) and its mask. */
+/** Adds the window gradient s.gwin into the head's (dqk + dv, Hb, Wb) gradient (positions inside the map). */
 template <typename T>
-HALO_INLINE void load_window(const HaloGeometry& g, int64_t by, int64_t bx, HaloScratch<T>& s) {
-  const int64_t c_all = g.dqk + g.dv;
-  for (int64_t t = 0; t < g.wsz(); ++t) {
-    const int64_t y = by * g.block + t / g.win - g.halo, x = bx * g.block + t % g.win - g.halo;
-    s.masked[t] = g.mask_h > 0 && (y < 0 || y >= g.mask_h || x < 0 || x >= g.mask_w);
-    const int64_t p = window_pixel(g, by, bx, t);
-    T* kt = s.kw.data() + t * g.dqk;
-    T* vt = s.vw.data() + t * g.dv;
-    if (p < 0) {
-      for (int64_t c = 0; c < g.dqk; ++c) kt[c] = 0;
-      for (int64_t c = 0; c < g.dv; ++c) vt[c] = 0;
-    } else {
-      const T* m = s.map.data() + p * c_all;
-      for (int64_t c = 0; c < g.dqk; ++c) kt[c] = m[c];
-      for (int64_t c = 0; c < g.dv; ++c) vt[c] = m[g.dqk + c];
+HALO_INLINE void scatter_window(const HaloGeometry& g, T* ghead, int64_t by, int64_t bx, const HaloScratch<T>& s) {
+  const int64_t win = g.win, wsz = g.wsz(), hw = g.Hb * g.Wb;
+  const WindowSpan w(g, by, bx);
+  for (int64_t c = 0; c < g.dqk + g.dv; ++c) {
+    for (int64_t ky = 0; ky < win; ++ky) {
+      if (!w.row_inside(g, ky)) continue;
+      const T* __restrict__ row = s.gwin.data() + c * wsz + ky * win;
+      T* __restrict__ dst = ghead + c * hw + (w.y0 + ky) * g.Wb + w.x0;
+      for (int64_t kx = w.xa; kx < w.xb; ++kx) dst[kx] += row[kx];
     }
   }
 }
@@ -195,7 +205,7 @@ HALO_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, in
                               HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz(), rows = g.rows(), d = g.dqk;
   const T scale = static_cast<T>(g.scale), rel_alpha = g.scale_pos_embed ? scale : T(1);
-  tile::gemm<T>(false, true, m, wsz, d, scale, qc, d, s.kw.data(), d, T(0), s.p.data(), wsz);
+  tile::gemm<T>(false, false, m, wsz, d, scale, qc, d, s.kt(), wsz, T(0), s.p.data(), wsz);
   tile::gemm<T>(false, true, m, 2 * rows, d, rel_alpha, qc, d, tables, d, T(0), s.rel.data(), 2 * rows);
   for (int64_t r = 0; r < m; ++r) {
     const int64_t qy = (i0 + r) / g.bds, qx = (i0 + r) % g.bds;
@@ -214,18 +224,20 @@ HALO_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, in
   }
 }
 
+/** Head n's slice (dqk + dv, Hb, Wb) of kv (B, nh·(dqk + dv), Hb, Wb), or of its gradient. */
+inline int64_t head_offset(const HaloGeometry& g, int64_t n) { return n * (g.dqk + g.dv) * g.Hb * g.Wb; }
+
 template <typename T>
 HALO_CLONES void forward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* tables, T* out,
                               HaloScratch<T>& s) {
-  load_map(g, kv, n, s);
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
-      load_window(g, by, bx, s);
+      load_window(g, kv + head_offset(g, n), by, bx, s);
       const int64_t blk = (n * g.nb() + by * g.nbx + bx) * g.bq();
       for (int64_t i0 = 0; i0 < g.bq(); i0 += s.qt) {
         const int64_t m = std::min(s.qt, g.bq() - i0);
         tile_weights(g, q + (blk + i0) * g.dqk, i0, m, tables, s);
-        tile::gemm<T>(false, false, m, g.dv, g.wsz(), T(1), s.p.data(), g.wsz(), s.vw.data(), g.dv, T(0),
+        tile::gemm<T>(false, true, m, g.dv, g.wsz(), T(1), s.p.data(), g.wsz(), s.vt(g), g.wsz(), T(0),
                       out + (blk + i0) * g.dv, g.dv);  // out = P·V
       }
     }
@@ -236,15 +248,18 @@ HALO_CLONES void forward_head(const HaloGeometry& g, int64_t n, const T* q, cons
  * Backward of one query tile (flash attention's): recompute P; dP = ∂out·Vᵀ; ∂V += Pᵀ·∂out;
  * ∂logits dS = P∘(dP − rowsum(∂out∘out)); ∂q = scale·dS·K + dR·[H; W]; ∂K += scale·dSᵀ·Q;
  * ∂[H; W] += dRᵀ·Q, where dR (m, 2·rows) sums dS over the keys sharing a relative offset.
+ * The window and its gradient are stored transposed (kᵀ, vᵀ), so the GEMMs read them so.
  */
 template <typename T>
 HALO_INLINE void backward_tile(const HaloGeometry& g, const T* qc, const T* oc, const T* goc, T* gqc, int64_t i0,
                                int64_t m, const T* tables, T* gtables, HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz(), rows = g.rows(), d = g.dqk, dv = g.dv;
   const T scale = static_cast<T>(g.scale), rel_alpha = g.scale_pos_embed ? scale : T(1);
+  T* gkt = s.gwin.data();
+  T* gvt = s.gwin.data() + d * wsz;
   tile_weights(g, qc, i0, m, tables, s);
-  tile::gemm<T>(false, true, m, wsz, dv, T(1), goc, dv, s.vw.data(), dv, T(0), s.dp.data(), wsz);
-  tile::gemm<T>(true, false, wsz, dv, m, T(1), s.p.data(), wsz, goc, dv, T(1), s.gv.data(), dv);
+  tile::gemm<T>(false, false, m, wsz, dv, T(1), goc, dv, s.vt(g), wsz, T(0), s.dp.data(), wsz);  // dP = ∂out·Vᵀ
+  tile::gemm<T>(true, false, dv, wsz, m, T(1), goc, dv, s.p.data(), wsz, T(1), gvt, wsz);        // ∂Vᵀ += ∂outᵀ·P
   std::fill(s.rel.data(), s.rel.data() + m * 2 * rows, T(0));
   for (int64_t r = 0; r < m; ++r) {
     const int64_t qy = (i0 + r) / g.bds, qx = (i0 + r) % g.bds;
@@ -264,9 +279,9 @@ HALO_INLINE void backward_tile(const HaloGeometry& g, const T* qc, const T* oc, 
       gh[ky] += sum;
     }
   }
-  tile::gemm<T>(false, false, m, d, wsz, scale, s.dp.data(), wsz, s.kw.data(), d, T(0), gqc, d);
+  tile::gemm<T>(false, true, m, d, wsz, scale, s.dp.data(), wsz, s.kt(), wsz, T(0), gqc, d);     // ∂q = scale·dS·K
   tile::gemm<T>(false, false, m, d, 2 * rows, rel_alpha, s.rel.data(), 2 * rows, tables, d, T(1), gqc, d);
-  tile::gemm<T>(true, false, wsz, d, m, scale, s.dp.data(), wsz, qc, d, T(1), s.gk.data(), d);
+  tile::gemm<T>(true, false, d, wsz, m, scale, qc, d, s.dp.data(), wsz, T(1), gkt, wsz);         // ∂Kᵀ += scale·Qᵀ·dS
   tile::gemm<T>(true, false, 2 * rows, d, m, rel_alpha, s.rel.data(), 2 * rows, qc, d, T(1), gtables, d);
 }
 
@@ -274,32 +289,20 @@ HALO_INLINE void backward_tile(const HaloGeometry& g, const T* qc, const T* oc, 
 template <typename T>
 HALO_CLONES void backward_head(const HaloGeometry& g, int64_t n, const T* q, const T* kv, const T* tables,
                                const T* out, const T* gout, T* gq, T* gkv, T* gtables, HaloScratch<T>& s) {
-  const int64_t d = g.dqk, dv = g.dv, c_all = d + dv, hw = g.Hb * g.Wb;
-  load_map(g, kv, n, s);
-  std::fill(s.gmap.data(), s.gmap.data() + s.gmap.size(), T(0));
+  const int64_t d = g.dqk, dv = g.dv;
+  T* ghead = gkv + head_offset(g, n);
+  std::fill(ghead, ghead + (d + dv) * g.Hb * g.Wb, T(0));
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
-      load_window(g, by, bx, s);
-      std::fill(s.gk.data(), s.gk.data() + s.gk.size(), T(0));
-      std::fill(s.gv.data(), s.gv.data() + s.gv.size(), T(0));
+      load_window(g, kv + head_offset(g, n), by, bx, s);
+      std::fill(s.gwin.data(), s.gwin.data() + s.gwin.size(), T(0));
       const int64_t blk = (n * g.nb() + by * g.nbx + bx) * g.bq();
       for (int64_t i0 = 0; i0 < g.bq(); i0 += s.qt) {
         const int64_t m = std::min(s.qt, g.bq() - i0), row = blk + i0;
         backward_tile(g, q + row * d, out + row * dv, gout + row * dv, gq + row * d, i0, m, tables, gtables, s);
       }
-      for (int64_t t = 0; t < g.wsz(); ++t) {  // scatter the window's gradients into the head map
-        const int64_t p = window_pixel(g, by, bx, t);
-        if (p < 0) continue;
-        T* mp = s.gmap.data() + p * c_all;
-        for (int64_t c = 0; c < d; ++c) mp[c] += s.gk.data()[t * d + c];
-        for (int64_t c = 0; c < dv; ++c) mp[d + c] += s.gv.data()[t * dv + c];
-      }
+      scatter_window(g, ghead, by, bx, s);
     }
-  }
-  const int64_t b = n / g.nh, h = n % g.nh;
-  T* dst = gkv + (b * g.nh * c_all + h * c_all) * hw;
-  for (int64_t c = 0; c < c_all; ++c) {
-    for (int64_t p = 0; p < hw; ++p) dst[c * hw + p] = s.gmap.data()[p * c_all + c];
   }
 }
 
