@@ -101,26 +101,35 @@ HALO_INLINE float softmax_exp(float x) {
 // Double is the gradcheck's dtype: exact to the last bit matters more than speed there.
 HALO_INLINE double softmax_exp(double x) { return std::exp(x); }
 
-/** Row softmax in place; max and sum in 16 fixed lanes (vectorised, and the same order every run). */
+/**
+ * Row softmax in place. Max and sum run over 32-byte GCC vectors (the compiler will not vectorise
+ * a float max reduction by itself without -ffast-math), reduced in a fixed lane order: the same
+ * bits on every run and thread.
+ */
 template <typename T>
 HALO_INLINE void softmax_row(int64_t n, T* __restrict__ row) {
-  constexpr int64_t L = 16;
-  T lane[L];
-  for (int64_t l = 0; l < L; ++l) lane[l] = -std::numeric_limits<T>::infinity();
+  typedef T V __attribute__((vector_size(32)));
+  constexpr int64_t L = 32 / sizeof(T);
+  V lanes;
+  for (int64_t l = 0; l < L; ++l) lanes[l] = -std::numeric_limits<T>::infinity();
   int64_t t = 0;
   for (; t + L <= n; t += L) {
-    for (int64_t l = 0; l < L; ++l) lane[l] = row[t + l] > lane[l] ? row[t + l] : lane[l];
+    V x;
+    std::memcpy(&x, row + t, sizeof x);
+    lanes = x > lanes ? x : lanes;
   }
-  T top = lane[0];
-  for (int64_t l = 1; l < L; ++l) top = lane[l] > top ? lane[l] : top;
+  T top = -std::numeric_limits<T>::infinity();
+  for (int64_t l = 0; l < L; ++l) top = lanes[l] > top ? lanes[l] : top;
   for (; t < n; ++t) top = row[t] > top ? row[t] : top;
   for (t = 0; t < n; ++t) row[t] = softmax_exp(row[t] - top);
-  for (int64_t l = 0; l < L; ++l) lane[l] = 0;
+  for (int64_t l = 0; l < L; ++l) lanes[l] = 0;
   for (t = 0; t + L <= n; t += L) {
-    for (int64_t l = 0; l < L; ++l) lane[l] += row[t + l];
+    V x;
+    std::memcpy(&x, row + t, sizeof x);
+    lanes += x;
   }
   T sum = 0;
-  for (int64_t l = 0; l < L; ++l) sum += lane[l];
+  for (int64_t l = 0; l < L; ++l) sum += lanes[l];
   for (; t < n; ++t) sum += row[t];
   const T inv = T(1) / sum;
   for (t = 0; t < n; ++t) row[t] *= inv;
@@ -171,7 +180,9 @@ HALO_INLINE void load_window(const HaloGeometry& g, const T* head, int64_t by, i
         continue;
       }
       const T* __restrict__ src = head + c * hw + (w.y0 + ky) * g.Wb + w.x0;
-      for (int64_t kx = 0; kx < win; ++kx) row[kx] = kx >= w.xa && kx < w.xb ? src[kx] : T(0);
+      std::fill(row, row + w.xa, T(0));
+      for (int64_t kx = w.xa; kx < w.xb; ++kx) row[kx] = src[kx];
+      std::fill(row + w.xb, row + win, T(0));
     }
   }
   for (int64_t t = 0; t < wsz; ++t) {
