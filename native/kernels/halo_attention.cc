@@ -369,6 +369,7 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
     at::Tensor tables = at::cat({hc, wc});  // (2·rows, dqk): [height_rel; width_rel], one GEMM operand
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_forward", [&] {
       at::parallel_for(0, g.B * g.nh, 1, [&](int64_t begin, int64_t end) {
+        tile::SingleThreadedBlas single;
         HaloScratch<scalar_t> s(g, false);
         for (int64_t n = begin; n < end; ++n) {
           forward_head(g, n, qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(), tables.data_ptr<scalar_t>(),
@@ -397,6 +398,7 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
     at::Tensor tables = at::cat({s[2], s[3]});                         // (2·rows, dqk), as in forward
     AT_DISPATCH_FLOATING_TYPES(s[0].scalar_type(), "halo_attention_backward", [&] {
       at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
+        tile::SingleThreadedBlas single;
         HaloScratch<scalar_t> scratch(g, true);
         for (int64_t n = begin; n < end; ++n) {
           backward_head(g, n, s[0].data_ptr<scalar_t>(), s[1].data_ptr<scalar_t>(), tables.data_ptr<scalar_t>(),

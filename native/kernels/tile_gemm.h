@@ -23,6 +23,8 @@ void sgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
             const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
             const int* ldc);
+// MKL only (the pip wheel's BLAS; mkl_service.h's C entry, by value); weak: null under other BLAS builds.
+int MKL_Set_Num_Threads_Local(int n) __attribute__((weak));
 }
 
 namespace vicinity {
@@ -60,6 +62,24 @@ void gemm(bool trans_a, bool trans_b, int64_t m, int64_t n, int64_t k, T alpha, 
   blas_gemm(trans_b ? 'T' : 'N', trans_a ? 'T' : 'N', blas_int(n), blas_int(m), blas_int(k), alpha, b,
             blas_int(ldb), a, blas_int(lda), beta, c, blas_int(ldc));
 }
+
+/**
+ * Keeps the BLAS single-threaded on this thread while alive. The kernels already run one tile per
+ * thread; left to itself MKL picks its blocking by the thread count it could use, which differs
+ * inside and outside at::parallel_for's region, and so would its rounding. A scope per task.
+ */
+class SingleThreadedBlas {
+ public:
+  SingleThreadedBlas() : previous_(MKL_Set_Num_Threads_Local ? MKL_Set_Num_Threads_Local(1) : 0) {}
+  ~SingleThreadedBlas() {
+    if (MKL_Set_Num_Threads_Local) MKL_Set_Num_Threads_Local(previous_);  // 0: back to the global setting
+  }
+  SingleThreadedBlas(const SingleThreadedBlas&) = delete;
+  SingleThreadedBlas& operator=(const SingleThreadedBlas&) = delete;
+
+ private:
+  int previous_;
+};
 
 /** n elements of T, 64-byte aligned (a cache line; the widest SIMD load), uninitialised. */
 template <typename T>

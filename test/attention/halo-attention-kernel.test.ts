@@ -38,6 +38,10 @@ const cases: [HaloAttentionOptions, number[]][] = [
   [{ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, stride: 2, padding: 'mask' }, [1, 8, 9, 6]],
   [{ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, stride: 2, avgDown: true }, [2, 8, 8, 8]],
   [{ dim: 8, numHeads: 1, blockSize: 2, haloSize: 0 }, [1, 8, 4, 6]],
+  // Large blocks: the kernel tiles a block's 256 queries in rows of 128 (MHSA's geometry: block = map, halo 0) …
+  [{ dim: 8, numHeads: 2, blockSize: 16, haloSize: 0 }, [1, 8, 16, 16]],
+  // … and 196 queries as 128 + 68, over a masked 16×16 window.
+  [{ dim: 6, numHeads: 1, dimHead: 4, blockSize: 14, haloSize: 1, padding: 'mask' }, [1, 6, 13, 15]],
 ];
 
 for (const [o, shape] of cases) {
@@ -58,25 +62,51 @@ for (const [o, shape] of cases) {
   }));
 }
 
+test('float32: fused = composite to float precision (the kernel\'s vectorised exp and softmax), every case', () => assertNoLeaks(() => {
+  for (const [o, shape] of cases) {
+    manualSeed(21);
+    const m = new HaloAttention(o);
+    const x = randn(shape, { seed: 22 });
+    const fused = run(m, x, 'auto');
+    const composite = run(m, x, 'composite');
+    fused.outputs.forEach((t, i) => {
+      const [worst, scale] = tidy(() => [t.sub(composite.outputs[i]).abs().max().item() as number,
+        composite.outputs[i].abs().max().item() as number]);
+      assert.ok(worst <= 2e-5 * Math.max(1, scale), `${JSON.stringify(o)} output ${i}: max |fused − composite| ${worst} (scale ${scale})`);
+    });
+    m.dispose();
+  }
+}));
+
 test('float32: bit-identical for 1 and 2 threads (forward and every input gradient of the op)', () => assertNoLeaks(() => {
   // The op itself: the layer's convolutions are libtorch's, whose own reductions may differ by thread count.
-  const make = (shape: number[], seed: number) => randn(shape, { seed }).requiresGrad_();
-  const inputs = [make([8, 4, 16, 8], 14), make([2, 4 * 16, 8, 8], 15), make([11, 8], 16), make([11, 8], 17)];
-  const r = randn([8, 4, 16, 8], { seed: 18 });
-  const once = (): Tensor[] => {
-    const y = aten.vicinity_halo_attention(inputs[0], inputs[1], inputs[2], inputs[3], 4, 4, 1, 7, 6, 0.35, false);
-    y.mul(r).sum().backward();
-    const out = [y.detach(), ...inputs.map((t) => (t.grad as Tensor).clone())];
-    inputs.forEach((t) => t.grad?.zero_());
-    return out;
-  };
+  // Geometries: [q shape, kv shape, table rows, heads, block, halo, mask h, mask w]: 8 halo heads with
+  // a mask; MHSA's (one 16×16 block, halo 0: two 128-query tiles) over 2 heads and over 1, where
+  // the single task runs outside any parallel region and the BLAS may use its own threads.
+  const geometries: [number[], number[], number, number, number, number, number, number][] = [
+    [[8, 4, 16, 8], [2, 4 * 16, 8, 8], 11, 4, 4, 1, 7, 6],
+    [[2, 1, 256, 16], [1, 2 * 32, 16, 16], 31, 2, 16, 0, 0, 0],
+    [[1, 1, 256, 16], [1, 32, 16, 16], 31, 1, 16, 0, 0, 0],
+  ];
   const threads = getNumThreads();
   try {
-    setNumThreads(1);
-    const one = once();
-    setNumThreads(2);
-    const two = once();
-    one.forEach((t, i) => assert.ok(t.equal(two[i]), `output ${i} differs between 1 and 2 threads`));
+    for (const [qs, kvs, rows, heads, block, halo, mh, mw] of geometries) {
+      const make = (shape: number[], seed: number) => randn(shape, { seed }).requiresGrad_();
+      const inputs = [make(qs, 14), make(kvs, 15), make([rows, qs[3]], 16), make([rows, qs[3]], 17)];
+      const r = randn([...qs.slice(0, 3), kvs[1] / heads - qs[3]], { seed: 18 });
+      const once = (): Tensor[] => {
+        const y = aten.vicinity_halo_attention(inputs[0], inputs[1], inputs[2], inputs[3], heads, block, halo, mh, mw, 0.35, false);
+        y.mul(r).sum().backward();
+        const out = [y.detach(), ...inputs.map((t) => (t.grad as Tensor).clone())];
+        inputs.forEach((t) => t.grad?.zero_());
+        return out;
+      };
+      setNumThreads(1);
+      const one = once();
+      setNumThreads(2);
+      const two = once();
+      one.forEach((t, i) => assert.ok(t.equal(two[i]), `geometry ${JSON.stringify(qs)}: output ${i} differs between 1 and 2 threads`));
+    }
   } finally {
     setNumThreads(threads);
   }
