@@ -16,14 +16,25 @@
 //   out   = Σ_t softmax_t(logit) · v_t.
 // Why fused: the composite path materialises the unfolded k and v windows (win²/block² ≈ 3× the
 // map) and the (N, nb, bq, win²) logits several times over (content, rel, their sum, softmax),
-// and autograd keeps them. Here one block's window tile (win², dqk + dv) and its logits
-// (bq, win²) live in a per-thread scratch; forward saves nothing beyond its inputs and output,
-// and backward recomputes each block's logits (as flash attention does).
-// How: at::parallel_for over N (batch·heads); a task copies its head's k/v map to channels-last
-// once, and owns its slice of every gradient, so the k/v gradient scatter of overlapping halo
-// windows needs no atomics. The relative tables' gradients are summed per task, then over tasks
-// in task order, so results do not depend on the thread count.
-// Deviations: CPU only; no double backward (training never needs it).
+// and autograd keeps them. Here one block's window tile (win², dqk + dv) and a tile of its logits
+// live in a per-thread scratch; forward saves nothing beyond its inputs and output, and backward
+// recomputes each block's logits (as flash attention does; PyTorch's CPU flash attention,
+// aten/src/ATen/native/cpu/FlashAttentionKernel.cpp, is the model for the tiling).
+// How: at::parallel_for over N (batch·heads); a task owns its head's slice of every gradient, so
+// the k/v gradient scatter of overlapping halo windows needs no atomics. Per block the window is
+// gathered channel-major (kᵀ, vᵀ: contiguous row copies, zeros outside the map) into 64-byte-
+// aligned scratch, and the block's queries are taken in tiles of ≤ 128 rows (a block of
+// MHSA's geometry, block = map and halo 0, has win² = bq = 256); per tile the products are BLAS
+// GEMMs (tile_gemm.h): logits = scale·Q·Kᵀ, relative logits Q·[H; W]ᵀ (bq × 2·(2·win − 1)) added
+// per (query, key) by offset, a vectorised row softmax, out = P·V; backward recomputes P, then
+// dP = ∂out·Vᵀ, ∂V += Pᵀ·∂out, dS = P∘(dP − rowsum(∂out∘out)), ∂q = scale·dS·K + dR·[H; W],
+// ∂K += scale·dSᵀ·Q, ∂[H; W] += dRᵀ·Q, where dR sums dS over the keys sharing an offset.
+// Determinism: the tables' gradients are summed per task, then over tasks in task order; every
+// GEMM sees the same operands at the same alignment whichever thread runs it, and the BLAS is
+// held single-threaded inside a task (tile_gemm.h), so results do not depend on the thread count.
+// Deviations: CPU only; no double backward (training never needs it). float32's exponential is a
+// vectorisable polynomial (softmax_exp, ≤ ~1 ulp on the softmax's range) instead of libm's expf;
+// float64 keeps std::exp.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -55,8 +66,9 @@ struct HaloGeometry {
   int64_t rows() const { return 2 * win - 1; }
 };
 
-// The per-query loops vectorise at -O3 (binding.gyp builds -O2), in an AVX2 clone of the two
-// per-head functions that GCC's target_clones picks by the CPU at load time (as la_attention_head.h).
+// The element-wise loops vectorise at -O3 (binding.gyp builds -O2; no-trapping-math lets GCC
+// if-convert the exponential's selects), in an x86-64-v3 (AVX2 + FMA) clone of the two per-head
+// functions that GCC's target_clones picks by the CPU at load time (as la_attention_head.h).
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("O3", "no-trapping-math")
