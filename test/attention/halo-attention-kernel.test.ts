@@ -3,7 +3,8 @@
  * which HaloAttention runs on CPU: it equals the composite path (unfolded windows, relPosLogits2d,
  * softmax, ·v; kernel mode 'composite') in forward and every gradient in float64 — padding 'none'
  * and 'mask' (odd sizes), strided queries, the average-pool stride, scalePosEmbed, halo 0, head
- * widths that are not a multiple of 4 — is bit-identical across thread counts in float32, counts
+ * widths that are not a multiple of 4, blocks of 196 and 256 queries (tiled by the kernel) — and
+ * in float32 to float precision, is bit-identical across thread counts in float32, counts
  * the composite's MACs, and rejects bad arguments with messages naming the shapes. The fixtures
  * and float64 gradchecks of halo-attention.test.ts run through it too (kernel mode 'auto').
  */
