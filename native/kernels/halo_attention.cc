@@ -157,14 +157,27 @@ struct HaloScratch {
   tile::AlignedBuffer<T> rel;     // (qt, 2·rows): [height | width] relative logits, or their ∂
   std::vector<uint8_t> masked;    // (win²)
   HaloScratch(const HaloGeometry& g, bool backward)
-      : qt(std::min(g.bq(), std::max<int64_t>(8, kTileElements / g.wsz()))),
+      : qt(query_tile(g)),
         win(g.wsz() * (g.dqk + g.dv)), gwin(backward ? win.size() : 0), p(qt * g.wsz()), dp(backward ? p.size() : 0),
         rel(qt * 2 * g.rows()), masked(g.wsz()) {}
   T* kt() { return win.data(); }
   T* vt(const HaloGeometry& g) { return win.data() + g.dqk * g.wsz(); }
-  // A (qt, win²) logit tile of ≤ 128 KiB in float32 (128 query rows of a 16×16 window): it and the
-  // window stay in L2 while the GEMMs run over them.
-  static constexpr int64_t kTileElements = 32768;
+  /**
+   * The whole block's queries when they fit, else a power of two ≥ 8 of them, such that a (qt, win²)
+   * logit tile stays ≤ 128 KiB in float32 (in L2 with the window while the GEMMs run over it) and
+   * no tile GEMM reaches 2¹⁸ multiply-adds: above that OpenBLAS (Debian's libtorch) starts its own
+   * threads for a GEMM, which inside parallel_for's tasks oversubscribes the cores (measured: a
+   * 16×16 global block, 256 queries, ran its backward ~1.6× slower in 128-row tiles than in 32).
+   * A 8×8 block with halo 3 (64 queries × 196 keys) is one tile; 256 queries × 256 keys, 8 of 32.
+   */
+  static int64_t query_tile(const HaloGeometry& g) {
+    const int64_t macs_per_row = std::max(g.wsz() * std::max(g.dqk, g.dv), 2 * g.rows() * g.dqk);
+    const int64_t fits = std::min(int64_t{32768} / g.wsz(), ((int64_t{1} << 18) - 1) / macs_per_row);
+    if (g.bq() <= fits) return g.bq();
+    int64_t qt = 8;
+    while (qt * 2 <= fits) qt *= 2;
+    return std::min(qt, g.bq());
+  }
 };
 
 /** Block (by, bx)'s window rows: key row ky is map row y0 + ky; columns [xa, xb) lie inside the map. */
