@@ -163,18 +163,18 @@ struct HaloScratch {
   T* kt() { return win.data(); }
   T* vt(const HaloGeometry& g) { return win.data() + g.dqk * g.wsz(); }
   /**
-   * The whole block's queries when they fit, else a power of two ≥ 8 of them, such that a (qt, win²)
+   * The whole block's queries when they fit, else a power of two ≥ 32 of them, such that a (qt, win²)
    * logit tile stays ≤ 128 KiB in float32 (in L2 with the window while the GEMMs run over it) and
    * no tile GEMM reaches 2¹⁸ multiply-adds: above that OpenBLAS (Debian's libtorch) starts its own
    * threads for a GEMM, which inside parallel_for's tasks oversubscribes the cores (measured: a
-   * 16×16 global block, 256 queries, ran its backward ~1.6× slower in 128-row tiles than in 32).
-   * A 8×8 block with halo 3 (64 queries × 196 keys) is one tile; 256 queries × 256 keys, 8 of 32.
+   * 16×16 global block, 256 queries, ran forward + backward ~1.7× slower in 128-row tiles than in 32).
+   * An 8×8 block with halo 3 (64 queries × 196 keys, dqk 16) is one tile; 256 × 256 keys, 8 of 32.
    */
   static int64_t query_tile(const HaloGeometry& g) {
     const int64_t macs_per_row = std::max(g.wsz() * std::max(g.dqk, g.dv), 2 * g.rows() * g.dqk);
     const int64_t fits = std::min(int64_t{32768} / g.wsz(), ((int64_t{1} << 18) - 1) / macs_per_row);
     if (g.bq() <= fits) return g.bq();
-    int64_t qt = 8;
+    int64_t qt = 32;  // wide heads exceed the bound anyway; fewer rows would only slow the GEMMs
     while (qt * 2 <= fits) qt *= 2;
     return std::min(qt, g.bq());
   }
