@@ -5,19 +5,18 @@
  *   linear                    out.numel · in_features
  *   matmul, mm, bmm, baddbmm, addmm   out.numel · k  (= batch·n·m·k, batch broadcast included)
  *   einsum (≥ 2 operands)     ∏ of every distinct index size (ellipsis dims broadcast)
- *   vicinity:: fused kernels  the rule in ops/fused.ts FUSED_OPS, the MACs of the composite ops
- *                             each replaces (la_attention 2·B·C·K·P: the q·key and Σ_r w·v
- *                             einsums; window_qk, window_av out.numel · d), so both paths count alike
  * and, outside the headline, in `other`:
  *   grid_sampler              4 per sampled value bilinear (8 trilinear, 16 bicubic, 0 nearest)
- *   la_normalized_weight      1 per element of q (the Σ_c softplus(key_c)·q_c products; FUSED_OPS)
+ * The forward runs on the composite path (ops/fused.ts, kernel mode 'composite'): the formulation
+ * the papers count, so fused kernels, scaled_dot_product_attention and algebraic reorderings
+ * (cheaper ways to the same function) never change a model's MACs.
  * Not counted: norms, activations, softmax, pooling, adds, element-wise products, gathers.
  * Only the ops vicinity calls are seen (libtorch's internal conv2d → convolution is not), so each
  * op is counted once. The count is for the given input's batch; pass batch 1 for per-image MACs.
  */
 import type { Module } from '../nn/module.js';
 import { observeOps } from '../ops/call.js';
-import { FUSED_OPS } from '../ops/fused.js';
+import { withKernelMode } from '../ops/fused.js';
 import { noGrad } from '../tensor/autograd.js';
 import { randn } from '../tensor/creation.js';
 import { tidy } from '../tensor/scope.js';
@@ -65,8 +64,6 @@ export const MAC_RULES: Readonly<Record<string, Rule>> = {
   'aten::addmm': matmulLike(1),
   'aten::einsum': einsum,
   'aten::grid_sampler': gridSampler,
-  // The fused kernels count as the composite ops they replace; their rules live in their table.
-  ...Object.fromEntries(Object.values(FUSED_OPS).map((op): [string, Rule] => [op.name, (args, result) => op.macs(args, result)])),
 };
 
 /** MACs of one observed op call; null when the op is not one that counts. */
@@ -179,7 +176,7 @@ export function countMacs(model: Module, input: Tensor | number[], options: Coun
     noGrad(() => tidy(() => {
       const x = input instanceof Tensor ? input : randn(input, { ...placement(model), seed: 0 });
       count.inputShape = x.shape;
-      observeOps(watch, () => model.forward(x));
+      observeOps(watch, () => withKernelMode('composite', () => model.forward(x)));
     }));
   } finally {
     restore();

@@ -38,6 +38,7 @@ import { BatchNorm1d, BatchNorm2d } from '../nn/layers/batch-norm.js';
 import { Conv1d } from '../nn/layers/conv.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
 import { checkInput, divisibleBy, integerAtLeast, knownOptions, oneOf } from '../nn/layers/validation.js';
+import { tidy } from '../tensor/scope.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { flattenIndex, flattenedEmbeddings, LESA_PE_TYPES, relativeLogits2d, type LesaPeType } from './lesa-position.js';
@@ -216,24 +217,31 @@ export class LesaBinaryAttention extends Module {
     const qkv = this.bnQkv.forward(this.qkvTransform.forward(xFlat))     // (N, 2O, L)
       .reshape([n, g, 2 * qk + vp, length]);                             // (N, g, 2qk + vp, L): per head [q | k | v]
     const [q, k, v] = qkv.split([qk, qk, vp], 2);                        // (N, g, qk | qk | vp, L)
-    const qkLogits = F.einsum('bgci,bgcj->bgij', q, k);   // Eq. (1) qᵢᵀkⱼ, no 1/√d  (N, g, L, L)
     const binary = this.peType === 'classification'
-      ? this.classificationTerm(q, k, v, qkLogits)
-      : this.detectionTerm(q, v, qkLogits);                              // (N, O, L)
+      ? this.classificationTerm(q, k, v)
+      : this.detectionTerm(q, k, v);                                     // (N, O, L)
     return binary.view([n, this.outPlanes, h, w]);                       // (N, O, H, W)
   }
 
+  /*
+   * The (N, g, L, L) logit terms are each built inside their own tidy: a handle the forward no
+   * longer needs is released at once (autograd keeps only what backward reads), as PyTorch frees
+   * an unreferenced intermediate, instead of living to the end of the caller's scope — at L = 784
+   * each is 157 MB for N = 8, g = 8.
+   */
+
   /** q-, k- and v-embeddings over the flattened index; bn_similarity [qk | qr | kr], bn_output interleaved. */
-  private classificationTerm(q: Tensor, k: Tensor, v: Tensor, qkLogits: Tensor): Tensor {
+  private classificationTerm(q: Tensor, k: Tensor, v: Tensor): Tensor {
     const [n, g, , length] = q.shape;
     const o = this.outPlanes;
     const [eq, ek, ev] = flattenedEmbeddings(this.relative as Tensor, this.getBuffer('flatten_index') as Tensor,
       length, [this.qkPlanes, this.qkPlanes, this.vPlanes]);           // (qk | qk | vp, L, L): E[c, i, j] = r[c, i − j + L − 1]
-    const qr = F.einsum('bgci,cij->bgij', q, eq);                      // Eq. (1) qᵢ·r^q[i − j]  (N, g, L, L)
-    const kr = F.einsum('bgci,cij->bgij', k, ek).transpose(2, 3);      // kⱼ·r^k[j − i]  (N, g, L, L)
-    const logits = this.bnSimilarity.forward(F.cat([qkLogits, qr, kr], 1))  // (N, 3g, L, L): channels [qk | qr | kr] × heads
-      .view([n, 3, g, length, length]).sum(1);                              // (N, g, L, L)
-    const attention = logits.softmax(3);                               // Eq. (3) S over the keys j
+    const stacked = tidy(() => F.cat([
+      F.einsum('bgci,bgcj->bgij', q, k),                               // Eq. (1) qᵢᵀkⱼ, no 1/√d  (N, g, L, L)
+      F.einsum('bgci,cij->bgij', q, eq),                               // Eq. (1) qᵢ·r^q[i − j]  (N, g, L, L)
+      F.einsum('bgci,cij->bgij', k, ek).transpose(2, 3),               // kⱼ·r^k[j − i]  (N, g, L, L)
+    ], 1));                                                            // (N, 3g, L, L): channels [qk | qr | kr] × heads
+    const attention = this.attention(stacked, 3);
     recordAttention('lesa-binary', attention, { length });
     const sv = F.einsum('bgij,bgcj->bgci', attention, v);              // Eq. (1) Σⱼ S·vⱼ  (N, g, vp, L)
     const sve = F.einsum('bgij,cij->bgci', attention, ev);             // Σⱼ S·r^v[i − j]  (N, g, vp, L)
@@ -242,13 +250,24 @@ export class LesaBinaryAttention extends Module {
       .view([n, o, 2, length]).sum(2);                                 // (N, O, L)
   }
 
+  /** Eq. (3): bn_similarity over the stacked terms, their sum per head, softmax over the keys j. */
+  private attention(stacked: Tensor, parts: number): Tensor {
+    const [n, , length] = stacked.shape;
+    const attention = tidy(() => this.bnSimilarity.forward(stacked)
+      .view([n, parts, this.groups, length, length]).sum(1)            // (N, g, L, L)
+      .softmax(3));
+    stacked.dispose();                                                 // autograd holds what bn_similarity saved
+    return attention;
+  }
+
   /** The 2-D q-embedding only; bn_similarity [qk | qr], bn_output over the values. */
-  private detectionTerm(q: Tensor, v: Tensor, qkLogits: Tensor): Tensor {
-    const [n, g, , length] = q.shape;
-    const qr = relativeLogits2d(q, this.relHeight as Tensor, this.relWidth as Tensor, this.featureSize);  // (N, g, L, L)
-    const logits = this.bnSimilarity.forward(F.cat([qkLogits, qr], 1))  // (N, 2g, L, L): channels [qk | qr] × heads
-      .view([n, 2, g, length, length]).sum(1);                           // (N, g, L, L)
-    const attention = logits.softmax(3);                                 // Eq. (3) S over the keys j
+  private detectionTerm(q: Tensor, k: Tensor, v: Tensor): Tensor {
+    const [n, , , length] = q.shape;
+    const stacked = tidy(() => F.cat([
+      F.einsum('bgci,bgcj->bgij', q, k),                               // Eq. (1) qᵢᵀkⱼ, no 1/√d  (N, g, L, L)
+      relativeLogits2d(q, this.relHeight as Tensor, this.relWidth as Tensor, this.featureSize),  // (N, g, L, L)
+    ], 1));                                                            // (N, 2g, L, L): channels [qk | qr] × heads
+    const attention = this.attention(stacked, 2);                        // Eq. (3) S over the keys j
     recordAttention('lesa-binary', attention, { length });
     const sv = F.einsum('bgij,bgcj->bgci', attention, v);                // Eq. (1) Σⱼ S·vⱼ  (N, g, vp, L)
     return this.bnOutput.forward(sv.reshape([n, this.outPlanes, length]));  // (N, O, L)

@@ -113,8 +113,8 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
     recordAttention('neighborhood', attention, { height: H, width: W }, { keys: index.keys, valid: index.valid });
     return F.dropout(attention, c.attnDrop, c.training);
   };
-  // q·k and the weighted sum count B·nh·H·W·T·dh MACs each: as einsums in the composite path,
-  // through the fused kernel's MAC rule in ops/fused.ts — the same numbers.
+  // q·k and the weighted sum count B·nh·H·W·T·dh MACs each, as the composite path's einsums
+  // (countMacs runs the composite path).
   const key = qkv.select(0, 1);                        // (B, nh, H·W, dh)
   const value = qkv.select(0, 2);                      // (B, nh, H·W, dh)
   const heads = fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V

@@ -108,8 +108,8 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
     recordAttention('sasa', attention, { height: H, width: W }, { keys: index.keys, valid: index.valid });
     return attention;
   };
-  // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0): as einsums in the
-  // composite path, through the fused kernel's MAC rule in ops/fused.ts — the same numbers.
+  // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0), as the composite
+  // path's einsums (countMacs runs the composite path).
   const y = fusedWindowsActive(x.device)                       // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
     ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [

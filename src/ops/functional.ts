@@ -98,6 +98,19 @@ export function logSoftmax(x: Tensor, dim: number, o: { dtype?: DType } = {}): T
   return aten.log_softmax_int(x, dim, o.dtype ?? null);
 }
 
+/**
+ * softmax(q·kᵀ·scale + mask)·v over the last two dims, as torch's F.scaled_dot_product_attention
+ * (libtorch ≥ 2.0; on CPU a flash-attention kernel that keeps no (Lq, Lk) weights for backward).
+ * q (…, Lq, E), k (…, Lk, E), v (…, Lk, Ev) → (…, Lq, Ev); scale defaults to E^-0.5.
+ * libtorch 1.13 lacks it: layers ask ops/fused.ts `useFused(['aten::scaled_dot_product_attention'], …)`.
+ */
+export function scaledDotProductAttention(
+  q: Tensor, k: Tensor, v: Tensor,
+  o: { attnMask?: Tensor | null; dropoutP?: number; isCausal?: boolean; scale?: number | null } = {},
+): Tensor {
+  return aten.scaled_dot_product_attention(q, k, v, o.attnMask ?? null, o.dropoutP ?? 0, o.isCausal ?? false, o.scale ?? null);
+}
+
 /** Inverted dropout: zeroes with probability p and scales the rest by 1/(1-p) while training. */
 export function dropout(x: Tensor, p = 0.5, training = true): Tensor {
   if (p < 0 || p > 1) throw new RangeError(`dropout: p must be in [0, 1], got ${p}`);

@@ -1,17 +1,21 @@
 /**
- * The papers' fused operators (native/kernels, registered in native/kernels/registration.cc) and
+ * The papers' fused operators (native/kernels, registered in native/kernels/registration.cc), the
+ * stock libtorch ops that serve as fused paths (scaled_dot_product_attention, libtorch ≥ 2.0), and
  * the one switch that chooses them over their composite ATen paths.
  *
- * FUSED_OPS is the table both sides read: the attention layers ask `useFused(ops, device)` before
- * calling a kernel, and analysis/macs.ts takes each kernel's MAC rule from here, so a kernel
- * cannot run without being counted (as the composite ops it replaces count, model-specs.md §0).
+ * FUSED_OPS is the table the layers read: they ask `useFused(ops, device)` before calling a fused
+ * op; layers whose fast path is an algebraic reordering of stock ops (no op of its own) ask
+ * `fastPathsEnabled()`. MACs are always counted on the composite path (analysis/macs.ts runs
+ * under 'composite'), the formulation model-specs.md §0 counts, so no kernel or reordering changes
+ * a model's MACs.
  *
  * The switch (kernelMode / setKernelMode / withKernelMode), process-wide:
- *   'auto'       (default) a kernel runs where the table lists the tensor's device and the addon
- *                has it; the composite path runs everywhere else.
- *   'composite'  every layer takes its composite path — the tested oracle of each kernel (tests
- *                and benchmarks compare the two in one process).
- *   'fused'      like 'auto', but a layer whose kernel cannot run throws instead of falling back
+ *   'auto'       (default) a fused op runs where the table lists the tensor's device and the
+ *                libtorch/addon has it; the composite path runs everywhere else.
+ *   'composite'  every layer takes its composite path — the tested oracle of each fused path
+ *                (tests and benchmarks compare the two in one process), and what attention
+ *                capture, ONNX export and MAC counting run.
+ *   'fused'      like 'auto', but a layer whose fused op cannot run throws instead of falling back
  *                (tests that must exercise the kernel).
  * The choice is made when a layer's forward runs; backward follows whichever path forward took.
  */
@@ -23,34 +27,20 @@ export type FusedOpName =
   | 'vicinity::la_attention'
   | 'vicinity::window_qk'
   | 'vicinity::window_av'
-  | 'vicinity::halo_attention';
-
-/** Multiply-accumulates of one call: headline (model-specs.md §0) and 'other' (sampling). */
-export interface FusedOpMacs {
-  macs: number;
-  other: number;
-}
+  | 'vicinity::halo_attention'
+  | 'aten::scaled_dot_product_attention';
 
 export interface FusedOp {
   readonly name: FusedOpName;
-  /** The kernel's file under native/kernels. */
-  readonly source: string;
+  /** The kernel's file under native/kernels, or null for a stock libtorch op. */
+  readonly source: string | null;
+  /** For a stock op: the libtorch that has it (what the fallback message names). */
+  readonly since?: string;
   /** Device types the kernel runs on; elsewhere layers take the composite path. */
   readonly devices: readonly string[];
   /** The composite path it replaces, which stays as its oracle. */
   readonly composite: string;
-  /** MACs of one call, counted as the composite ops it replaces count. */
-  macs(args: readonly unknown[], result: unknown): FusedOpMacs;
 }
-
-// Shapes without importing the Tensor class (this file needs no tensor values).
-const shapeOrNull = (t: unknown): number[] | null => {
-  const shape = (t as { shape?: unknown } | null)?.shape;
-  return Array.isArray(shape) ? (shape as number[]) : null;
-};
-const shapeOf = (t: unknown): number[] => shapeOrNull(t) ?? [];
-const numelOf = (t: unknown): number => shapeOrNull(t)?.reduce((a, b) => a * b, 1) ?? 0;
-const headline = (macs: number): FusedOpMacs => ({ macs, other: 0 });
 
 export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
   'vicinity::la_normalized_weight': {
@@ -58,50 +48,39 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'la_normalized_weight.cc',
     devices: ['cpu', 'cuda'],   // built from ATen ops: runs wherever they do
     composite: 'softplus, product, sums and division (LA Eq. 8, la-layer.md step 5)',
-    // The Σ_c softplus(key_c)·q_c products, outside the headline: 1 per element of q.
-    macs: (args) => ({ macs: 0, other: numelOf(args[0]) }),
   },
   'vicinity::la_attention': {
     name: 'vicinity::la_attention',
     source: 'la_attention.cc',
     devices: ['cpu'],
     composite: 'LALayer: la-sampling.ts sampleBilinear + windowValues, then the Eq. 8 einsums',
-    // q (B, m, d, P) and offsets (B, m, K, 2, P): B·m·d·K·P for q·key and again for Σ_r w_r·v_r,
-    // the composite path's two einsums.
-    macs: (args) => headline(2 * numelOf(args[0]) * (shapeOf(args[3])[2] ?? 0)),
   },
   'vicinity::window_qk': {
     name: 'vicinity::window_qk',
     source: 'window_attention.cc',
     devices: ['cpu'],
     composite: 'window-gather.ts gatherWindows (index_select of the keys) + einsum',
-    // B·heads·H·W·k²·d: out.numel · d, as the einsum it replaces.
-    macs: (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
   },
   'vicinity::window_av': {
     name: 'vicinity::window_av',
     source: 'window_attention.cc',
     devices: ['cpu'],
     composite: 'window-gather.ts gatherWindows (index_select of the values) + einsum',
-    macs: (args, result) => headline(numelOf(result) * (shapeOf(args[0])[3] ?? 0)),
   },
   'vicinity::halo_attention': {
     name: 'vicinity::halo_attention',
     source: 'halo_attention.cc',
     devices: ['cpu'],
     composite: 'HaloAttention: unfolded k/v windows, relPosLogits2d, q·kᵀ, softmax, ·v (halo-attention.ts)',
-    // Q = B·nh·blocks·bds² queries of q (…, dqk), win from the tables' 2·win − 1 rows, dv from the
-    // result: the composite's q·kᵀ (Q·win²·dqk), the two table products of relPosLogits2d
-    // (2·Q·(2·win − 1)·dqk) and attn·v (Q·win²·dv).
-    macs: (args, result) => {
-      const q = shapeOf(args[0]);
-      const dqk = q[3] ?? 0;
-      const queries = dqk > 0 ? numelOf(args[0]) / dqk : 0;
-      const rows = shapeOf(args[2])[0] ?? 0;
-      const win = (rows + 1) / 2;
-      const dv = shapeOf(result)[3] ?? 0;
-      return headline(queries * (win * win * dqk + 2 * rows * dqk + win * win * dv));
-    },
+  },
+  'aten::scaled_dot_product_attention': {
+    name: 'aten::scaled_dot_product_attention',
+    source: null,
+    since: 'libtorch 2.0',
+    // CPU: ATen's flash-attention kernel (no (Lq, Lk) weights kept for backward); CUDA: flash /
+    // memory-efficient kernels.
+    devices: ['cpu', 'cuda'],
+    composite: 'q·kᵀ·scale, softmax, ·v (LsagGlobalAttention)',
   },
 };
 
@@ -146,7 +125,10 @@ export function withKernelMode<T>(next: KernelMode, fn: () => T): T {
   return result;
 }
 
-/** Whether the loaded addon registers `name` (an addon built before the kernel lacks it). */
+/**
+ * Whether the loaded addon registers `name` (an addon built before the kernel lacks it), or, for
+ * a stock op, whether the linked libtorch has it.
+ */
 export function fusedOpAvailable(name: FusedOpName): boolean {
   let known = inAddon.get(name);
   if (known === undefined) {
@@ -171,7 +153,9 @@ export function useFused(ops: readonly FusedOpName[], device: string): boolean {
   for (const name of ops) {
     const op = FUSED_OPS[name];
     const problem = !fusedOpAvailable(name)
-      ? `the addon lacks ${name} (native/kernels/${op.source}); rebuild it with \`npm run build:addon\``
+      ? (op.source === null
+        ? `this libtorch (${native.buildInfo().torchVersion}) lacks ${name} (${op.since} has it)`
+        : `the addon lacks ${name} (native/kernels/${op.source}); rebuild it with \`npm run build:addon\``)
       : !op.devices.includes(type)
         ? `${name} runs on ${op.devices.join(', ')}, not on '${device}'`
         : null;
@@ -180,4 +164,12 @@ export function useFused(ops: readonly FusedOpName[], device: string): boolean {
     return false;
   }
   return true;
+}
+
+/**
+ * Whether layers may take fast paths that are algebraic reorderings of stock ops (no fused op of
+ * their own, e.g. LsagLocalAttention's projection-free logits): every mode but 'composite'.
+ */
+export function fastPathsEnabled(): boolean {
+  return mode !== 'composite';
 }

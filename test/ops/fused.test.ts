@@ -1,13 +1,16 @@
 /**
- * The fused-op table and the one kernel switch (src/ops/fused.ts): the modes, their errors, the
- * table's MAC rules as analysis/macs.ts uses them, and each layer with a fused kernel equal to its
- * composite path (float64) when run under 'auto' and under 'composite'.
+ * The fused-op table and the one kernel switch (src/ops/fused.ts): the modes, their errors, MACs
+ * counted alike whatever the mode, and each layer with a fused path equal to its composite path
+ * (float64) when run under 'auto' and under 'composite'.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { countMacs, MAC_RULES } from '../../src/analysis/macs.js';
+import { countMacs } from '../../src/analysis/macs.js';
+import { native } from '../../src/native/binding.js';
 import { HaloAttention } from '../../src/attention/halo-attention.js';
 import { LALayer } from '../../src/attention/la-layer.js';
+import { MultiHeadSelfAttention2d } from '../../src/attention/mhsa2d.js';
+import { LsagGlobalAttention, LsagLocalAttention } from '../../src/attention/lsag-attention.js';
 import { NeighborhoodAttention2d } from '../../src/attention/neighborhood-attention.js';
 import { SASA } from '../../src/attention/sasa.js';
 import type { Module } from '../../src/nn/module.js';
@@ -17,16 +20,18 @@ import {
 import { observeOps } from '../../src/ops/call.js';
 import { manualSeed, randn } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
+import { noGrad } from '../../src/tensor/autograd.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
 
 const names = Object.keys(FUSED_OPS) as FusedOpName[];
 
-test('every fused op of the table is in the addon and has its MAC rule in analysis/macs.ts', () => {
+test('every fused op of the table is in the addon (stock ops: in libtorch ≥ 2)', () => {
+  const stockOps = !native.buildInfo().torchVersion.startsWith('1.');
   for (const name of names) {
     assert.equal(FUSED_OPS[name].name, name);
-    assert.ok(fusedOpAvailable(name), `${name} missing from the addon`);
-    assert.ok(name in MAC_RULES, `${name} has no MAC rule`);
+    const stock = FUSED_OPS[name].source === null;
+    assert.equal(fusedOpAvailable(name), stock ? stockOps : true, `${name} availability`);
   }
 });
 
@@ -69,6 +74,8 @@ const layers: [string, () => Module, number[], FusedOpName][] = [
   ['SASA k5 stride 2', () => new SASA({ inChannels: 8, outChannels: 8, kernelSize: 5, numHeads: 2, stride: 2 }), [2, 8, 7, 6], 'vicinity::window_qk'],
   ['NeighborhoodAttention2d k3 dilation 2', () => new NeighborhoodAttention2d({ dim: 8, numHeads: 2, kernelSize: 3, dilation: 2 }), [2, 7, 8, 8], 'vicinity::window_av'],
   ['HaloAttention b4 h1 mask', () => new HaloAttention({ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, padding: 'mask' }), [2, 8, 7, 9], 'vicinity::halo_attention'],
+  ['MultiHeadSelfAttention2d 6×6 stride 2 (one halo block)', () => new MultiHeadSelfAttention2d({ dim: 8, numHeads: 2, featSize: 6, stride: 2, dimHead: 3 }), [2, 8, 6, 6], 'vicinity::halo_attention'],
+  ['MultiHeadSelfAttention2d scalePosEmbed', () => new MultiHeadSelfAttention2d({ dim: 8, numHeads: 2, featSize: 5, scalePosEmbed: true }), [2, 8, 5, 5], 'vicinity::halo_attention'],
   ['LALayer softmax', () => new LALayer({ inChannels: 8, outChannels: 8, heads: 2, aggregation: 'softmax' }), [2, 8, 5, 6], 'vicinity::la_attention'],
 ];
 
@@ -92,3 +99,67 @@ for (const [label, make, shape, kernel] of layers) {
     m.dispose();
   }));
 }
+
+// LSAG: local attention's reordered products (fastPathsEnabled) and global attention's
+// scaled_dot_product_attention (libtorch ≥ 2; 1.13 takes the composite path under 'auto').
+const sdpaInTorch = !native.buildInfo().torchVersion.startsWith('1.');
+for (const multiQuery of [true, false]) {
+  for (const qkvBias of [true, false]) {
+    test(`LSAG attentions (multiQuery ${multiQuery}, qkvBias ${qkvBias}): fast paths equal the reference order (float64), MACs agree`, () => assertNoLeaks(() => {
+      manualSeed(6);
+      const [B, N, D, T] = [2, 5, 12, 4];
+      const local = new LsagLocalAttention({ dim: D, numHeads: 3, numVariants: T, multiQuery, qkvBias }).to('float64');
+      const global = new LsagGlobalAttention({ dim: D, numHeads: 3, multiQuery, qkvBias }).to('float64');
+      for (const m of [local, global]) {
+        for (const p of m.parameters()) noGrad(() => tidy(() => p.copy_(randn(p.shape, { seed: p.numel, dtype: 'float64' }).mul(0.3))));
+      }
+      const x = randn([B, N, D], { seed: 7, dtype: 'float64' });
+      const variants = randn([T, B, N, D], { seed: 8, dtype: 'float64' });
+      const outputs = (m: Module, mode: 'auto' | 'composite', inputs: Tensor[]) => {
+        const ops = new Map<string, number>();
+        const leaves = inputs.map((t) => t.detach().requiresGrad_());
+        const y = observeOps((op) => ops.set(op, (ops.get(op) ?? 0) + 1), () => withKernelMode(mode, () =>
+          (m as unknown as { forward(...a: Tensor[]): Tensor }).forward(...leaves)));
+        y.mul(randn(y.shape, { seed: 9, dtype: 'float64' })).sum().backward();
+        const grads = [y.detach(), ...leaves.map((t) => t.grad as Tensor), ...m.parameters().map((p) => (p.grad as Tensor).clone())];
+        m.zeroGrad();
+        return { grads, ops };
+      };
+      for (const [m, inputs] of [[local, [x, variants]], [global, [x]]] as [Module, Tensor[]][]) {
+        const fast = outputs(m, 'auto', inputs);
+        const reference = outputs(m, 'composite', inputs);
+        if (m === global) {
+          assert.equal(fast.ops.has('aten::scaled_dot_product_attention'), sdpaInTorch);
+          assert.ok(!reference.ops.has('aten::scaled_dot_product_attention'));
+        } else {
+          // Wq, Wkv (over every variant) and proj in the reference order; the fast path skips Wkv.
+          assert.deepEqual([fast.ops.get('aten::linear'), reference.ops.get('aten::linear')], [2, 3]);
+        }
+        fast.grads.forEach((t, i) => {
+          const worst = tidy(() => t.sub(reference.grads[i]).abs().max().item() as number);
+          assert.ok(worst < 1e-12, `${m.constructor.name} output ${i}: max |fast − reference| ${worst}`);
+        });
+        m.eval();
+        const shape = [B, N, D];
+        const count = (mode: 'auto' | 'composite') => withKernelMode(mode, () =>
+          m === global ? countMacs(m, shape).total : 0);
+        assert.equal(count('auto'), count('composite'));
+        m.train();
+      }
+      local.dispose();
+      global.dispose();
+    }));
+  }
+}
+
+test('LSAG local attention with attention dropout: the fast path scales the value bias by the kept weights', () => assertNoLeaks(() => {
+  manualSeed(11);
+  const m = new LsagLocalAttention({ dim: 8, numHeads: 2, numVariants: 3, qkvBias: true, attnDrop: 0.5 }).to('float64');
+  for (const p of m.parameters()) noGrad(() => tidy(() => p.copy_(randn(p.shape, { seed: p.numel + 1, dtype: 'float64' }))));
+  const x = randn([2, 4, 8], { seed: 12, dtype: 'float64' });
+  const variants = randn([3, 2, 4, 8], { seed: 13, dtype: 'float64' });
+  const y = (mode: 'auto' | 'composite') => { manualSeed(14); return withKernelMode(mode, () => m.forward(x, variants)); };
+  const worst = tidy(() => y('auto').sub(y('composite')).abs().max().item() as number);
+  assert.ok(worst < 1e-12, `max |fast − reference| ${worst}`);
+  m.dispose();
+}));

@@ -937,6 +937,11 @@ export function log_softmax_int(self_: Tensor, dim: number, dtype?: DType | null
   return call((ids.log_softmax_int ??= opId('aten::log_softmax', 'int')), [self_, dim, dtype]) as Tensor;
 }
 
+/** `aten::scaled_dot_product_attention(Tensor query, Tensor key, Tensor value, Tensor? attn_mask=None, float dropout_p=0., bool is_causal=False, *, float? scale=None, bool enable_gqa=False) -> Tensor` */
+export function scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, attnMask?: Tensor | null, dropoutP?: number, isCausal?: boolean, scale?: number | null, enableGqa?: boolean): Tensor {
+  return call((ids.scaled_dot_product_attention ??= opId('aten::scaled_dot_product_attention', '')), [query, key, value, attnMask, dropoutP, isCausal, scale, enableGqa]) as Tensor;
+}
+
 /** `aten::dropout(Tensor input, float p, bool train) -> Tensor` */
 export function dropout(input: Tensor, p: number, train: boolean): Tensor {
   return call((ids.dropout ??= opId('aten::dropout', '')), [input, p, train]) as Tensor;
