@@ -389,6 +389,7 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
                             const at::Tensor& wrel, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,
                             int64_t mask_w, double scale, bool scale_pos_embed) {
     const HaloGeometry g = check_inputs(q, kv, hrel, wrel, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed);
+    tile::require_blas("halo_attention");
     at::Tensor qc = q.contiguous(), kc = kv.contiguous(), hc = hrel.contiguous(), wc = wrel.contiguous();
     at::Tensor out = at::empty({g.B * g.nh, g.nb(), g.bq(), g.dv}, q.options());
     at::Tensor tables = at::cat({hc, wc});  // (2·rows, dqk): [height_rel; width_rel], one GEMM operand

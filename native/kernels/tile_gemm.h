@@ -16,11 +16,13 @@
 #include <limits>
 #include <memory>
 
+// Weak, like MKL's below: a libtorch whose libraries export no Fortran BLAS (none of the two
+// supported backends) leaves them null, and require_blas() turns that into an error, not a crash.
 extern "C" {
-void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+__attribute__((weak)) void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
             const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
             const int* ldc);
-void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+__attribute__((weak)) void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
             const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
             const int* ldc);
 // MKL only (the pip wheel's BLAS; mkl_service.h's C entry, by value); weak: null under other BLAS builds.
@@ -29,6 +31,13 @@ int MKL_Set_Num_Threads_Local(int n) __attribute__((weak));
 
 namespace vicinity {
 namespace tile {
+
+/** Throws, naming the operator and the fallback, when no BLAS was found at load time. */
+inline void require_blas(const char* op) {
+  TORCH_CHECK(sgemm_ != nullptr && dgemm_ != nullptr, op,
+              ": this libtorch's libraries export no BLAS sgemm_/dgemm_, which the CPU kernel needs; "
+              "use the composite path (setKernelMode('composite'))");
+}
 
 inline int blas_int(int64_t v) {
   TORCH_CHECK(v >= 0 && v <= std::numeric_limits<int>::max(), "tile gemm: dimension ", v, " exceeds BLAS's int");
