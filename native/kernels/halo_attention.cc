@@ -23,10 +23,11 @@
 // How: at::parallel_for over N (batch·heads); a task owns its head's slice of every gradient, so
 // the k/v gradient scatter of overlapping halo windows needs no atomics. Per block the window is
 // gathered channel-major (kᵀ, vᵀ: contiguous row copies, zeros outside the map) into 64-byte-
-// aligned scratch, and the block's queries are taken in tiles of ≤ 128 rows (a block of
-// MHSA's geometry, block = map and halo 0, has win² = bq = 256); per tile the products are BLAS
-// GEMMs (tile_gemm.h): logits = scale·Q·Kᵀ, relative logits Q·[H; W]ᵀ (bq × 2·(2·win − 1)) added
-// per (query, key) by offset, a vectorised row softmax, out = P·V; backward recomputes P, then
+// aligned scratch, and the block's queries are taken whole or, for large blocks (MHSA's geometry,
+// block = map and halo 0, has win² = bq = 256), in tiles (HaloScratch::query_tile); per tile the
+// products are BLAS GEMMs (tile_gemm.h): logits = scale·Q·Kᵀ, relative logits Q·[H; W]ᵀ
+// (bq × 2·(2·win − 1)) added per (query, key) by offset, a vectorised row softmax, out = P·V;
+// backward recomputes P, then
 // dP = ∂out·Vᵀ, ∂V += Pᵀ·∂out, dS = P∘(dP − rowsum(∂out∘out)), ∂q = scale·dS·K + dR·[H; W],
 // ∂K += scale·dSᵀ·Q, ∂[H; W] += dRᵀ·Q, where dR sums dS over the keys sharing an offset.
 // Determinism: the tables' gradients are summed per task, then over tasks in task order; every

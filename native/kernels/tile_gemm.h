@@ -19,10 +19,12 @@
 // Weak, like MKL's below: a libtorch whose libraries export no Fortran BLAS (none of the two
 // supported backends) leaves them null, and require_blas() turns that into an error, not a crash.
 extern "C" {
-__attribute__((weak)) void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
+__attribute__((weak))
+void sgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const float* alpha,
             const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
             const int* ldc);
-__attribute__((weak)) void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
+__attribute__((weak))
+void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
             const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
             const int* ldc);
 // MKL only (the pip wheel's BLAS; mkl_service.h's C entry, by value); weak: null under other BLAS builds.
