@@ -11,6 +11,7 @@
 // memory traffic and page faults; here the windows are read in place, from cache.
 // Backward: grad_q / grad_attn are per-query dot products (no races); grad_key / grad_value
 // scatter into the key map, so the work is split over n (batch·heads), which owns its key map.
+// The window geometry (starts, in-map runs, the parallel visit) is window_geometry.h.
 // MACs: each op does out.numel · (c or t) multiply-accumulates, exactly the einsums it replaces.
 // Deviation: no double backward (not needed for training; gradcheck is first order).
 #include <ATen/ATen.h>
@@ -18,9 +19,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "kernels.h"
-
-#include <type_traits>
-#include <vector>
+#include "window_geometry.h"
 
 namespace vicinity {
 namespace {
@@ -28,75 +27,11 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
-struct WindowGeometry {
-  int64_t n, h, w, hk, wk, k, d;
-};
-
-void check_inputs(const char* op, const at::Tensor& q, const at::Tensor& key, const at::Tensor& rows,
-                  const at::Tensor& cols, int64_t k, int64_t d) {
-  TORCH_CHECK(q.dim() == 4 && key.dim() == 4, op, ": expected (N, H, W, C) tensors, got shapes ", q.sizes(), " and ",
-              key.sizes());
-  TORCH_CHECK(q.size(0) == key.size(0), op, ": batch·heads differ: ", q.size(0), " vs ", key.size(0));
-  TORCH_CHECK(rows.scalar_type() == at::kLong && cols.scalar_type() == at::kLong, op,
-              ": rows and cols must be int64 window starts");
-  TORCH_CHECK(rows.numel() == q.size(1) && cols.numel() == q.size(2), op, ": expected ", q.size(1), " row and ",
-              q.size(2), " column starts, got ", rows.numel(), " and ", cols.numel());
-  TORCH_CHECK(k >= 1 && d >= 1, op, ": kernel_size and dilation must be ≥ 1, got ", k, " and ", d);
-  TORCH_CHECK(q.device().is_cpu(), op, ": only CPU tensors are supported, got ", q.device());
-}
-
-// Calls f(n, query flat index p, runs, count) for every query, n-parallel (each n owns its slice
-// of every tensor, so the scatters below never race). A query's in-map window elements come as
-// `count` runs along a window row, run r = (first t, first flat key index, length): element m of
-// the run is t + m at key + m·d. The in-map column range of each query column is computed once.
-template <typename F>
-void for_each_query(const WindowGeometry& g, const int64_t* rows, const int64_t* cols, F f) {
-  std::vector<int64_t> b_lo(g.w), b_hi(g.w);
-  for (int64_t j = 0; j < g.w; j++) {
-    int64_t lo = 0, hi = g.k;
-    while (lo < hi && cols[j] + lo * g.d < 0) lo++;
-    while (hi > lo && cols[j] + (hi - 1) * g.d >= g.wk) hi--;
-    b_lo[j] = lo;
-    b_hi[j] = hi;
-  }
-  at::parallel_for(0, g.n, 1, [&](int64_t begin, int64_t end) {
-    std::vector<int64_t> runs(3 * g.k);
-    for (int64_t n = begin; n < end; n++) {
-      for (int64_t i = 0; i < g.h; i++) {
-        for (int64_t j = 0; j < g.w; j++) {
-          int64_t count = 0;
-          for (int64_t a = 0; a < g.k && b_hi[j] > b_lo[j]; a++) {
-            const int64_t y = rows[i] + a * g.d;
-            if (y < 0 || y >= g.hk) continue;
-            runs[3 * count] = a * g.k + b_lo[j];
-            runs[3 * count + 1] = y * g.wk + cols[j] + b_lo[j] * g.d;
-            runs[3 * count + 2] = b_hi[j] - b_lo[j];
-            count++;
-          }
-          f(n, i * g.w + j, runs.data(), count);
-        }
-      }
-    }
-  });
-}
-
-WindowGeometry geometry(const at::Tensor& q, const at::Tensor& key, int64_t k, int64_t d) {
-  return {q.size(0), q.size(1), q.size(2), key.size(1), key.size(2), k, d};
-}
-
-// Runs body(std::integral_constant<C>) with the channel count as a compile-time constant for the
-// head widths the models use (so the per-key loops unroll and vectorise), C = 0 (runtime) otherwise.
-template <typename Body>
-void with_channels(int64_t c, Body body) {
-  switch (c) {
-    case 4: body(std::integral_constant<int64_t, 4>()); break;
-    case 8: body(std::integral_constant<int64_t, 8>()); break;
-    case 16: body(std::integral_constant<int64_t, 16>()); break;
-    case 32: body(std::integral_constant<int64_t, 32>()); break;
-    case 64: body(std::integral_constant<int64_t, 64>()); break;
-    default: body(std::integral_constant<int64_t, 0>()); break;
-  }
-}
+using window::check_inputs;
+using window::for_each_query;
+using window::geometry;
+using window::with_channels;
+using WindowGeometry = window::Geometry;
 
 // logits (N, H, W, k²) = window dot products of q (N, H, W, C) with key (N, Hk, Wk, C).
 at::Tensor qk_forward(const at::Tensor& q, const at::Tensor& key, const at::Tensor& rows, const at::Tensor& cols,
@@ -111,7 +46,7 @@ at::Tensor qk_forward(const at::Tensor& q, const at::Tensor& key, const at::Tens
     with_channels(c_run, [&](auto fixed) {
       constexpr int64_t kFixed = decltype(fixed)::value;
       const int64_t c = kFixed ? kFixed : c_run;
-      for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
+      for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), g.n, [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
         const scalar_t* __restrict__ qv = qp + (n * hw + p) * c;
         const scalar_t* __restrict__ kn = kp + n * hwk * c;
         scalar_t* __restrict__ ov = op + (n * hw + p) * t_size;
@@ -142,7 +77,7 @@ at::Tensor av_forward(const at::Tensor& attn, const at::Tensor& value, const at:
     with_channels(c_run, [&](auto fixed) {
       constexpr int64_t kFixed = decltype(fixed)::value;
       const int64_t c = kFixed ? kFixed : c_run;
-      for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
+      for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), g.n, [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
         const scalar_t* __restrict__ wv = ap + (n * hw + p) * t_size;
         const scalar_t* __restrict__ vn = vp + n * hwk * c;
         scalar_t* __restrict__ ov = op + (n * hw + p) * c;
@@ -184,7 +119,7 @@ at::Tensor scatter_to_keys(const at::Tensor& weights, const at::Tensor& src, con
     with_channels(c_run, [&](auto fixed) {
       constexpr int64_t kFixed = decltype(fixed)::value;
       const int64_t c = kFixed ? kFixed : c_run;
-      for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
+      for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), g.n, [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
         const scalar_t* __restrict__ wv = wp + (n * hw + p) * t_size;
         const scalar_t* __restrict__ sv = sp + (n * hw + p) * c;
         scalar_t* __restrict__ dn = dp + n * hwk * c;

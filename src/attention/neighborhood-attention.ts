@@ -27,6 +27,10 @@
  *   3. forwardNchw() adds an NCHW entry point; forward() keeps NATTEN's (B, H, W, C).
  *   4. The padded tokens of the small-input path are, as in NATTEN, real tokens (their q, k, v are
  *      the qkv biases) that the cropped queries attend to; kept for parity, not masked.
+ *   5. On CPU, without attention dropout, Eq. (2)–(4) run as one fused kernel
+ *      (`vicinity::window_softmax_attention`, window_softmax.cc): q·k + rpb, softmax and ·V per
+ *      query, nothing k²-sized kept for backward. Otherwise (kernel mode 'composite', dropout,
+ *      other devices) the window products run separately (window_qk / window_av, or gathers).
  */
 import { recordAttention } from './attention-capture.js';
 import { Linear } from '../nn/layers/linear.js';
@@ -35,12 +39,13 @@ import { Module } from '../nn/module.js';
 import { truncNormal_ } from '../nn/init.js';
 import { newParameter } from '../nn/layers/new-parameter.js';
 import type { Parameter } from '../nn/parameter.js';
+import { useFused } from '../ops/fused.js';
 import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
-import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
+import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowSoftmaxAttention, windowStarts } from './window-gather.js';
 
 export interface NeighborhoodAttention2dOptions {
   /** Channels C of the (B, H, W, C) input and output. */
@@ -117,7 +122,10 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   // (countMacs runs the composite path).
   const key = qkv.select(0, 1);                        // (B, nh, H·W, dh)
   const value = qkv.select(0, 2);                      // (B, nh, H·W, dh)
-  const heads = fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V
+  const dropping = c.training && c.attnDrop > 0;
+  const heads = !dropping && useFused(['vicinity::window_softmax_attention'], x.device)
+    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), bias)
+    : fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V
     ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [
       weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, T)])), // Eq. (2) q·k

@@ -216,3 +216,18 @@ export function fusedWindowAttention(q: Tensor, key: Tensor, value: Tensor, heig
   });
   return outs.length === 1 ? outs[0] : cat(outs, 0);
 }
+
+/**
+ * Window softmax attention in one fused kernel (native/kernels/window_softmax.cc): q (already
+ * scaled), key, value (B, nh, H·W, dh) on an H×W map and bias (nh, H·W, k²) or null →
+ * (B, nh, H·W, dh) = Σ_t softmax_t(q·k_t + bias_t) v_t over each query's in-map window. No
+ * (B, nh, H·W, k²) tensor is kept; backward recomputes the weights.
+ */
+export function windowSoftmaxAttention(q: Tensor, key: Tensor, value: Tensor, height: number, width: number,
+  s: WindowStarts, bias: Tensor | null): Tensor {
+  const [B, nh, P, dh] = q.shape;
+  const grid = (t: Tensor) => t.reshape([B * nh, height, width, t.shape[3]]);   // (B·nh, H, W, ·)
+  const T = s.kernelSize * s.kernelSize;
+  return aten.vicinity_window_softmax_attention(grid(q), grid(key), grid(value), s.rows, s.cols,
+    bias ? bias.reshape([nh, height, width, T]) : null, s.kernelSize, s.dilation).reshape([B, nh, P, dh]);
+}

@@ -28,6 +28,7 @@ export type FusedOpName =
   | 'vicinity::window_qk'
   | 'vicinity::window_av'
   | 'vicinity::halo_attention'
+  | 'vicinity::window_softmax_attention'
   | 'aten::scaled_dot_product_attention';
 
 export interface FusedOp {
@@ -72,6 +73,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'halo_attention.cc',
     devices: ['cpu'],
     composite: 'HaloAttention: unfolded k/v windows, relPosLogits2d, q·kᵀ, softmax, ·v (halo-attention.ts)',
+  },
+  'vicinity::window_softmax_attention': {
+    name: 'vicinity::window_softmax_attention',
+    source: 'window_softmax.cc',
+    devices: ['cpu'],
+    composite: 'window_qk, + rpb, softmax, window_av (neighborhood-attention.ts)',
   },
   'aten::scaled_dot_product_attention': {
     name: 'aten::scaled_dot_product_attention',

@@ -1,7 +1,9 @@
 /**
  * window-gather.ts: the window starts the fused kernel takes agree with the index tensors of the
  * composite path, and — where the addon and macs.ts have the fused kernel — the fused window
- * attention equals the gathered one (values and float64 gradients), chunked or not.
+ * attention equals the gathered one (values and float64 gradients), chunked or not; the fused
+ * window softmax attention (window_softmax.cc) equals the gathered softmax attention with a bias,
+ * passes a gradcheck, gives the same bits at 1 and 2 threads and rejects bad arguments.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,6 +13,7 @@ import {
 import { assertGradcheck } from '../../src/autograd/gradcheck.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { randn } from '../../src/tensor/creation.js';
+import { getNumThreads, setNumThreads } from '../../src/tensor/memory.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
 
@@ -87,4 +90,95 @@ test('gradcheck (float64): fused window attention, q, key and value, two chunks'
     { atol: 1e-7, rtol: 1e-5 });
   assertGradcheck((q, key, value) => fused(q, key, value, 5, 6, cases[0]), [4, 5, 6].map((s) =>
     randn([2, 2, 30, 4], { dtype: 'float64', seed: s }).requiresGrad_()), { atol: 1e-7, rtol: 1e-5 });
+}));
+
+// ---- vicinity::window_softmax_attention: q·k + bias, softmax (in-map keys), ·v in one kernel ----
+
+/** The same through the gather: bias (nb, H·W, T) broadcast over the n with n mod nb. */
+function gatheredWithBias(q: Tensor, key: Tensor, value: Tensor, bias: Tensor | null, o: (typeof cases)[number]): Tensor {
+  const index = windowIndex(o.h, o.w, { kernelSize: o.k, dilation: o.d, placement: o.placement });
+  const T = o.k * o.k;
+  const [B, nh, P] = q.shape;
+  let logits = aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, T)]);   // (B, nh, P, T)
+  if (bias) logits = logits.reshape([B * nh / bias.shape[0], bias.shape[0], P, T]).add(bias).reshape([B, nh, P, T]);
+  if (index.valid) logits = logits.maskedFill(index.valid.logicalNot(), -Infinity);
+  return aten.einsum('bnpt,bnptd->bnpd', [logits.softmax(-1), gatherWindows(value, index.keys, T)]);
+}
+
+function softmaxKernel(q: Tensor, key: Tensor, value: Tensor, bias: Tensor | null, o: (typeof cases)[number]): Tensor {
+  const [B, nh, P, dh] = q.shape;
+  const s = windowStarts(o.h, o.w, { kernelSize: o.k, dilation: o.d, placement: o.placement });
+  const grid = (t: Tensor) => t.reshape([B * nh, o.h, o.w, dh]);
+  const b = bias ? bias.reshape([bias.shape[0], o.h, o.w, o.k * o.k]) : null;
+  return aten.vicinity_window_softmax_attention(grid(q), grid(key), grid(value), s.rows, s.cols, b, o.k, o.d)
+    .reshape([B, nh, P, dh]);
+}
+
+for (const c of cases) {
+  for (const [dh, nb] of [[4, 0], [5, 2], [8, 6]] as const) {
+    test(`window_softmax_attention = gathered softmax attention (float64, values and gradients), dh ${dh}, bias groups ${nb}, ${JSON.stringify(c)}`, () => assertNoLeaks(() => {
+      const [B, nh, P, T] = [3, 2, c.h * c.w, c.k * c.k];
+      const make = (seed: number) => randn([B, nh, P, dh], { dtype: 'float64', seed }).requiresGrad_();
+      const [q, key, value] = [make(1), make(2), make(3)];
+      const bias = nb ? randn([nb, P, T], { dtype: 'float64', seed: 4 }).requiresGrad_() : null;
+      const leaves = bias ? [q, key, value, bias] : [q, key, value];
+      const r = randn([B, nh, P, dh], { dtype: 'float64', seed: 5 });
+      const run = (f: typeof softmaxKernel) => {
+        const y = f(q, key, value, bias, c);
+        y.mul(r).sum().backward();
+        const out = [y.detach(), ...leaves.map((t) => (t.grad as Tensor).clone())];
+        for (const t of leaves) t.grad = null;
+        return out;
+      };
+      const got = run(softmaxKernel);
+      const expected = run(gatheredWithBias);
+      got.forEach((t, i) => {
+        const worst = t.sub(expected[i]).abs().max().item() as number;
+        assert.ok(worst < 1e-12, `tensor ${i}: max |error| ${worst}`);
+      });
+    }));
+  }
+}
+
+test('gradcheck (float64): window_softmax_attention, q, key, value and bias', () => assertNoLeaks(() => {
+  for (const c of [cases[1], cases[3]]) {
+    const P = c.h * c.w;
+    const make = (seed: number) => randn([2, 2, P, 3], { dtype: 'float64', seed }).requiresGrad_();
+    const bias = randn([2, P, c.k * c.k], { dtype: 'float64', seed: 9 }).requiresGrad_();
+    assertGradcheck((q, key, value, b) => softmaxKernel(q, key, value, b, c), [make(6), make(7), make(8), bias],
+      { atol: 1e-7, rtol: 1e-5 });
+  }
+}));
+
+test('window_softmax_attention: the same bits at 1 and 2 threads (values and gradients)', () => assertNoLeaks(() => {
+  const c = { h: 12, w: 11, k: 5, d: 1, placement: 'clamped' as const };
+  const [B, nh, P] = [4, 4, c.h * c.w];
+  const make = (seed: number) => randn([B, nh, P, 8], { seed }).requiresGrad_();
+  const [q, key, value] = [make(1), make(2), make(3)];
+  const bias = randn([nh, P, 25], { seed: 4 }).requiresGrad_();
+  const run = (threads: number) => {
+    const before = getNumThreads();
+    setNumThreads(threads);
+    try {
+      const y = softmaxKernel(q, key, value, bias, c);
+      y.sum().backward();
+      const out = [y.detach(), ...[q, key, value, bias].map((t) => (t.grad as Tensor).clone())].map(values);
+      for (const t of [q, key, value, bias]) t.grad = null;
+      return out;
+    } finally {
+      setNumThreads(before);
+    }
+  };
+  assert.deepEqual(run(1), run(2));
+}));
+
+test('window_softmax_attention: bad arguments throw errors naming the shapes', () => assertNoLeaks(() => {
+  const c = cases[0];
+  const s = windowStarts(c.h, c.w, { kernelSize: 3, placement: 'centred' });
+  const q = randn([4, c.h, c.w, 4]);
+  const call = (o: { value?: Tensor; bias?: Tensor }) => () =>
+    aten.vicinity_window_softmax_attention(q, q, o.value ?? q, s.rows, s.cols, o.bias ?? null, 3, 1);
+  assert.throws(call({ value: randn([4, c.h, c.w, 5]) }), /window_softmax_attention: value must have key's shape \[4, 5, 6, 4\], got \[4, 5, 6, 5\]/);
+  assert.throws(call({ bias: randn([3, c.h, c.w, 9]) }), /window_softmax_attention: bias must be \(nb, H, W, k²\) = \(nb, 5, 6, 9\) with nb dividing N = 4, got \[3, 5, 6, 9\]/);
+  assert.throws(call({ bias: randn([2, c.h, c.w, 8]) }), /bias must be \(nb, H, W, k²\)/);
 }));
