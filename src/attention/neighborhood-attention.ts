@@ -124,7 +124,7 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   const value = qkv.select(0, 2);                      // (B, nh, H·W, dh)
   const dropping = c.training && c.attnDrop > 0;
   const heads = !dropping && useFused(['vicinity::window_softmax_attention'], x.device)
-    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), bias)
+    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { bias })
     : fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V
     ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [

@@ -27,6 +27,10 @@
  *   4. No logit scaling by default (Eqs. (2)–(3) have none); qkScale sets one (e.g. dh^-0.5).
  *   5. stride s > 1 average-pools s×s with stride s after the attention (the paper's 2×2 for s = 2,
  *      leaderj1001 model.py's F.avg_pool2d(out, (s, s))); odd sizes round down (floor mode).
+ *   6. On CPU Eq. (3) runs as one fused kernel (`vicinity::window_softmax_attention`,
+ *      window_softmax.cc): q·(k + r) per window element, off-map keys masked, softmax and ·v per
+ *      query, nothing k²-sized kept for backward; kernel mode 'composite' (attention capture, ONNX
+ *      export, MAC counting) runs the window products separately.
  * Deviations of AttentionConvCompat from leaderj1001 (computation otherwise bug-for-bug):
  *   1. stride ≠ 1 throws RangeError (the reference crashes in a view).
  *   2. padding ≠ (k − 1)/2 throws RangeError (the reference crashes or silently returns garbage).
@@ -38,12 +42,13 @@ import { booleanOption, integerAtLeast, knownOptions, optionNames, positiveNumbe
 import { kaimingNormal_, normal_ } from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
+import { useFused } from '../ops/fused.js';
 import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
-import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowStarts } from './window-gather.js';
+import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowSoftmaxAttention, windowStarts } from './window-gather.js';
 
 /** The tensors of both layers, under leaderj1001's names (camelCased). */
 export interface AttentionConvWeights {
@@ -110,7 +115,9 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
   };
   // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0), as the composite
   // path's einsums (countMacs runs the composite path).
-  const y = fusedWindowsActive(x.device)                       // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
+  const y = useFused(['vicinity::window_softmax_attention'], x.device)   // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
+    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { keyEmbed: r })
+    : fusedWindowsActive(x.device)
     ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [
       weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, k * k)]), q), // Eq. (3) qᵀk

@@ -105,12 +105,12 @@ function gatheredWithBias(q: Tensor, key: Tensor, value: Tensor, bias: Tensor | 
   return aten.einsum('bnpt,bnptd->bnpd', [logits.softmax(-1), gatherWindows(value, index.keys, T)]);
 }
 
-function softmaxKernel(q: Tensor, key: Tensor, value: Tensor, bias: Tensor | null, o: (typeof cases)[number]): Tensor {
+function softmaxKernel(q: Tensor, key: Tensor, value: Tensor, bias: Tensor | null, o: (typeof cases)[number], embed: Tensor | null = null): Tensor {
   const [B, nh, P, dh] = q.shape;
   const s = windowStarts(o.h, o.w, { kernelSize: o.k, dilation: o.d, placement: o.placement });
   const grid = (t: Tensor) => t.reshape([B * nh, o.h, o.w, dh]);
   const b = bias ? bias.reshape([bias.shape[0], o.h, o.w, o.k * o.k]) : null;
-  return aten.vicinity_window_softmax_attention(grid(q), grid(key), grid(value), s.rows, s.cols, b, o.k, o.d)
+  return aten.vicinity_window_softmax_attention(grid(q), grid(key), grid(value), s.rows, s.cols, b, embed, o.k, o.d)
     .reshape([B, nh, P, dh]);
 }
 
@@ -150,20 +150,36 @@ test('gradcheck (float64): window_softmax_attention, q, key, value and bias', ()
   }
 }));
 
+test('window_softmax_attention with a key embedding (SASA\'s q·r) = gathered q·(k + r) attention; gradcheck', () => assertNoLeaks(() => {
+  const c = cases[1];
+  const [B, nh, P, T, dh] = [2, 2, c.h * c.w, c.k * c.k, 3];
+  const make = (seed: number) => randn([B, nh, P, dh], { dtype: 'float64', seed }).requiresGrad_();
+  const [q, key, value] = [make(1), make(2), make(3)];
+  const embed = randn([nh, T, dh], { dtype: 'float64', seed: 4 }).requiresGrad_();
+  const viaBias = (qq: Tensor, kk: Tensor, vv: Tensor, e: Tensor) =>   // q·r as a per-query bias
+    gatheredWithBias(qq, kk, vv, aten.einsum('bnpd,ntd->bnpt', [qq, e]).reshape([B * nh, P, T]), c);
+  const got = softmaxKernel(q, key, value, null, c, embed);
+  const worst = got.sub(viaBias(q, key, value, embed)).abs().max().item() as number;
+  assert.ok(worst < 1e-12, `max |error| ${worst}`);
+  assertGradcheck((qq, kk, vv, e) => softmaxKernel(qq, kk, vv, null, c, e), [q, key, value, embed], { atol: 1e-7, rtol: 1e-5 });
+}));
+
 test('window_softmax_attention: the same bits at 1 and 2 threads (values and gradients)', () => assertNoLeaks(() => {
   const c = { h: 12, w: 11, k: 5, d: 1, placement: 'clamped' as const };
   const [B, nh, P] = [4, 4, c.h * c.w];
   const make = (seed: number) => randn([B, nh, P, 8], { seed }).requiresGrad_();
   const [q, key, value] = [make(1), make(2), make(3)];
   const bias = randn([nh, P, 25], { seed: 4 }).requiresGrad_();
+  const embed = randn([nh, 25, 8], { seed: 5 }).requiresGrad_();
+  const leaves = [q, key, value, bias, embed];
   const run = (threads: number) => {
     const before = getNumThreads();
     setNumThreads(threads);
     try {
-      const y = softmaxKernel(q, key, value, bias, c);
+      const y = softmaxKernel(q, key, value, bias, c, embed);
       y.sum().backward();
-      const out = [y.detach(), ...[q, key, value, bias].map((t) => (t.grad as Tensor).clone())].map(values);
-      for (const t of [q, key, value, bias]) t.grad = null;
+      const out = [y.detach(), ...leaves.map((t) => (t.grad as Tensor).clone())].map(values);
+      for (const t of leaves) t.grad = null;
       return out;
     } finally {
       setNumThreads(before);
@@ -177,7 +193,7 @@ test('window_softmax_attention: bad arguments throw errors naming the shapes', (
   const s = windowStarts(c.h, c.w, { kernelSize: 3, placement: 'centred' });
   const q = randn([4, c.h, c.w, 4]);
   const call = (o: { value?: Tensor; bias?: Tensor }) => () =>
-    aten.vicinity_window_softmax_attention(q, q, o.value ?? q, s.rows, s.cols, o.bias ?? null, 3, 1);
+    aten.vicinity_window_softmax_attention(q, q, o.value ?? q, s.rows, s.cols, o.bias ?? null, null, 3, 1);
   assert.throws(call({ value: randn([4, c.h, c.w, 5]) }), /window_softmax_attention: value must have key's shape \[4, 5, 6, 4\], got \[4, 5, 6, 5\]/);
   assert.throws(call({ bias: randn([3, c.h, c.w, 9]) }), /window_softmax_attention: bias must be \(nb, H, W, k²\) = \(nb, 5, 6, 9\) with nb dividing N = 4, got \[3, 5, 6, 9\]/);
   assert.throws(call({ bias: randn([2, c.h, c.w, 8]) }), /bias must be \(nb, H, W, k²\)/);
