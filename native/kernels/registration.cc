@@ -18,6 +18,6 @@ TORCH_LIBRARY(vicinity, m) {
   m.def("window_av(Tensor attn, Tensor value, Tensor rows, Tensor cols, int kernel_size, int dilation=1) -> Tensor",
         &vicinity::window_av);
   m.def("halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, "
-        "int mask_h, int mask_w, float scale, bool scale_pos_embed=False) -> Tensor",
+        "int mask_h, int mask_w, float scale, bool scale_pos_embed=False, bool grouped_kv=False) -> Tensor",
         &vicinity::halo_attention);
 }
