@@ -14,9 +14,10 @@
 //      [0, mask_h) × [0, mask_w) is masked (−inf) instead, halo padding included;
 //   height_rel, width_rel (2·win − 1, dqk), win = block + 2·halo;
 //   → out (B, nh·dv, Hq, Wq), per head dv contiguous channels (a contiguous map).
-// q and kv may be channel slices of one conv output (BoTNet passes its qkv map's [q] and [k | v]
-// slices): any batch stride is read in place; a map whose (C, H, W) are not dense is copied
-// contiguous first. Backward returns ∂q and ∂kv as contiguous maps in the same channel layouts.
+// Every map is read through its own strides (MapStrides), no contiguous() copy: q and kv may be
+// channel slices of one conv output (BoTNet passes its qkv map's [q] and [k | v] slices, strided
+// in the batch dim), ∂out an expanded or transposed map. The output, and backward's ∂q and ∂kv
+// (in the inputs' channel layouts), are contiguous maps.
 // For block (by, bx), query (qy, qx) and window element t = (ky, kx), key pixel
 // (by·block + ky − halo, bx·block + kx − halo):
 //   rel   = q·width_rel[kx − qx + win − 1] + q·height_rel[ky − qy + win − 1]     (Eq. 4, timm)
@@ -62,16 +63,6 @@ namespace {
 
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
-
-/**
- * The map itself when its (channels, H, W) are dense, whatever its batch stride (a channel slice of
- * a conv output, as BoTNet's q and kv, is read in place); else a contiguous copy (a transposed or
- * expanded map, e.g. an incoming gradient broadcast from a sum).
- */
-at::Tensor dense_map(const at::Tensor& t) {
-  const bool dense = t.stride(3) == 1 && t.stride(2) == t.size(3) && t.stride(1) == t.size(2) * t.size(3);
-  return dense ? t : t.contiguous();
-}
 
 HaloGeometry check_inputs(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& hrel, const at::Tensor& wrel,
                           int64_t heads, int64_t block, int64_t halo, int64_t mask_h, int64_t mask_w, double scale,
@@ -122,24 +113,25 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
     const HaloGeometry g =
         check_inputs(q, kv, hrel, wrel, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed, grouped_kv);
     tile::require_blas("halo_attention");
-    at::Tensor qm = dense_map(q), kvm = dense_map(kv), hc = hrel.contiguous(), wc = wrel.contiguous();
+    at::Tensor hc = hrel.contiguous(), wc = wrel.contiguous();
     at::Tensor out = at::empty({g.B, g.nh * g.dv, g.Hq(), g.Wq()}, q.options());
     at::Tensor tables = at::cat({hc, wc});  // (2·rows, dqk): [height_rel; width_rel], one GEMM operand
+    const MapStrides qm(q), kvm(kv), om(out);
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_forward", [&] {
-      const scalar_t* qp = qm.data_ptr<scalar_t>();
-      const scalar_t* kvp = kvm.data_ptr<scalar_t>();
+      const scalar_t* qp = q.data_ptr<scalar_t>();
+      const scalar_t* kvp = kv.data_ptr<scalar_t>();
       scalar_t* op = out.data_ptr<scalar_t>();
       at::parallel_for(0, g.B * g.nh, 1, [&](int64_t begin, int64_t end) {
         tile::SingleThreadedBlas single;
         HaloScratch<scalar_t> s(g, false);
         for (int64_t n = begin; n < end; ++n) {
-          const auto kvo = kv_offsets(g, n, kvm.stride(0));
-          forward_head(g, qp + query_map_offset(g, n, g.dqk, qm.stride(0)), kvp + kvo.first, kvp + kvo.second,
-                       tables.data_ptr<scalar_t>(), op + query_map_offset(g, n, g.dv, out.stride(0)), s);
+          const auto kvo = kv_offsets(g, n, kvm);
+          forward_head(g, qp + query_map_offset(g, n, g.dqk, qm), qm, kvp + kvo.first, kvp + kvo.second, kvm,
+                       tables.data_ptr<scalar_t>(), op + query_map_offset(g, n, g.dv, om), s);
         }
       });
     });
-    ctx->save_for_backward({qm, kvm, hc, wc, out});
+    ctx->save_for_backward({q, kv, hc, wc, out});
     ctx->saved_data["ints"] = std::vector<int64_t>{heads, block, halo, mask_h, mask_w};
     ctx->saved_data["scale"] = scale;
     ctx->saved_data["scale_pos_embed"] = scale_pos_embed;
@@ -155,33 +147,31 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
                                         ctx->saved_data["grouped_kv"].toBool());
     variable_list result(12);
     if (!grads[0].defined()) return result;
-    const at::Tensor &qm = s[0], &kvm = s[1], &out = s[4];
-    at::Tensor gout = dense_map(grads[0]);
+    const at::Tensor &q = s[0], &kv = s[1], &out = s[4], &gout = grads[0];  // gout: any strides (e.g. expanded)
     // The gradients in the inputs' layouts, contiguous (a channel slice's gradient goes back through the slice).
-    at::Tensor gq = at::empty(qm.sizes(), qm.options()), gkv = at::empty(kvm.sizes(), kvm.options());
+    at::Tensor gq = at::empty(q.sizes(), q.options()), gkv = at::empty(kv.sizes(), kv.options());
     const int64_t N = g.B * g.nh, table = g.rows() * g.dqk;
-    at::Tensor partial = at::zeros({N, 2, table}, qm.options());  // per head: ∂height_rel, ∂width_rel
-    at::Tensor tables = at::cat({s[2], s[3]});                       // (2·rows, dqk), as in forward
-    AT_DISPATCH_FLOATING_TYPES(qm.scalar_type(), "halo_attention_backward", [&] {
-      const scalar_t* qp = qm.data_ptr<scalar_t>();
-      const scalar_t* kvp = kvm.data_ptr<scalar_t>();
+    at::Tensor partial = at::zeros({N, 2, table}, q.options());  // per head: ∂height_rel, ∂width_rel
+    at::Tensor tables = at::cat({s[2], s[3]});                     // (2·rows, dqk), as in forward
+    const MapStrides qm(q), kvm(kv), om(out), gom(gout), gqm(gq), gkvm(gkv);
+    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_backward", [&] {
+      const scalar_t* kvp = kv.data_ptr<scalar_t>();
       scalar_t* gkvp = gkv.data_ptr<scalar_t>();
       at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
         tile::SingleThreadedBlas single;
         HaloScratch<scalar_t> scratch(g, true);
         for (int64_t n = begin; n < end; ++n) {
-          const auto kvo = kv_offsets(g, n, kvm.stride(0)), gkvo = kv_offsets(g, n, gkv.stride(0));
-          backward_head(g, qp + query_map_offset(g, n, g.dqk, qm.stride(0)), kvp + kvo.first, kvp + kvo.second,
-                        out.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, out.stride(0)),
-                        gout.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, gout.stride(0)),
-                        tables.data_ptr<scalar_t>(),
-                        gq.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, gq.stride(0)), gkvp + gkvo.first,
+          const auto kvo = kv_offsets(g, n, kvm), gkvo = kv_offsets(g, n, gkvm);
+          backward_head(g, q.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, qm), qm, kvp + kvo.first,
+                        kvp + kvo.second, kvm, out.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, om), om,
+                        gout.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, gom), gom, tables.data_ptr<scalar_t>(),
+                        gq.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, gqm), gkvp + gkvo.first,
                         gkvp + gkvo.second, partial.data_ptr<scalar_t>() + n * 2 * table, scratch);
         }
       });
     });
     // Sum over heads in head order (a fixed order: the same bits for any thread count).
-    at::Tensor sums = at::zeros({2, table}, qm.options());
+    at::Tensor sums = at::zeros({2, table}, q.options());
     for (int64_t n = 0; n < N; ++n) sums.add_(partial[n]);
     result[0] = gq;
     result[1] = gkv;

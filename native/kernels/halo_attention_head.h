@@ -31,9 +31,19 @@ struct HaloGeometry {
   int64_t Wq() const { return nbx * bds; }
 };
 
+/**
+ * A map's element strides (batch, channel, row, column), as its tensor has them: the kernel reads
+ * channel slices (batch-strided), transposed or expanded maps (an incoming gradient broadcast
+ * from a sum) in place, and writes its own contiguous maps.
+ */
+struct MapStrides {
+  int64_t b, c, y, x;
+  explicit MapStrides(const at::Tensor& t) : b(t.stride(0)), c(t.stride(1)), y(t.stride(2)), x(t.stride(3)) {}
+};
+
 /** Offset of head n = b·nh + h's `width` channels in a query-grid map (B, nh·width, Hq, Wq): q, out, ∂q, ∂out. */
-inline int64_t query_map_offset(const HaloGeometry& g, int64_t n, int64_t width, int64_t batch_stride) {
-  return (n / g.nh) * batch_stride + (n % g.nh) * width * g.Hq() * g.Wq();
+inline int64_t query_map_offset(const HaloGeometry& g, int64_t n, int64_t width, const MapStrides& m) {
+  return (n / g.nh) * m.b + (n % g.nh) * width * m.c;
 }
 
 /**
@@ -41,11 +51,11 @@ inline int64_t query_map_offset(const HaloGeometry& g, int64_t n, int64_t width,
  * or its gradient: per head [k_h | v_h] (timm HaloAttn), or grouped [k all heads | v all heads]
  * (timm BottleneckAttn's qkv after q).
  */
-inline std::pair<int64_t, int64_t> kv_offsets(const HaloGeometry& g, int64_t n, int64_t batch_stride) {
-  const int64_t b = n / g.nh, h = n % g.nh, hw = g.Hb * g.Wb;
+inline std::pair<int64_t, int64_t> kv_offsets(const HaloGeometry& g, int64_t n, const MapStrides& m) {
+  const int64_t b = n / g.nh, h = n % g.nh;
   const int64_t k = g.grouped_kv ? h * g.dqk : h * (g.dqk + g.dv);
   const int64_t v = g.grouped_kv ? g.nh * g.dqk + h * g.dv : k + g.dqk;
-  return {b * batch_stride + k * hw, b * batch_stride + v * hw};
+  return {b * m.b + k * m.c, b * m.b + v * m.c};
 }
 
 // The element-wise loops vectorise at -O3 (binding.gyp builds -O2; no-trapping-math lets GCC
@@ -163,18 +173,33 @@ struct HaloScratch {
 };
 
 /**
- * Copies block (by, bx)'s bds×bds pixels of `channels` channels of a head's query-grid map
- * (channel stride Hq·Wq) to `tile` (channels, bq), raster within the block; or back (to_map).
+ * Copies block (by, bx)'s bds×bds pixels of `channels` channels of a head's query-grid map to
+ * `tile` (channels, bq), raster within the block.
  */
 template <typename T>
-HALO_INLINE void copy_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* from, T* to,
-                            bool to_map) {
+HALO_INLINE void gather_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* map,
+                              const MapStrides& m, T* tile) {
+  const int64_t bds = g.bds, bq = g.bq(), corner = by * bds * m.y + bx * bds * m.x;
+  for (int64_t c = 0; c < channels; ++c) {
+    for (int64_t qy = 0; qy < bds; ++qy) {
+      const T* __restrict__ src = map + c * m.c + corner + qy * m.y;
+      T* __restrict__ dst = tile + c * bq + qy * bds;
+      if (m.x == 1) {
+        std::copy(src, src + bds, dst);
+      } else {
+        for (int64_t qx = 0; qx < bds; ++qx) dst[qx] = src[qx * m.x];
+      }
+    }
+  }
+}
+
+/** The inverse of gather_block into a contiguous map (channel stride Hq·Wq): the output and ∂q. */
+template <typename T>
+HALO_INLINE void put_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* tile, T* map) {
   const int64_t bds = g.bds, bq = g.bq(), Wq = g.Wq(), plane = g.Hq() * Wq, corner = by * bds * Wq + bx * bds;
   for (int64_t c = 0; c < channels; ++c) {
     for (int64_t qy = 0; qy < bds; ++qy) {
-      const int64_t in_map = c * plane + corner + qy * Wq, in_tile = c * bq + qy * bds;
-      std::copy(from + (to_map ? in_tile : in_map), from + (to_map ? in_tile : in_map) + bds,
-                to + (to_map ? in_map : in_tile));
+      std::copy(tile + c * bq + qy * bds, tile + c * bq + (qy + 1) * bds, map + c * plane + corner + qy * Wq);
     }
   }
 }
@@ -189,24 +214,29 @@ struct WindowSpan {
 };
 
 /**
- * Gathers block (by, bx)'s window of the head's k (dqk, Hb, Wb) and v (dv, Hb, Wb) channels into
- * s.win, channel-major, so that every copy is a contiguous row segment; zeros outside the map; and its mask.
+ * Gathers block (by, bx)'s window of the head's k (dqk, Hb, Wb) and v (dv, Hb, Wb) channels (kv's
+ * strides m) into s.win, channel-major, so that every copy is a row segment; zeros outside the map; and its mask.
  */
 template <typename T>
-HALO_INLINE void load_window(const HaloGeometry& g, const T* k, const T* v, int64_t by, int64_t bx, HaloScratch<T>& s) {
-  const int64_t win = g.win, wsz = g.wsz(), hw = g.Hb * g.Wb;
+HALO_INLINE void load_window(const HaloGeometry& g, const T* k, const T* v, const MapStrides& m, int64_t by, int64_t bx,
+                             HaloScratch<T>& s) {
+  const int64_t win = g.win, wsz = g.wsz();
   const WindowSpan w(g, by, bx);
   for (int64_t c = 0; c < g.dqk + g.dv; ++c) {
-    const T* plane = c < g.dqk ? k + c * hw : v + (c - g.dqk) * hw;
+    const T* plane = c < g.dqk ? k + c * m.c : v + (c - g.dqk) * m.c;
     for (int64_t ky = 0; ky < win; ++ky) {
       T* __restrict__ row = s.win.data() + c * wsz + ky * win;
       if (!w.row_inside(g, ky)) {
         std::fill(row, row + win, T(0));
         continue;
       }
-      const T* __restrict__ src = plane + (w.y0 + ky) * g.Wb + w.x0;
+      const T* __restrict__ src = plane + (w.y0 + ky) * m.y + w.x0 * m.x;
       std::fill(row, row + w.xa, T(0));
-      for (int64_t kx = w.xa; kx < w.xb; ++kx) row[kx] = src[kx];
+      if (m.x == 1) {
+        for (int64_t kx = w.xa; kx < w.xb; ++kx) row[kx] = src[kx];
+      } else {
+        for (int64_t kx = w.xa; kx < w.xb; ++kx) row[kx] = src[kx * m.x];
+      }
       std::fill(row + w.xb, row + win, T(0));
     }
   }
@@ -216,7 +246,7 @@ HALO_INLINE void load_window(const HaloGeometry& g, const T* k, const T* v, int6
   }
 }
 
-/** Adds the window gradient s.gwin into the head's k and v gradients (positions inside the map). */
+/** Adds the window gradient s.gwin into the head's k and v gradients (contiguous maps; positions inside the map). */
 template <typename T>
 HALO_INLINE void scatter_window(const HaloGeometry& g, T* gk, T* gv, int64_t by, int64_t bx, const HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz(), hw = g.Hb * g.Wb;
@@ -262,22 +292,22 @@ HALO_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, in
   }
 }
 
-/** One head: q (dqk channels of the query map), k, v (its channels of the kv map) → out (dv channels). */
+/** One head: q (dqk channels of the query map), k, v (its channels of the kv map) → out (dv channels, contiguous map). */
 template <typename T>
-HALO_CLONES void forward_head(const HaloGeometry& g, const T* q, const T* k, const T* v, const T* tables, T* out,
-                              HaloScratch<T>& s) {
+HALO_CLONES void forward_head(const HaloGeometry& g, const T* q, const MapStrides& qm, const T* k, const T* v,
+                              const MapStrides& kvm, const T* tables, T* out, HaloScratch<T>& s) {
   const int64_t bq = g.bq(), wsz = g.wsz();
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
-      load_window(g, k, v, by, bx, s);
-      copy_block(g, g.dqk, by, bx, q, s.qb.data(), false);
+      load_window(g, k, v, kvm, by, bx, s);
+      gather_block(g, g.dqk, by, bx, q, qm, s.qb.data());
       for (int64_t i0 = 0; i0 < bq; i0 += s.qt) {
         const int64_t m = std::min(s.qt, bq - i0);
         tile_weights(g, s.qb.data() + i0, i0, m, tables, s);
         tile::gemm<T>(false, true, g.dv, m, wsz, T(1), s.vt(g), wsz, s.p.data(), wsz, T(0), s.ob.data() + i0,
                       bq);  // outᵀ = Vᵀ·Pᵀ
       }
-      copy_block(g, g.dv, by, bx, s.ob.data(), out, true);
+      put_block(g, g.dv, by, bx, s.ob.data(), out);
     }
   }
 }
@@ -327,22 +357,25 @@ HALO_INLINE void backward_tile(const HaloGeometry& g, int64_t i0, int64_t m, con
 }
 
 /**
- * Backward of one head: its ∂q channels (written), its ∂k and ∂v channels (zeroed, then every
- * window's gradient added) and its table-gradient partial (2·rows, dqk).
+ * Backward of one head: its ∂q channels (written; contiguous map), its ∂k and ∂v channels (of the
+ * contiguous ∂kv map; zeroed, then every window's gradient added) and its table-gradient partial
+ * (2·rows, dqk).
  */
 template <typename T>
-HALO_CLONES void backward_head(const HaloGeometry& g, const T* q, const T* k, const T* v, const T* out,
-                               const T* gout, const T* tables, T* gq, T* gk, T* gv, T* gtables, HaloScratch<T>& s) {
+HALO_CLONES void backward_head(const HaloGeometry& g, const T* q, const MapStrides& qm, const T* k, const T* v,
+                               const MapStrides& kvm, const T* out, const MapStrides& om, const T* gout,
+                               const MapStrides& gom, const T* tables, T* gq, T* gk, T* gv, T* gtables,
+                               HaloScratch<T>& s) {
   const int64_t bq = g.bq(), hw = g.Hb * g.Wb;
   std::fill(gk, gk + g.dqk * hw, T(0));
   std::fill(gv, gv + g.dv * hw, T(0));
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
-      load_window(g, k, v, by, bx, s);
+      load_window(g, k, v, kvm, by, bx, s);
       std::fill(s.gwin.data(), s.gwin.data() + s.gwin.size(), T(0));
-      copy_block(g, g.dqk, by, bx, q, s.qb.data(), false);
-      copy_block(g, g.dv, by, bx, out, s.ob.data(), false);
-      copy_block(g, g.dv, by, bx, gout, s.gob.data(), false);
+      gather_block(g, g.dqk, by, bx, q, qm, s.qb.data());
+      gather_block(g, g.dv, by, bx, out, om, s.ob.data());
+      gather_block(g, g.dv, by, bx, gout, gom, s.gob.data());
       T* __restrict__ di = s.di.data();
       std::fill(di, di + bq, T(0));
       for (int64_t c = 0; c < g.dv; ++c) {  // Σ_c ∂out_c · out_c per query, c ascending
@@ -351,7 +384,7 @@ HALO_CLONES void backward_head(const HaloGeometry& g, const T* q, const T* k, co
         for (int64_t i = 0; i < bq; ++i) di[i] += go[i] * o[i];
       }
       for (int64_t i0 = 0; i0 < bq; i0 += s.qt) backward_tile(g, i0, std::min(s.qt, bq - i0), tables, gtables, s);
-      copy_block(g, g.dqk, by, bx, s.gqb.data(), gq, true);
+      put_block(g, g.dqk, by, bx, s.gqb.data(), gq);
       scatter_window(g, gk, gv, by, bx, s);
     }
   }

@@ -26,6 +26,7 @@ import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, positiveNumber, referenceOptions, sizeTuple } from '../nn/layers/validation.js';
+import { tidy } from '../tensor/scope.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
@@ -158,18 +159,22 @@ export class MultiHeadSelfAttention2d extends Module {
   attend(x: Tensor, w: MultiHeadSelfAttention2dWeights): Tensor {
     const [batch, , height, width] = this.checkInput(x);
     const [nh, dqk, dv, tokens] = [this.numHeads, this.dimHeadQk, this.dimHeadV, height * width];
-    const qkv = F.conv2d(x, w.qkvWeight, w.qkvBias);                      // (B, nh·(2dqk + dv), H, W)
     if (height === width && useFused(['vicinity::halo_attention'], x.device)) {
       // Deviation 5: one halo block of side H, halo 0 (win = H, tables of 2H − 1 rows, as here).
       // The kernel reads the two channel slices of qkv in place (grouped kv: [k all heads | v all
       // heads]) and writes the (B, nh·dv, H, W) map: no per-head copies of q, k, v or the output.
+      // tidy: no handle here keeps qkv alive; autograd frees it once the kernel's backward has run.
       const [heightRel, widthRel] = this.tables(w, height, width);
-      const [q, kv] = qkv.split([nh * dqk, nh * (dqk + dv)], 1);        // (B, nh·dqk, H, W), (B, nh·(dqk+dv), H, W)
-      const out = aten.vicinity_halo_attention(q, kv, heightRel, widthRel, nh, height, 0, 0, 0,
-        this.scale, this.scalePosEmbed, true);                            // (B, nh·dv, H, W)
+      const out = tidy(() => {
+        const [q, kv] = F.conv2d(x, w.qkvWeight, w.qkvBias)              // (B, nh·(2dqk + dv), H, W)
+          .split([nh * dqk, nh * (dqk + dv)], 1);                         // (B, nh·dqk, H, W), (B, nh·(dqk+dv), H, W)
+        return aten.vicinity_halo_attention(q, kv, heightRel, widthRel, nh, height, 0, 0, 0,
+          this.scale, this.scalePosEmbed, true);                          // (B, nh·dv, H, W)
+      });
       return this.stride === 2 ? F.avgPool2d(out, 2, { stride: 2 }) : out;
     }
-    const [q, k, v] = qkv.split([nh * dqk, nh * dqk, nh * dv], 1);       // (B, nh·dqk, H, W) ×2, (B, nh·dv, H, W)
+    const [q, k, v] = F.conv2d(x, w.qkvWeight, w.qkvBias)                 // (B, nh·(2dqk + dv), H, W)
+      .split([nh * dqk, nh * dqk, nh * dv], 1);                           // (B, nh·dqk, H, W) ×2, (B, nh·dv, H, W)
     const queries = q.reshape([batch * nh, dqk, tokens]).transpose(1, 2); // (B·nh, L, dqk)
     const keys = k.reshape([batch * nh, dqk, tokens]);                    // (B·nh, dqk, L)
     const values = v.reshape([batch * nh, dv, tokens]).transpose(1, 2);  // (B·nh, L, dv)

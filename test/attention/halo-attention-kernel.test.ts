@@ -118,7 +118,7 @@ test('float32: bit-identical for 1 and 2 threads (forward and every input gradie
   }
 }));
 
-test('map layouts: grouped kv and channel slices of one qkv map (batch-strided, read in place) = per-head kv, float64', () => assertNoLeaks(() => tidy(() => {
+test('map layouts: grouped kv and channel slices of one qkv map (batch-strided, read in place) = per-head kv; expanded ∂out; float64', () => assertNoLeaks(() => tidy(() => {
   // BoTNet's qkv map [q all heads | k all heads | v all heads] against the same values handed over
   // contiguous with per-head [k | v] channels (HaloAttn's layout): output and every gradient.
   const [B, nh, dqk, dv, H, W, block, halo] = [3, 2, 3, 4, 6, 6, 3, 1];
@@ -148,6 +148,14 @@ test('map layouts: grouped kv and channel slices of one qkv map (batch-strided, 
   const [gk2, gv2] = (kv2.grad as Tensor).reshape([B, nh, dqk + dv, H, W]).split([dqk, dv], 2);
   close(gk, gk2.reshape([B, nh * dqk, H, W]), '∂k');
   close(gv, gv2.reshape([B, nh * dv, H, W]), '∂v');
+  // ∂out broadcast from a sum (stride 0 everywhere, read in place) = the same ones dense.
+  const gradsOf = (dense: boolean) => {
+    const leaf = q.detach().contiguous().requiresGrad_();
+    const y = aten.vicinity_halo_attention(leaf, kv2.detach(), tables[0], tables[1], nh, block, halo, 0, 0, 0.4, false);
+    (dense ? y.mul(randn(y.shape, { seed: 35, dtype: 'float64' }).mul(0).add(1)) : y).sum().backward();
+    return leaf.grad as Tensor;
+  };
+  close(gradsOf(false), gradsOf(true), '∂q from an expanded ∂out');
 })));
 
 test('countMacs counts the composite path\'s products whatever the kernel mode', () => tidy(() => {
