@@ -30,6 +30,6 @@ at::Tensor window_softmax_attention(const at::Tensor& q, const at::Tensor& key, 
 // halo_attention.cc: HaloNet blocked local attention with relative logits.
 at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& height_rel,
                           const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,
-                          int64_t mask_w, double scale, bool scale_pos_embed);
+                          int64_t mask_w, double scale, bool scale_pos_embed, bool grouped_kv);
 
 }  // namespace vicinity

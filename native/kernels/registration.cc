@@ -21,6 +21,6 @@ TORCH_LIBRARY(vicinity, m) {
         "Tensor? key_embed, int kernel_size, int dilation=1) -> Tensor",
         &vicinity::window_softmax_attention);
   m.def("halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, "
-        "int mask_h, int mask_w, float scale, bool scale_pos_embed=False) -> Tensor",
+        "int mask_h, int mask_w, float scale, bool scale_pos_embed=False, bool grouped_kv=False) -> Tensor",
         &vicinity::halo_attention);
 }

@@ -29,6 +29,7 @@ import * as aten from '../ops/generated/ops.gen.js';
 import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, positiveNumber, referenceOptions } from '../nn/layers/validation.js';
 import { ones } from '../tensor/creation.js';
+import { tidy } from '../tensor/scope.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Device, Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
@@ -185,16 +186,26 @@ export class HaloAttention extends Module {
     const [nby, nbx] = [Math.ceil(height / b), Math.ceil(width / b)];
     const [padH, padW] = [nby * b - height, nbx * b - width];
     const input = padH + padW > 0 ? F.pad(x, [0, padW, 0, padH]) : x;  // (B, dim, nby·b, nbx·b)
-    const q = this.queryBlocks(F.conv2d(input, w.qWeight, w.qBias, { stride: this.blockStride }), batch, nby, nbx);
-    const kvMap = F.conv2d(input, w.kvWeight, w.kvBias);                   // (B, nh·(dqk+dv), nby·b, nbx·b)
+    const project = () => [
+      F.conv2d(input, w.qWeight, w.qBias, { stride: this.blockStride }),  // q map (B, nh·dqk, nby·bds, nbx·bds)
+      F.conv2d(input, w.kvWeight, w.kvBias),                              // kv map (B, nh·(dqk+dv), nby·b, nbx·b)
+    ];
     if (useFused(['vicinity::halo_attention'], x.device)) {
       // Eq. (1)–(4) in one kernel (native/kernels/halo_attention.cc): the same values as below,
-      // without the unfolded windows or the logits tensors; padding 'mask' masks beyond H×W.
+      // without the unfolded windows, the logits tensors or block-layout copies: it reads the q
+      // and kv maps block by block and writes the output map; padding 'mask' masks beyond H×W.
+      // tidy: no handle here keeps the maps alive; autograd holds them (the kernel saved them)
+      // until the kernel's backward has run, then frees them, as PyTorch's reference counting does.
       const mask = this.padding === 'mask' ? [height, width] : [0, 0];
-      const out = aten.vicinity_halo_attention(q, kvMap, w.heightRel, w.widthRel, this.numHeads, b, this.haloSize,
-        mask[0], mask[1], this.scale, this.scalePosEmbed);                 // (B·nh, blocks, bds², dv)
-      return this.cropAndPool(this.foldBlocks(out, batch, nby, nbx), height, width);
+      const out = tidy(() => {
+        const [qMap, kvMap] = project();
+        return aten.vicinity_halo_attention(qMap, kvMap, w.heightRel, w.widthRel, this.numHeads, b, this.haloSize,
+          mask[0], mask[1], this.scale, this.scalePosEmbed);               // (B, nh·dv, nby·bds, nbx·bds)
+      });
+      return this.cropAndPool(out, height, width);
     }
+    const [qMap, kvMap] = project();
+    const q = this.queryBlocks(qMap, batch, nby, nbx);                     // (B·nh, blocks, bds², dqk)
     const [k, v] = this.keyValueWindows(kvMap, batch, nby, nbx);
     const [nb, bds2, dqk] = [nby * nbx, this.blockSizeDs ** 2, this.dimHeadQk];
     const rel = relPosLogits2d(q.reshape([-1, bds2, dqk]), w.heightRel, w.widthRel,

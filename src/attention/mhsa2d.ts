@@ -15,8 +15,9 @@
  * ShapeError/RangeError naming the values and the fix. 3. stride must be 1 or 2: timm silently treats
  * any stride ≠ 2 as 1. 4. Stride 2 needs H, W ≥ 2 (the 2×2 pool floors odd sizes, as timm's).
  * 5. On a square map the attention runs fused (ops/fused.ts) as HaloAttention's kernel with one
- * block covering the map and no halo (`vicinity::halo_attention`, the same relative indexing):
- * the same values without the (B·nh, L, L) logits, and backward recomputes them (flash-style).
+ * block covering the map and no halo (`vicinity::halo_attention`, the same relative indexing),
+ * reading qkv's q and [k | v] channel slices in place and writing the output map: the same values
+ * without the (B·nh, L, L) logits or layout copies, and backward recomputes them (flash-style).
  * Legend: nh heads, dqk/dv the q·k/v head widths, B batch, L = H·W tokens in raster order.
  */
 import { recordAttention } from './attention-capture.js';
@@ -25,6 +26,7 @@ import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { init, Module, Conv2d } from '../nn/index.js';
 import { booleanOption, divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, positiveNumber, referenceOptions, sizeTuple } from '../nn/layers/validation.js';
+import { tidy } from '../tensor/scope.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
@@ -157,19 +159,22 @@ export class MultiHeadSelfAttention2d extends Module {
   attend(x: Tensor, w: MultiHeadSelfAttention2dWeights): Tensor {
     const [batch, , height, width] = this.checkInput(x);
     const [nh, dqk, dv, tokens] = [this.numHeads, this.dimHeadQk, this.dimHeadV, height * width];
-    const [q, k, v] = F.conv2d(x, w.qkvWeight, w.qkvBias)                 // (B, nh·(2dqk + dv), H, W)
-      .split([nh * dqk, nh * dqk, nh * dv], 1);                           // (B, nh·dqk, H, W) ×2, (B, nh·dv, H, W)
     if (height === width && useFused(['vicinity::halo_attention'], x.device)) {
       // Deviation 5: one halo block of side H, halo 0 (win = H, tables of 2H − 1 rows, as here).
+      // The kernel reads the two channel slices of qkv in place (grouped kv: [k all heads | v all
+      // heads]) and writes the (B, nh·dv, H, W) map: no per-head copies of q, k, v or the output.
+      // tidy: no handle here keeps qkv alive; autograd frees it once the kernel's backward has run.
       const [heightRel, widthRel] = this.tables(w, height, width);
-      const kv = F.cat([k.reshape([batch, nh, dqk, tokens]), v.reshape([batch, nh, dv, tokens])], 2)
-        .reshape([batch, nh * (dqk + dv), height, width]);                // per head [k | v], the kernel's layout
-      const blockQueries = q.reshape([batch * nh, dqk, tokens]).transpose(1, 2).reshape([batch * nh, 1, tokens, dqk]);
-      const out = aten.vicinity_halo_attention(blockQueries, kv, heightRel, widthRel, nh, height, 0, 0, 0,
-        this.scale, this.scalePosEmbed)                                   // (B·nh, 1, L, dv)
-        .reshape([batch, nh, tokens, dv]).transpose(2, 3).reshape([batch, nh * dv, height, width]);
+      const out = tidy(() => {
+        const [q, kv] = F.conv2d(x, w.qkvWeight, w.qkvBias)              // (B, nh·(2dqk + dv), H, W)
+          .split([nh * dqk, nh * (dqk + dv)], 1);                         // (B, nh·dqk, H, W), (B, nh·(dqk+dv), H, W)
+        return aten.vicinity_halo_attention(q, kv, heightRel, widthRel, nh, height, 0, 0, 0,
+          this.scale, this.scalePosEmbed, true);                          // (B, nh·dv, H, W)
+      });
       return this.stride === 2 ? F.avgPool2d(out, 2, { stride: 2 }) : out;
     }
+    const [q, k, v] = F.conv2d(x, w.qkvWeight, w.qkvBias)                 // (B, nh·(2dqk + dv), H, W)
+      .split([nh * dqk, nh * dqk, nh * dv], 1);                           // (B, nh·dqk, H, W) ×2, (B, nh·dv, H, W)
     const queries = q.reshape([batch * nh, dqk, tokens]).transpose(1, 2); // (B·nh, L, dqk)
     const keys = k.reshape([batch * nh, dqk, tokens]);                    // (B·nh, dqk, L)
     const values = v.reshape([batch * nh, dv, tokens]).transpose(1, 2);  // (B·nh, L, dv)

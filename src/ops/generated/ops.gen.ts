@@ -1167,9 +1167,9 @@ export function vicinity_window_av(attn: Tensor, value: Tensor, rows: Tensor, co
   return call((ids.vicinity_window_av ??= opId('vicinity::window_av', '')), [attn, value, rows, cols, kernelSize, dilation]) as Tensor;
 }
 
-/** `vicinity::halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, int mask_h, int mask_w, float scale, bool scale_pos_embed=False) -> Tensor` */
-export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor, widthRel: Tensor, heads: number, block: number, halo: number, maskH: number, maskW: number, scale: number, scalePosEmbed?: boolean): Tensor {
-  return call((ids.vicinity_halo_attention ??= opId('vicinity::halo_attention', '')), [q, kv, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed]) as Tensor;
+/** `vicinity::halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, int mask_h, int mask_w, float scale, bool scale_pos_embed=False, bool grouped_kv=False) -> Tensor` */
+export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor, widthRel: Tensor, heads: number, block: number, halo: number, maskH: number, maskW: number, scale: number, scalePosEmbed?: boolean, groupedKv?: boolean): Tensor {
+  return call((ids.vicinity_halo_attention ??= opId('vicinity::halo_attention', '')), [q, kv, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed, groupedKv]) as Tensor;
 }
 
 /** `vicinity::window_softmax_attention(Tensor q, Tensor key, Tensor value, Tensor rows, Tensor cols, Tensor? bias, Tensor? key_embed, int kernel_size, int dilation=1) -> Tensor` */
