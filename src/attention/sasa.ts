@@ -48,7 +48,7 @@ import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
-import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowSoftmaxAttention, windowStarts } from './window-gather.js';
+import { gatherWindows, windowIndex, windowSoftmaxAttention, windowStarts } from './window-gather.js';
 
 /** The tensors of both layers, under leaderj1001's names (camelCased). */
 export interface AttentionConvWeights {
@@ -117,8 +117,6 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
   // path's einsums (countMacs runs the composite path).
   const y = useFused(['vicinity::window_softmax_attention'], x.device)   // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
     ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { keyEmbed: r })
-    : fusedWindowsActive(x.device)
-    ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [
       weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, k * k)]), q), // Eq. (3) qᵀk
       gatherWindows(value, index.keys, k * k)]);
