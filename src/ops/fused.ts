@@ -28,6 +28,7 @@ export type FusedOpName =
   | 'vicinity::window_qk'
   | 'vicinity::window_av'
   | 'vicinity::halo_attention'
+  | 'vicinity::lesa_binary'
   | 'aten::scaled_dot_product_attention';
 
 export interface FusedOp {
@@ -72,6 +73,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'halo_attention.cc',
     devices: ['cpu'],
     composite: 'HaloAttention: unfolded k/v windows, relPosLogits2d, q·kᵀ, softmax, ·v (halo-attention.ts)',
+  },
+  'vicinity::lesa_binary': {
+    name: 'vicinity::lesa_binary',
+    source: 'lesa_binary.cc',
+    devices: ['cpu'],
+    composite: 'LesaBinaryAttention (classification): gathered embeddings, three logit einsums, bn_similarity, softmax, ·v and ·r^v (lesa-binary.ts)',
   },
   'aten::scaled_dot_product_attention': {
     name: 'aten::scaled_dot_product_attention',

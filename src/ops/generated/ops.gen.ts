@@ -1171,3 +1171,8 @@ export function vicinity_window_av(attn: Tensor, value: Tensor, rows: Tensor, co
 export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor, widthRel: Tensor, heads: number, block: number, halo: number, maskH: number, maskW: number, scale: number, scalePosEmbed?: boolean): Tensor {
   return call((ids.vicinity_halo_attention ??= opId('vicinity::halo_attention', '')), [q, kv, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed]) as Tensor;
 }
+
+/** `vicinity::lesa_binary(Tensor qkv, Tensor relative, Tensor weight, Tensor bias, Tensor running_mean, Tensor running_var, int qk_planes, bool batch_stats, float eps) -> (Tensor, Tensor, Tensor)` */
+export function vicinity_lesa_binary(qkv: Tensor, relative: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, qkPlanes: number, batchStats: boolean, eps: number): [Tensor, Tensor, Tensor] {
+  return call((ids.vicinity_lesa_binary ??= opId('vicinity::lesa_binary', '')), [qkv, relative, weight, bias, runningMean, runningVar, qkPlanes, batchStats, eps]) as [Tensor, Tensor, Tensor];
+}
