@@ -100,6 +100,28 @@ LESA_INLINE T dot(int64_t n, const T* __restrict__ x, const T* __restrict__ y) {
   return sum + ((lane[0] + lane[2]) + (lane[1] + lane[3]));
 }
 
+// Elementwise row updates as functions with restrict parameters: GCC vectorises a loop over
+// several pointers only when it can prove (or check at run time, for few pointers) that they do
+// not overlap; written inline in the task loops, the ∂k/∂r loop stayed scalar.
+
+/** out_j += a·x_j */
+template <typename T>
+LESA_INLINE void axpy(int64_t n, T a, const T* __restrict__ x, T* __restrict__ out) {
+  for (int64_t j = 0; j < n; ++j) out[j] += a * x[j];
+}
+
+/** out_j += a·x_j + b·y_j */
+template <typename T>
+LESA_INLINE void axpy2(int64_t n, T a, const T* __restrict__ x, T b, const T* __restrict__ y, T* __restrict__ out) {
+  for (int64_t j = 0; j < n; ++j) out[j] += a * x[j] + b * y[j];
+}
+
+/** out_j += x_j·y_j */
+template <typename T>
+LESA_INLINE void mul_acc(int64_t n, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ out) {
+  for (int64_t j = 0; j < n; ++j) out[j] += x[j] * y[j];
+}
+
 /** Σ_j x_j (and Σ_j x_j·y_j when y is given) in double, 4 interleaved partial sums each. */
 template <typename T>
 LESA_INLINE void sums(int64_t n, const T* __restrict__ x, const T* __restrict__ y, double& sx, double& sxy) {
@@ -220,6 +242,18 @@ LESA_CLONES void forward_task(const LesaGeometry& g, const Task<T>& t, const Coe
   }
 }
 
+/** dy_j = P_j·(dy_j − rho) */
+template <typename T>
+LESA_INLINE void softmax_backward(int64_t n, const T* __restrict__ p, T rho, T* __restrict__ dy) {
+  for (int64_t j = 0; j < n; ++j) dy[j] = p[j] * (dy[j] - rho);
+}
+
+/** z_j ← s·dy_j − b·z_j − c: BatchNorm's backward with the logit z in place of x̂ (b = c = 0 in eval). */
+template <typename T>
+LESA_INLINE void bn_backward(int64_t n, T s, T b, T c, const T* __restrict__ dy, T* __restrict__ z) {
+  for (int64_t j = 0; j < n; ++j) z[j] = s * dy[j] - b * z[j] - c;
+}
+
 enum BackwardParts { kValues = 1, kSums = 2, kQueriesKeys = 4 };
 
 /** A task's gradient slices: q, k, v (qk | qk | vp, L) and its table partial [r^q_rev | r^k | r^v_rev] (C, 2L − 1). */
@@ -253,20 +287,16 @@ LESA_CLONES void backward_task(const LesaGeometry& g, const Task<T>& t, const Co
       for (int64_t j = 0; j < L; ++j) dy[j] = 0;
       for (int64_t c = 0; c < g.vp; ++c) {                              // ∂P = Σ_c ∂sv_c v_c + ∂sve_c r^v_c
         const T a = gout[c * 2 * L + i], b = gout[c * 2 * L + L + i];
-        const T* __restrict__ vc = t.v + c * L;
-        const T* __restrict__ rv = t.rv_rev + c * R + off;
-        for (int64_t j = 0; j < L; ++j) dy[j] += a * vc[j] + b * rv[j];
+        const T* vc = t.v + c * L;
+        const T* rv = t.rv_rev + c * R + off;
+        axpy2(L, a, vc, b, rv, dy);
         if (parts & kValues) {
-          T* __restrict__ gv = d.v + c * L;
-          T* __restrict__ grv = d.rel + (2 * qk + c) * R + off;
-          for (int64_t j = 0; j < L; ++j) {
-            gv[j] += pr[j] * a;
-            grv[j] += pr[j] * b;
-          }
+          axpy(L, a, pr, d.v + c * L);                                  // ∂v_j += P_ij ∂sv_i
+          axpy(L, b, pr, d.rel + (2 * qk + c) * R + off);               // ∂r^v[i − j] += P_ij ∂sve_i
         }
       }
       const T rho = dot(L, pr, dy);
-      for (int64_t j = 0; j < L; ++j) dy[j] = pr[j] * (dy[j] - rho);   // softmax backward: ∂y
+      softmax_backward(L, pr, rho, dy);                                 // ∂y = P ∘ (∂P − Σ_j P ∂P)
       T* z0 = s.z.data() + r * L;
       T* z1 = z0 + rows * L;
       T* z2 = z1 + rows * L;
@@ -277,25 +307,19 @@ LESA_CLONES void backward_task(const LesaGeometry& g, const Task<T>& t, const Co
         sums(L, dy, z2, unused, acc[3]);
       }
       if (!(parts & kQueriesKeys)) continue;
-      for (int64_t j = 0; j < L; ++j) {                                 // bn_similarity backward: ∂z_p
-        z0[j] = k.s[0] * dy[j] - k.b[0] * z0[j] - k.c[0];
-        z1[j] = k.s[1] * dy[j] - k.b[1] * z1[j] - k.c[1];
-        z2[j] = k.s[2] * dy[j] - k.b[2] * z2[j] - k.c[2];
-      }
+      bn_backward(L, k.s[0], k.b[0], k.c[0], dy, z0);                  // bn_similarity backward: ∂z_p
+      bn_backward(L, k.s[1], k.b[1], k.c[1], dy, z1);
+      bn_backward(L, k.s[2], k.b[2], k.c[2], dy, z2);
       for (int64_t c = 0; c < qk; ++c) {
-        const T* __restrict__ kc = t.k + c * L;
-        const T* __restrict__ rq = t.rq_rev + c * R + off;
-        const T* __restrict__ rk = t.rk + c * R + off;
+        const T* kc = t.k + c * L;
+        const T* rq = t.rq_rev + c * R + off;
+        const T* rk = t.rk + c * R + off;
         d.q[c * L + i] = dot(L, z0, kc) + dot(L, z1, rq);               // ∂q_i = Σ_j ∂z_qk k_j + ∂z_qr r^q[i − j]
         const T a = t.q[c * L + i];
-        T* __restrict__ gk = d.k + c * L;
-        T* __restrict__ grq = d.rel + c * R + off;
-        T* __restrict__ grk = d.rel + (qk + c) * R + off;
-        for (int64_t j = 0; j < L; ++j) {
-          gk[j] += z0[j] * a + z2[j] * rk[j];                             // ∂k_j
-          grq[j] += z1[j] * a;                                            // ∂r^q[i − j]
-          grk[j] += z2[j] * kc[j];                                        // ∂r^k[j − i]
-        }
+        axpy(L, a, z0, d.k + c * L);                                    // ∂k_j += ∂z_qk q_i
+        mul_acc(L, z2, rk, d.k + c * L);                                //        + ∂z_kr r^k[j − i]
+        axpy(L, a, z1, d.rel + c * R + off);                            // ∂r^q[i − j] += ∂z_qr q_i
+        mul_acc(L, z2, kc, d.rel + (qk + c) * R + off);                 // ∂r^k[j − i] += ∂z_kr k_j
       }
     }
   }
