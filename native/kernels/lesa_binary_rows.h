@@ -86,18 +86,33 @@ struct Scratch {
 #define LESA_CLONES
 #endif
 
-/** Σ_j x_j·y_j in 8 interleaved partial sums. */
+/** lane[0] + … + lane[31] as a tree. */
+template <typename T>
+LESA_INLINE T reduce32(T* lane) {
+  for (int w = 16; w >= 1; w /= 2) {
+    for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
+  }
+  return lane[0];
+}
+
+/**
+ * Σ_j x_j·y_j in 32 interleaved partial sums: four independent vector accumulators, so the adds
+ * do not wait on each other (one accumulator left these dots latency-bound), then 8 for the rest.
+ */
 template <typename T>
 LESA_INLINE T dot(int64_t n, const T* __restrict__ x, const T* __restrict__ y) {
-  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  T lane[32];
+  for (int l = 0; l < 32; ++l) lane[l] = 0;
   int64_t j = 0;
+  for (; j + 32 <= n; j += 32) {
+    for (int l = 0; l < 32; ++l) lane[l] += x[j + l] * y[j + l];
+  }
   for (; j + 8 <= n; j += 8) {
     for (int l = 0; l < 8; ++l) lane[l] += x[j + l] * y[j + l];
   }
   T sum = 0;
   for (; j < n; ++j) sum += x[j] * y[j];
-  for (int l = 0; l < 4; ++l) lane[l] += lane[l + 4];
-  return sum + ((lane[0] + lane[2]) + (lane[1] + lane[3]));
+  return sum + reduce32(lane);
 }
 
 // Elementwise row updates as functions with restrict parameters: GCC vectorises a loop over
@@ -116,19 +131,27 @@ LESA_INLINE void axpy2(int64_t n, T a, const T* __restrict__ x, T b, const T* __
   for (int64_t j = 0; j < n; ++j) out[j] += a * x[j] + b * y[j];
 }
 
+/** out_j += a·x_j + y_j·z_j */
+template <typename T>
+LESA_INLINE void axpy_mul_acc(int64_t n, T a, const T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ z,
+                              T* __restrict__ out) {
+  for (int64_t j = 0; j < n; ++j) out[j] += a * x[j] + y[j] * z[j];
+}
+
 /** out_j += x_j·y_j */
 template <typename T>
 LESA_INLINE void mul_acc(int64_t n, const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ out) {
   for (int64_t j = 0; j < n; ++j) out[j] += x[j] * y[j];
 }
 
-/** Σ_j x_j (and Σ_j x_j·y_j when y is given) in double, 4 interleaved partial sums each. */
+/** Σ_j x_j and Σ_j x_j·y_j, accumulated in double in 16 interleaved partial sums each. */
 template <typename T>
 LESA_INLINE void sums(int64_t n, const T* __restrict__ x, const T* __restrict__ y, double& sx, double& sxy) {
-  double a[4] = {0, 0, 0, 0}, b[4] = {0, 0, 0, 0};
+  double a[16], b[16];
+  for (int l = 0; l < 16; ++l) a[l] = b[l] = 0;
   int64_t j = 0;
-  for (; j + 4 <= n; j += 4) {
-    for (int l = 0; l < 4; ++l) {
+  for (; j + 16 <= n; j += 16) {
+    for (int l = 0; l < 16; ++l) {
       const double xv = static_cast<double>(x[j + l]);
       a[l] += xv;
       b[l] += xv * static_cast<double>(y[j + l]);
@@ -139,8 +162,14 @@ LESA_INLINE void sums(int64_t n, const T* __restrict__ x, const T* __restrict__ 
     ta += static_cast<double>(x[j]);
     tb += static_cast<double>(x[j]) * static_cast<double>(y[j]);
   }
-  sx += ta + ((a[0] + a[2]) + (a[1] + a[3]));
-  sxy += tb + ((b[0] + b[2]) + (b[1] + b[3]));
+  for (int w = 8; w >= 1; w /= 2) {
+    for (int l = 0; l < w; ++l) {
+      a[l] += a[l + w];
+      b[l] += b[l + w];
+    }
+  }
+  sx += ta + a[0];
+  sxy += tb + b[0];
 }
 
 template <typename T>
@@ -316,8 +345,7 @@ LESA_CLONES void backward_task(const LesaGeometry& g, const Task<T>& t, const Co
         const T* rk = t.rk + c * R + off;
         d.q[c * L + i] = dot(L, z0, kc) + dot(L, z1, rq);               // ∂q_i = Σ_j ∂z_qk k_j + ∂z_qr r^q[i − j]
         const T a = t.q[c * L + i];
-        axpy(L, a, z0, d.k + c * L);                                    // ∂k_j += ∂z_qk q_i
-        mul_acc(L, z2, rk, d.k + c * L);                                //        + ∂z_kr r^k[j − i]
+        axpy_mul_acc(L, a, z0, z2, rk, d.k + c * L);                    // ∂k_j += ∂z_qk q_i + ∂z_kr r^k[j − i]
         axpy(L, a, z1, d.rel + c * R + off);                            // ∂r^q[i − j] += ∂z_qr q_i
         mul_acc(L, z2, kc, d.rel + (qk + c) * R + off);                 // ∂r^k[j − i] += ∂z_kr k_j
       }
