@@ -132,6 +132,13 @@ LESA_INLINE void axpy2(int64_t n, T a, const T* __restrict__ x, T b, const T* __
   for (int64_t j = 0; j < n; ++j) out[j] += a * x[j] + b * y[j];
 }
 
+/** out_j += a·x_j + b·y_j + c·z_j + d·w_j */
+template <typename T>
+LESA_INLINE void axpy4(int64_t n, T a, const T* __restrict__ x, T b, const T* __restrict__ y, T c, const T* __restrict__ z,
+                       T d, const T* __restrict__ w, T* __restrict__ out) {
+  for (int64_t j = 0; j < n; ++j) out[j] += (a * x[j] + b * y[j]) + (c * z[j] + d * w[j]);
+}
+
 /** out_j += a·x_j + y_j·z_j */
 template <typename T>
 LESA_INLINE void axpy_mul_acc(int64_t n, T a, const T* __restrict__ x, const T* __restrict__ y, const T* __restrict__ z,
@@ -200,22 +207,36 @@ LESA_INLINE T row_max(int64_t n, const T* __restrict__ x) {
   return top;
 }
 
+/** Two channels' terms of the three logit rows (see logit_row). */
+template <typename T>
+LESA_INLINE void logit_pair(int64_t n, T a0, T a1, const T* __restrict__ k0, const T* __restrict__ k1,
+                            const T* __restrict__ rq0, const T* __restrict__ rq1, const T* __restrict__ rk0,
+                            const T* __restrict__ rk1, T* __restrict__ zqk, T* __restrict__ zqr, T* __restrict__ zkr) {
+  for (int64_t j = 0; j < n; ++j) {
+    zqk[j] += a0 * k0[j] + a1 * k1[j];
+    zqr[j] += a0 * rq0[j] + a1 * rq1[j];
+    zkr[j] += k0[j] * rk0[j] + k1[j] * rk1[j];
+  }
+}
+
 /** Query row i's three logit parts over all keys j: z_qk = q_i·k_j, z_qr = q_i·r^q[i − j], z_kr = k_j·r^k[j − i]. */
 template <typename T>
 LESA_INLINE void logit_row(const LesaGeometry& g, const Task<T>& t, int64_t i, T* __restrict__ zqk, T* __restrict__ zqr,
                            T* __restrict__ zkr) {
   const int64_t L = g.L, R = g.R(), off = L - 1 - i;
   for (int64_t j = 0; j < L; ++j) zqk[j] = zqr[j] = zkr[j] = 0;
-  for (int64_t c = 0; c < g.qk; ++c) {
+  int64_t c = 0;
+  for (; c + 2 <= g.qk; c += 2) {  // two channels per sweep: half the loads and stores of the rows
+    const T* k0 = t.k + c * L;
+    logit_pair(L, t.q[c * L + i], t.q[(c + 1) * L + i], k0, k0 + L, t.rq_rev + c * R + off, t.rq_rev + (c + 1) * R + off,
+               t.rk + c * R + off, t.rk + (c + 1) * R + off, zqk, zqr, zkr);
+  }
+  if (c < g.qk) {
     const T a = t.q[c * L + i];
-    const T* __restrict__ kc = t.k + c * L;
-    const T* __restrict__ rq = t.rq_rev + c * R + off;
-    const T* __restrict__ rk = t.rk + c * R + off;
-    for (int64_t j = 0; j < L; ++j) {
-      zqk[j] += a * kc[j];
-      zqr[j] += a * rq[j];
-      zkr[j] += kc[j] * rk[j];
-    }
+    const T* kc = t.k + c * L;
+    axpy(L, a, kc, zqk);
+    axpy(L, a, t.rq_rev + c * R + off, zqr);
+    mul_acc(L, kc, t.rk + c * R + off, zkr);
   }
 }
 
@@ -315,15 +336,16 @@ LESA_CLONES void backward_task(const LesaGeometry& g, const Task<T>& t, const Co
       const int64_t i = i0 + r, off = L - 1 - i;
       const T* __restrict__ pr = s.p + r * L;
       for (int64_t j = 0; j < L; ++j) dy[j] = 0;
-      for (int64_t c = 0; c < g.vp; ++c) {                              // ∂P = Σ_c ∂sv_c v_c + ∂sve_c r^v_c
-        const T a = gout[c * 2 * L + i], b = gout[c * 2 * L + L + i];
-        const T* vc = t.v + c * L;
-        const T* rv = t.rv_rev + c * R + off;
-        axpy2(L, a, vc, b, rv, dy);
-        if (parts & kValues) {
-          axpy(L, a, pr, d.v + c * L);                                  // ∂v_j += P_ij ∂sv_i
-          axpy(L, b, pr, d.rel + (2 * qk + c) * R + off);               // ∂r^v[i − j] += P_ij ∂sve_i
-        }
+      int64_t c = 0;
+      for (; c + 2 <= g.vp; c += 2) {                                   // ∂P = Σ_c ∂sv_c v_c + ∂sve_c r^v_c
+        const T* go = gout + c * 2 * L + i;
+        axpy4(L, go[0], t.v + c * L, go[L], t.rv_rev + c * R + off, go[2 * L], t.v + (c + 1) * L, go[3 * L],
+              t.rv_rev + (c + 1) * R + off, dy);
+      }
+      if (c < g.vp) axpy2(L, gout[c * 2 * L + i], t.v + c * L, gout[c * 2 * L + L + i], t.rv_rev + c * R + off, dy);
+      for (c = 0; (parts & kValues) && c < g.vp; ++c) {
+        axpy(L, gout[c * 2 * L + i], pr, d.v + c * L);                  // ∂v_j += P_ij ∂sv_i
+        axpy(L, gout[c * 2 * L + L + i], pr, d.rel + (2 * qk + c) * R + off);  // ∂r^v[i − j] += P_ij ∂sve_i
       }
       const T rho = dot(L, pr, dy);
       softmax_backward(L, pr, rho, dy);                                 // ∂y = P ∘ (∂P − Σ_j P ∂P)
