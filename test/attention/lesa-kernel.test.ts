@@ -4,7 +4,7 @@
  * path (gathered embeddings, einsums, bn_similarity, softmax; kernel mode 'composite') in float64 —
  * output, the input gradient, every parameter gradient, bn_similarity's running statistics and
  * num_batches_tracked after training steps — in training and eval mode, stride 1 and 2, odd and
- * non-square maps; passes a float64 finite-difference gradcheck of the op itself; is bit-identical
+ * non-square maps, one and two tiles of query rows; passes a float64 finite-difference gradcheck of the op itself; is bit-identical
  * across thread counts in float32; and rejects bad arguments with messages naming the shapes. The
  * fixtures and gradchecks of lesa.test.ts run through it too (kernel mode 'auto').
  */
@@ -60,6 +60,7 @@ const cases: ['lesa' | 'binary', Partial<LesaOptions>, number[]][] = [
   ['binary', {}, [2, 8, 3, 3]],                                         // L = 9
   ['binary', { featureSize: 4, stride: 2 }, [2, 8, 2, 8]],               // non-square 2×8 map, L = 16
   ['lesa', { featureSize: 5 }, [2, 8, 5, 5]],                            // L = 25
+  ['binary', { featureSize: 9 }, [2, 8, 9, 9]],                          // L = 81: two tiles of query rows (50 + 31)
   ['lesa', { featureSize: 3, stride: 2, groups: 1, outPlanes: 6 }, [3, 8, 3, 3]],  // qk 3, vp 6
 ];
 
@@ -140,9 +141,9 @@ test('the op returns the statistics it normalised with: batch mean and biased va
 
 test('float32: bit-identical for 1 and 2 threads (output, statistics and every gradient of the op)', () => assertNoLeaks(() => {
   for (const batchStats of [true, false]) {
-    const inputs = opInputs(3, 2, 4, 6, 49, 'float32');
+    const inputs = opInputs(3, 2, 4, 6, 81, 'float32');   // L = 81: two tiles of query rows
     const leaves = inputs.slice(0, 4).map((x) => x.requiresGrad_());
-    const r = randn([3, 2, 6, 98], { seed: 47 });
+    const r = randn([3, 2, 6, 162], { seed: 47 });
     const once = (): Tensor[] => {
       const [y, m, v] = aten.vicinity_lesa_binary(leaves[0], leaves[1], leaves[2], leaves[3], inputs[4], inputs[5], 4, batchStats, 1e-5);
       y.mul(r).sum().backward();
