@@ -4,9 +4,10 @@
  * path (gathered embeddings, einsums, bn_similarity, softmax; kernel mode 'composite') in float64 —
  * output, the input gradient, every parameter gradient, bn_similarity's running statistics and
  * num_batches_tracked after training steps — in training and eval mode, stride 1 and 2, odd and
- * non-square maps, one and two tiles of query rows; passes a float64 finite-difference gradcheck of the op itself; is bit-identical
- * across thread counts in float32; and rejects bad arguments with messages naming the shapes. The
- * fixtures and gradchecks of lesa.test.ts run through it too (kernel mode 'auto').
+ * non-square maps, one and two tiles of query rows; passes a float64 finite-difference gradcheck of
+ * the op itself; is bit-identical across thread counts in float32; and rejects bad arguments with
+ * messages naming the shapes. The fixtures and gradchecks of lesa.test.ts run through it too
+ * (kernel mode 'auto').
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
