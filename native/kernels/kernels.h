@@ -6,6 +6,8 @@
 #include <ATen/ATen.h>
 #include <c10/util/string_view.h>
 
+#include <tuple>
+
 namespace vicinity {
 
 // la_normalized_weight.cc: LA Eq. (8) 'normalized' weight Σ_c softplus(key_c)·q_c / (Σ_c softplus(key_c) + eps).
@@ -31,5 +33,12 @@ at::Tensor window_softmax_attention(const at::Tensor& q, const at::Tensor& key, 
 at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& height_rel,
                           const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,
                           int64_t mask_w, double scale, bool scale_pos_embed, bool grouped_kv);
+
+// lesa_binary.cc: LESA's binary term (Eq. 1, 3): logits, bn_similarity, softmax, Σ_j P·v and Σ_j P·r^v.
+std::tuple<at::Tensor, at::Tensor, at::Tensor> lesa_binary(const at::Tensor& qkv, const at::Tensor& relative,
+                                                           const at::Tensor& weight, const at::Tensor& bias,
+                                                           const at::Tensor& running_mean,
+                                                           const at::Tensor& running_var, int64_t qk_planes,
+                                                           bool batch_stats, double eps);
 
 }  // namespace vicinity

@@ -28,9 +28,17 @@
  *   3. (O / g) must be even: the reference's reshape fails otherwise; here a RangeError says so.
  *   4. pe_type None (the reference's dead branch, whose BatchNorms are never created) is not offered.
  *   5. detection_qr logits via rel-pos.ts's gather instead of rel_to_abs (lesa-position.ts, deviation 1).
+ *
+ * Fused path: on CPU (kernel mode 'auto' or 'fused'), classification runs Eq. (1) and (3) with
+ * bn_similarity in one kernel, `vicinity::lesa_binary` (native/kernels/lesa_binary.cc), which keeps
+ * no (N, g, L, L) tensor; classificationTerm stays the composite path, its tested oracle
+ * (test/attention/lesa-kernel.test.ts), and runs under kernel mode 'composite' (attention
+ * capture). detection_qr always takes the composite path (its 2-D q-embedding has no kernel).
  */
 import { recordAttention } from './attention-capture.js';
 import * as F from '../ops/functional.js';
+import { useFused } from '../ops/fused.js';
+import * as aten from '../ops/generated/ops.gen.js';
 import * as init from '../nn/init.js';
 import { Module } from '../nn/module.js';
 import type { Parameter } from '../nn/parameter.js';
@@ -216,11 +224,38 @@ export class LesaBinaryAttention extends Module {
     const xFlat = x.reshape([n, this.inPlanes, length]);                 // (N, I, L)
     const qkv = this.bnQkv.forward(this.qkvTransform.forward(xFlat))     // (N, 2O, L)
       .reshape([n, g, 2 * qk + vp, length]);                             // (N, g, 2qk + vp, L): per head [q | k | v]
+    if (this.peType === 'classification' && this.fusedAvailable(x)) {
+      return this.fusedClassificationTerm(qkv).view([n, this.outPlanes, h, w]);  // (N, O, H, W)
+    }
     const [q, k, v] = qkv.split([qk, qk, vp], 2);                        // (N, g, qk | qk | vp, L)
     const binary = this.peType === 'classification'
       ? this.classificationTerm(q, k, v)
       : this.detectionTerm(q, k, v);                                     // (N, O, L)
     return binary.view([n, this.outPlanes, h, w]);                       // (N, O, H, W)
+  }
+
+  /** The kernel needs bn_similarity's affine parameters and running statistics (always there unless replaced). */
+  private fusedAvailable(x: Tensor): boolean {
+    const bn = this.bnSimilarity;
+    return bn.affine && bn.trackRunningStats && useFused(['vicinity::lesa_binary'], x.device);
+  }
+
+  /**
+   * The classification term in one kernel (native/kernels/lesa_binary.cc): the same values as
+   * classificationTerm, without the (N, g, L, L) logits and weights or the gathered embeddings;
+   * bn_similarity's statistics are computed and applied inside it (BatchNorm2d.normalizeInside).
+   */
+  private fusedClassificationTerm(qkv: Tensor): Tensor {
+    const [n, g, , length] = qkv.shape;                                  // (N, g, 2qk + vp, L)
+    const bn = this.bnSimilarity;
+    const out = bn.normalizeInside([n, 3 * g, length, length], (batchStats) => {
+      const [result, mean, variance] = aten.vicinity_lesa_binary(qkv, this.relative as Tensor, bn.weight as Tensor,
+        bn.bias as Tensor, bn.runningMean as Tensor, bn.runningVar as Tensor, this.qkPlanes, batchStats, bn.eps);
+      return { result, mean, variance };                                 // result (N, g, vp, 2L) = [sv | sve]
+    });
+    const o = this.outPlanes;
+    return this.bnOutput.forward(out.view([n, 2 * o, length]))          // (N, 2O, L): channel 2o = sv, 2o + 1 = sve of channel o
+      .view([n, o, 2, length]).sum(2);                                   // (N, O, L)
   }
 
   /*

@@ -29,6 +29,7 @@ export type FusedOpName =
   | 'vicinity::window_av'
   | 'vicinity::halo_attention'
   | 'vicinity::window_softmax_attention'
+  | 'vicinity::lesa_binary'
   | 'aten::scaled_dot_product_attention';
 
 export interface FusedOp {
@@ -79,6 +80,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'window_softmax.cc',
     devices: ['cpu'],
     composite: 'window_qk, + rpb, softmax, window_av (neighborhood-attention.ts)',
+  },
+  'vicinity::lesa_binary': {
+    name: 'vicinity::lesa_binary',
+    source: 'lesa_binary.cc',
+    devices: ['cpu'],
+    composite: 'LesaBinaryAttention (classification): gathered embeddings, three logit einsums, bn_similarity, softmax, ·v and ·r^v (lesa-binary.ts)',
   },
   'aten::scaled_dot_product_attention': {
     name: 'aten::scaled_dot_product_attention',

@@ -144,6 +144,32 @@ test('BatchNorm2d counts training steps only, and eval leaves the running statis
   assert.deepEqual(Array.from(valuesOf(bn.runningVar!).data), [1, 1]);
 }));
 
+test('BatchNorm2d.normalizeInside (fused kernels) keeps the running statistics exactly as forward, momentum or cumulative', () => tidy(() => {
+  for (const momentum of [0.1, null]) {
+    const [a, b] = [new BatchNorm2d({ numFeatures: 3, momentum }).to('float64'), new BatchNorm2d({ numFeatures: 3, momentum }).to('float64')];
+    const seen: boolean[] = [];
+    for (const [seed, training] of [[1, true], [2, true], [3, false], [4, true]] as [number, boolean][]) {
+      a.train(training);
+      b.train(training);
+      const x = randn([2, 3, 4, 5], { seed, dtype: 'float64' });
+      a.forward(x);
+      b.normalizeInside(x.shape, (batchStats) => {
+        seen.push(batchStats);
+        const mean = x.mean([0, 2, 3]);
+        return { result: null, mean, variance: x.sub(mean.view([1, 3, 1, 1])).pow(2).mean([0, 2, 3]) };
+      });
+    }
+    assert.deepEqual(seen, [true, true, false, true]);
+    assert.equal(b.numBatchesTracked!.item(), 3);
+    for (const key of ['running_mean', 'running_var'] as const) {
+      const worst = a.getBuffer(key)!.sub(b.getBuffer(key)!).abs().max().item() as number;
+      assert.ok(worst < 1e-14, `${key} (momentum ${momentum}): ${worst}`);
+    }
+  }
+  assert.throws(() => new BatchNorm2d({ numFeatures: 3, affine: false }).normalizeInside([2, 3, 4, 4], () => ({ result: 0, mean: zeros([3]), variance: ones([3]) })),
+    /BatchNorm2d: normalizeInside needs affine parameters and running statistics; use forward/);
+}));
+
 test('Dropout zeroes a fraction p while training, scales the rest by 1/(1-p), and passes gradients through the mask', () => tidy(() => {
   manualSeed(7);
   const drop = new Dropout({ p: 0.3 });

@@ -9,6 +9,7 @@ import { countMacs } from '../../src/analysis/macs.js';
 import { native } from '../../src/native/binding.js';
 import { HaloAttention } from '../../src/attention/halo-attention.js';
 import { LALayer } from '../../src/attention/la-layer.js';
+import { LesaBinaryAttention } from '../../src/attention/lesa-binary.js';
 import { MultiHeadSelfAttention2d } from '../../src/attention/mhsa2d.js';
 import { LsagGlobalAttention, LsagLocalAttention } from '../../src/attention/lsag-attention.js';
 import { NeighborhoodAttention2d } from '../../src/attention/neighborhood-attention.js';
@@ -76,6 +77,7 @@ const layers: [string, () => Module, number[], FusedOpName][] = [
   ['HaloAttention b4 h1 mask', () => new HaloAttention({ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, padding: 'mask' }), [2, 8, 7, 9], 'vicinity::halo_attention'],
   ['MultiHeadSelfAttention2d 6×6 stride 2 (one halo block)', () => new MultiHeadSelfAttention2d({ dim: 8, numHeads: 2, featSize: 6, stride: 2, dimHead: 3 }), [2, 8, 6, 6], 'vicinity::halo_attention'],
   ['MultiHeadSelfAttention2d scalePosEmbed', () => new MultiHeadSelfAttention2d({ dim: 8, numHeads: 2, featSize: 5, scalePosEmbed: true }), [2, 8, 5, 5], 'vicinity::halo_attention'],
+  ['LesaBinaryAttention classification, odd L', () => new LesaBinaryAttention({ inPlanes: 8, outPlanes: 8, featureSize: 3, groups: 2 }), [2, 8, 3, 3], 'vicinity::lesa_binary'],
   ['LALayer softmax', () => new LALayer({ inChannels: 8, outChannels: 8, heads: 2, aggregation: 'softmax' }), [2, 8, 5, 6], 'vicinity::la_attention'],
 ];
 

@@ -99,6 +99,41 @@ abstract class BatchNormBase extends Module {
 
   forward(x: Tensor): Tensor {
     this.checkRank(x);
+    const { useBatchStats, factor } = this.step(x.shape);
+    const useRunning = !this.training || this.trackRunningStats;
+    return F.batchNorm(x, useRunning ? this.runningMean : null, useRunning ? this.runningVar : null, {
+      weight: this.weight, bias: this.bias, training: useBatchStats, momentum: factor, eps: this.eps,
+    });
+  }
+
+  /**
+   * For a fused kernel that normalises with this layer inside its own computation (LESA's
+   * bn_similarity in native/kernels/lesa_binary.cc), over values of `shape` that are never
+   * materialised: advances `num_batches_tracked` as forward does, runs `kernel(batchStats)` —
+   * which normalises with its batch statistics when batchStats is true, else with the running ones,
+   * and returns the mean and biased variance it used — then folds batch statistics into the running
+   * ones as forward's batch_norm does (running ← (1 − m)·running + m·batch, the variance unbiased).
+   * Errors: TypeError without affine parameters and running statistics (the kernels need both).
+   */
+  normalizeInside<T>(shape: readonly number[], kernel: (batchStats: boolean) => { result: T; mean: Tensor; variance: Tensor }): T {
+    const runningMean = this.runningMean, runningVar = this.runningVar;
+    if (!this.affine || !this.trackRunningStats || !runningMean || !runningVar) {
+      throw new TypeError(`${this.layer}: normalizeInside needs affine parameters and running statistics; use forward`);
+    }
+    const { useBatchStats, factor } = this.step(shape);
+    const { result, mean, variance } = kernel(useBatchStats);
+    if (useBatchStats) {
+      const count = shape[0] * shape.slice(2).reduce((a, b) => a * b, 1);
+      noGrad(() => {
+        runningMean.lerp_(mean, factor);
+        runningVar.lerp_(variance.mul(count / (count - 1)), factor);
+      });
+    }
+    return result;
+  }
+
+  /** Training: counts the batch; the momentum factor of this step and whether batch statistics normalise. */
+  private step(shape: readonly number[]): { useBatchStats: boolean; factor: number } {
     let factor = this.momentum ?? 0;
     const counter = this.numBatchesTracked;
     if (this.training && this.trackRunningStats && counter) {
@@ -106,16 +141,12 @@ abstract class BatchNormBase extends Module {
       factor = this.momentum ?? 1 / Number(counter.item());
     }
     const useBatchStats = this.training || (this.runningMean === null && this.runningVar === null);
-    if (useBatchStats) this.checkValuesPerChannel(x);
-    const useRunning = !this.training || this.trackRunningStats;
-    return F.batchNorm(x, useRunning ? this.runningMean : null, useRunning ? this.runningVar : null, {
-      weight: this.weight, bias: this.bias, training: useBatchStats, momentum: factor, eps: this.eps,
-    });
+    if (useBatchStats) this.checkValuesPerChannel(shape);
+    return { useBatchStats, factor };
   }
 
   /** Batch statistics of a single value per channel are degenerate (PyTorch's _verify_batch_size). */
-  private checkValuesPerChannel(x: Tensor): void {
-    const shape = x.shape;
+  private checkValuesPerChannel(shape: readonly number[]): void {
     const perChannel = shape[0] * shape.slice(2).reduce((a, b) => a * b, 1);
     if (perChannel === 1) {
       throw new ShapeError(`${this.layer}: expected more than 1 value per channel when using batch statistics, ` +

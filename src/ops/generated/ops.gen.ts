@@ -1176,3 +1176,8 @@ export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor
 export function vicinity_window_softmax_attention(q: Tensor, key: Tensor, value: Tensor, rows: Tensor, cols: Tensor, bias: Tensor | null | undefined, keyEmbed: Tensor | null | undefined, kernelSize: number, dilation?: number): Tensor {
   return call((ids.vicinity_window_softmax_attention ??= opId('vicinity::window_softmax_attention', '')), [q, key, value, rows, cols, bias, keyEmbed, kernelSize, dilation]) as Tensor;
 }
+
+/** `vicinity::lesa_binary(Tensor qkv, Tensor relative, Tensor weight, Tensor bias, Tensor running_mean, Tensor running_var, int qk_planes, bool batch_stats, float eps) -> (Tensor, Tensor, Tensor)` */
+export function vicinity_lesa_binary(qkv: Tensor, relative: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, qkPlanes: number, batchStats: boolean, eps: number): [Tensor, Tensor, Tensor] {
+  return call((ids.vicinity_lesa_binary ??= opId('vicinity::lesa_binary', '')), [qkv, relative, weight, bias, runningMean, runningVar, qkPlanes, batchStats, eps]) as [Tensor, Tensor, Tensor];
+}
