@@ -5,14 +5,23 @@
  * resnet_nano first. Median of the last 4 of 6 steps; wall time, so compare models within one run.
  *
  *   npm run build:ts && node dist/bench/train-step.js resnet_nano la_resnet_nano [--batch-size 128]
+ *                                                     [--kernels auto|composite]
+ *
+ * --kernels composite runs the models without the fused kernels (src/ops/fused.ts), as in
+ * bench/layers.ts.
  */
 import { parseArgs } from 'node:util';
 import { createModel, modelInfo } from '../src/models/registry.js';
 import { manualSeed } from '../src/tensor/creation.js';
+import { setKernelMode, type KernelMode } from '../src/ops/fused.js';
 import { medianStepSeconds } from './step-time.js';
 
-const { values, positionals } = parseArgs({ allowPositionals: true, options: { 'batch-size': { type: 'string', default: '128' } } });
+const { values, positionals } = parseArgs({
+  allowPositionals: true,
+  options: { 'batch-size': { type: 'string', default: '128' }, kernels: { type: 'string', default: 'auto' } },
+});
 const batchSize = Number(values['batch-size']);
+setKernelMode(values.kernels as KernelMode);
 let baseline: { name: string; macsPerSecond: number } | null = null;
 for (const name of positionals) {
   const info = modelInfo(name);
