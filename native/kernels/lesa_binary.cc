@@ -17,19 +17,28 @@
 // running statistics.
 // Why fused: the composite path materialises (N, g, L, L) tensors several times over (three logit
 // terms, their normalisation, sum, softmax) plus the (c, L, L) gathered embeddings, and autograd
-// keeps them: ~2 GB at N = 8, g = 8, L = 784. Here one tile of query rows (≤ 4096 logits) lives in
-// a per-thread scratch; forward saves only its inputs, the statistics and each row's log-sum-exp,
-// and backward recomputes P per tile (as flash attention does).
-// How: at::parallel_for over the N·g (batch, head) tasks. Training forward takes two passes (the
-// statistics, then the softmax and products), training backward two (∂v, ∂r^v and BatchNorm's
-// Σ∂y, Σ∂y·z_p; then ∂z_p and ∂q, ∂k, ∂r^q, ∂r^k); eval one each. Each task owns its slice of
-// ∂qkv; the table gradients and every sum are kept per task (sums in double) and reduced in task
-// order, so results do not depend on the thread count.
-// Deviations: CPU only; no double backward (training never needs it); the logits are normalised
-// as s_p·z_p + shift with s_p = γ_p/√(var_p + eps) folded per head (the same value, other
-// rounding); the batch variance is E[z²] − E[z]² accumulated in double.
-// Files: lesa_binary_rows.h holds the per-task compute; this file the checks, the passes over
-// tasks, the reductions and the autograd Function.
+// keeps them: ~2 GB at N = 8, g = 8, L = 784. Here one tile of query rows lives in a per-thread
+// scratch; forward saves only its inputs, the statistics and each row's log-sum-exp, and backward
+// recomputes P per tile (as flash attention does).
+// How: at::parallel_for over the N·g (batch, head) tasks; per task, tiles of query rows whose
+// products — z_qk, z_qr, sv, sve and all their gradients — are single-threaded BLAS GEMMs on
+// aligned scratch, the diagonal (relative) ones over a shifted layout of the tile
+// (lesa_binary_rows.h); z_kr and its gradients are elementwise rows. Training forward first takes
+// bn_similarity's statistics Σz_p, Σz_p² in closed form from Gram matrices of q, k and windows of
+// the tables (lesa_binary_windows.h; O(L·qk²) per task, no pass over the logits); backward takes
+// one pass with ∂z_p = s_p·∂y, which yields ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p and the
+// running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch statistics only) adds the closed-form
+// −b_p·z_p − c_p part of ∂z_p per task. Each task owns its slice of ∂qkv; the table gradients
+// and every sum are kept per task (sums in double) and reduced in task order, and every tile is
+// computed at the same scratch alignment whichever thread runs it, so results do not depend on
+// the thread count.
+// Deviations: CPU only; needs the BLAS libtorch links (tile_gemm.h); no double backward (training
+// never needs it); the logits are normalised as s_p·z_p + shift with s_p = γ_p/√(var_p + eps)
+// folded per head (the same value, other rounding); the batch variance is E[z²] − E[z]², both in
+// double from the closed forms (not from the rounded logits); float32's exp is a polynomial
+// (≤ 2 ulp, as halo_attention_head.h's).
+// Files: lesa_binary_rows.h holds the per-task tiles, lesa_binary_windows.h the closed forms; this
+// file the checks, the passes over tasks, the reductions and the autograd Function.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -43,6 +52,7 @@
 
 #include "kernels.h"
 #include "lesa_binary_rows.h"
+#include "lesa_binary_windows.h"
 
 namespace vicinity {
 namespace {
@@ -105,16 +115,16 @@ std::vector<Coefficients<T>> coefficients(const LesaGeometry& g, const at::Tenso
   return out;
 }
 
-/** Training pass 1: per channel mean and biased variance over (N, L, L), in double. */
+/** Training pass 1: per channel mean and biased variance over (N, L, L), in double, from each task's closed-form sums. */
 template <typename T>
 std::pair<at::Tensor, at::Tensor> batch_statistics(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel,
                                                    const at::Tensor& rel_rev) {
   at::Tensor partial = at::zeros({g.tasks(), 6}, qkv.options().dtype(at::kDouble));
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> s(g, qkv.options());
+    WindowScratch w(g);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      stats_task(g, t, s, partial.data_ptr<double>() + task * 6);
+      stats_task(g, t, w, partial.data_ptr<double>() + task * 6);
     }
   });
   at::Tensor mean = at::empty({3 * g.g}, partial.options()), var = at::empty({3 * g.g}, partial.options());
@@ -139,7 +149,8 @@ template <typename T>
 void forward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                   const std::vector<Coefficients<T>>& k, at::Tensor& out, at::Tensor& lse) {
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> s(g, qkv.options());
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, false);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
       forward_task(g, t, k[task % g.g], s, out.data_ptr<T>() + task * g.vp * 2 * g.L, lse.data_ptr<T>() + task * g.L);
@@ -147,19 +158,51 @@ void forward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor
   });
 }
 
+/** A task's slices of ∂qkv and of the table partials. */
+template <typename T>
+TaskGrads<T> task_grads(const LesaGeometry& g, at::Tensor& gqkv, at::Tensor& grel_partial, int64_t task) {
+  T* gq = gqkv.data_ptr<T>() + task * g.C() * g.L;
+  return {gq, gq + g.qk * g.L, gq + 2 * g.qk * g.L, grel_partial.data_ptr<T>() + task * g.C() * g.R()};
+}
+
+/** Backward with ∂z_p = s_p·∂y (all gradients; with running statistics, the whole backward) and BatchNorm's sums. */
 template <typename T>
 void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
-                   const std::vector<Coefficients<T>>& k, const at::Tensor& gout, const at::Tensor& lse, int parts,
-                   at::Tensor& gqkv, at::Tensor& grel_partial, at::Tensor& sums) {
-  const int64_t C = g.C(), L = g.L, R = g.R();
+                   const std::vector<Coefficients<T>>& k, const at::Tensor& gout, const at::Tensor& lse, at::Tensor& gqkv,
+                   at::Tensor& grel_partial, at::Tensor& sums) {
+  const int64_t L = g.L;
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> s(g, qkv.options());
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, true);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      T* gq = gqkv.data_ptr<T>() + task * C * L;
-      const TaskGrads<T> d{gq, gq + g.qk * L, gq + 2 * g.qk * L, grel_partial.data_ptr<T>() + task * C * R};
-      backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, parts,
-                    s, d, sums.data_ptr<double>() + task * 4);
+      backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, s,
+                    task_grads<T>(g, gqkv, grel_partial, task), sums.data_ptr<double>() + task * 4);
+    }
+  });
+}
+
+/** Batch statistics only: the −b_p·z_p − c_p part of ∂z_p, per task (lesa_binary_windows.h). */
+template <typename T>
+void correction_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
+                     const std::vector<Coefficients<T>>& k, at::Tensor& gqkv, at::Tensor& grel_partial) {
+  at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
+    WindowScratch w(g);
+    for (int64_t task = begin; task < end; ++task) {
+      const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
+      correction_task(g, t, k[task % g.g], w, task_grads<T>(g, gqkv, grel_partial, task));
+    }
+  });
+}
+
+/** out[e] = Σ_task partial[task·n + e], in task order for every e (one ATen add per task cost more than the sums at small L). */
+template <typename T>
+void reduce_tasks(int64_t tasks, int64_t n, const T* partial, T* out) {
+  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t e = begin; e < end; ++e) out[e] = 0;
+    for (int64_t task = 0; task < tasks; ++task) {
+      const T* p = partial + task * n;
+      for (int64_t e = begin; e < end; ++e) out[e] += p[e];
     }
   });
 }
@@ -182,6 +225,7 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
                                const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& running_mean,
                                const at::Tensor& running_var, int64_t qk, bool batch_stats, double eps) {
     const LesaGeometry g = check_inputs(qkv, relative, weight, bias, running_mean, running_var, qk, batch_stats, eps);
+    tile::require_blas("lesa_binary");
     at::Tensor qc = qkv.contiguous(), rc = relative.contiguous(), rrev = relative.flip({1}).contiguous();
     at::Tensor out = at::empty({g.N, g.g, g.vp, 2 * g.L}, qkv.options()), lse = at::empty({g.N, g.g, g.L}, qkv.options());
     at::Tensor mean, var;
@@ -220,8 +264,7 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
     at::Tensor gweight = at::empty({3 * g.g}, qc.options().dtype(at::kDouble)), gbias = at::empty_like(gweight);
     AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "lesa_binary_backward", [&] {
       std::vector<Coefficients<scalar_t>> k = coefficients<scalar_t>(g, mean, invstd, weight, bias);
-      const int first = batch_stats ? kValues | kSums : kValues | kSums | kQueriesKeys;
-      backward_pass<scalar_t>(g, qc, rc, rrev, k, gout, lse, first, gqkv, partial, sums);
+      backward_pass<scalar_t>(g, qc, rc, rrev, k, gout, lse, gqkv, partial, sums);
       const std::vector<double> head = head_sums(g, sums);
       const double* mu = mean.data_ptr<double>();
       const double* is = invstd.data_ptr<double>();
@@ -239,11 +282,13 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
           k[h].c[p] = static_cast<scalar_t>(s * (sdy / count) - b * mu[ch]);
         }
       }
-      if (batch_stats) backward_pass<scalar_t>(g, qc, rc, rrev, k, gout, lse, kQueriesKeys, gqkv, partial, sums);
+      if (batch_stats) correction_pass<scalar_t>(g, qc, rc, rrev, k, gqkv, partial);
     });
     // The table partials, summed over tasks in task order, then r^q and r^v back from reversed order.
-    at::Tensor grel = at::zeros({C, R}, qc.options());
-    for (int64_t task = 0; task < g.tasks(); ++task) grel.add_(partial[task]);
+    at::Tensor grel = at::empty({C, R}, qc.options());
+    AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "lesa_binary_table_sum", [&] {
+      reduce_tasks<scalar_t>(g.tasks(), C * R, partial.data_ptr<scalar_t>(), grel.data_ptr<scalar_t>());
+    });
     grel.narrow(0, 0, qk).copy_(grel.narrow(0, 0, qk).flip({1}));
     grel.narrow(0, 2 * qk, g.vp).copy_(grel.narrow(0, 2 * qk, g.vp).flip({1}));
     result[0] = gqkv;
