@@ -24,21 +24,21 @@
 // products — z_qk, z_qr, sv, sve and all their gradients — are single-threaded BLAS GEMMs on
 // aligned scratch, the diagonal (relative) ones over a shifted layout of the tile
 // (lesa_binary_rows.h); z_kr and its gradients are elementwise rows. Training forward first takes
-// bn_similarity's statistics Σz_p, Σz_p² in closed form from Gram matrices of q, k and windows of
-// the tables (lesa_binary_windows.h; O(L·qk²) per task, no pass over the logits); backward takes
-// one pass with ∂z_p = s_p·∂y, which yields ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p and the
-// running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch statistics only) adds the closed-form
-// −b_p·z_p − c_p part of ∂z_p per task. Each task owns its slice of ∂qkv; the table gradients
-// and every sum are kept per task (sums in double) and reduced in task order, and every tile is
-// computed at the same scratch alignment whichever thread runs it, so results do not depend on
-// the thread count.
+// bn_similarity's statistics Σz_p, Σz_p² without the softmax (lesa_binary_stats.h: Gram matrices
+// for z_qk, band tiles for z_qr and z_kr); backward takes one pass with ∂z_p = s_p·∂y, which yields
+// ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p and the running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch
+// statistics only) adds the −b_p·z_p − c_p part of ∂z_p per task by the same Gram and band
+// GEMMs. Each task owns its slice of ∂qkv; the table gradients and every sum are kept per task
+// (sums in double) and reduced in task order, and every tile is computed at the same scratch
+// alignment whichever thread runs it, so results do not depend on the thread count.
 // Deviations: CPU only; needs the BLAS libtorch links (tile_gemm.h); no double backward (training
 // never needs it); the logits are normalised as s_p·z_p + shift with s_p = γ_p/√(var_p + eps)
-// folded per head (the same value, other rounding); the batch variance is E[z²] − E[z]², both in
-// double from the closed forms (not from the rounded logits); float32's exp is a polynomial
-// (≤ 2 ulp, as halo_attention_head.h's).
-// Files: lesa_binary_rows.h holds the per-task tiles, lesa_binary_windows.h the closed forms; this
-// file the checks, the passes over tasks, the reductions and the autograd Function.
+// folded per head (the same value, other rounding); the batch variance is E[z²] − E[z]²
+// accumulated in double (z_qk's from its Gram matrices); float32's exp is a polynomial (≤ 2 ulp,
+// as halo_attention_head.h's).
+// Files: lesa_binary_rows.h holds the per-task tiles, lesa_binary_stats.h the statistics and the
+// BatchNorm correction; this file the checks, the passes over tasks, the reductions and the
+// autograd Function.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -52,7 +52,7 @@
 
 #include "kernels.h"
 #include "lesa_binary_rows.h"
-#include "lesa_binary_windows.h"
+#include "lesa_binary_stats.h"
 
 namespace vicinity {
 namespace {
@@ -121,10 +121,11 @@ std::pair<at::Tensor, at::Tensor> batch_statistics(const LesaGeometry& g, const 
                                                    const at::Tensor& rel_rev) {
   at::Tensor partial = at::zeros({g.tasks(), 6}, qkv.options().dtype(at::kDouble));
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    WindowScratch w(g);
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, false);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      stats_task(g, t, w, partial.data_ptr<double>() + task * 6);
+      stats_task(g, t, s, partial.data_ptr<double>() + task * 6);
     }
   });
   at::Tensor mean = at::empty({3 * g.g}, partial.options()), var = at::empty({3 * g.g}, partial.options());
@@ -182,15 +183,16 @@ void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tenso
   });
 }
 
-/** Batch statistics only: the −b_p·z_p − c_p part of ∂z_p, per task (lesa_binary_windows.h). */
+/** Batch statistics only: the −b_p·z_p − c_p part of ∂z_p, per task (lesa_binary_stats.h). */
 template <typename T>
 void correction_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                      const std::vector<Coefficients<T>>& k, at::Tensor& gqkv, at::Tensor& grel_partial) {
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    WindowScratch w(g);
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, false);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      correction_task(g, t, k[task % g.g], w, task_grads<T>(g, gqkv, grel_partial, task));
+      correction_task(g, t, k[task % g.g], s, task_grads<T>(g, gqkv, grel_partial, task));
     }
   });
 }

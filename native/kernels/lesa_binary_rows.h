@@ -3,7 +3,7 @@
 // helpers, and the forward and hand-written backward of one task over tiles of query rows, as
 // BLAS GEMMs on aligned per-thread scratch (tile_gemm.h). Included by lesa_binary.cc only
 // (internal linkage); split out to keep each file readable. The closed-form BatchNorm sums and
-// corrections are in lesa_binary_windows.h.
+// corrections are in lesa_binary_stats.h.
 //
 // Layouts. q, k, v are channels-first (c, L); the relative tables are read at r[c, L − 1 − i + j]
 // — r^k as given, r^q and r^v reversed along their last dim (r_rev[c, m] = r[c, 2L − 2 − m]), so
@@ -64,17 +64,18 @@ struct Coefficients {
   T s[3], b[3], c[3], shift;
 };
 
-/** A task's operands: q, k, v (qk | qk | vp, L); the tables r^q_rev, r^k, r^v_rev (qk | qk | vp, 2L − 1) and r^q as given. */
+/** A task's operands: q, k, v (qk | qk | vp, L); the tables r^q_rev, r^k, r^v_rev (qk | qk | vp, 2L − 1) and r^k_rev. */
 template <typename T>
 struct Task {
-  const T *q, *k, *v, *rq_rev, *rk, *rv_rev, *rq;
+  const T *q, *k, *v, *rq_rev, *rk, *rv_rev, *rk_rev;
 };
 
 template <typename T>
 Task<T> task_operands(const LesaGeometry& g, const T* qkv, const T* rel, const T* rel_rev, int64_t task) {
   const T* base = qkv + task * g.C() * g.L;
   const int64_t R = g.R();
-  return {base, base + g.qk * g.L, base + 2 * g.qk * g.L, rel_rev, rel + g.qk * R, rel_rev + 2 * g.qk * R, rel};
+  return {base,          base + g.qk * g.L,           base + 2 * g.qk * g.L, rel_rev, rel + g.qk * R,
+          rel_rev + 2 * g.qk * R, rel_rev + g.qk * R};
 }
 
 /** A task's gradient slices: q, k, v (qk | qk | vp, L) and its table partial [r^q_rev | r^k | r^v_rev] (C, 2L − 1). */
@@ -91,9 +92,13 @@ struct Scratch {
   tile::AlignedBuffer<T> acc;       // (L): one row's z_kr
   tile::AlignedBuffer<T> aqk, aqr;  // (qk, rows): backward: Σ_j ∂y k, Σ_j ∂y r^q per query
   tile::AlignedBuffer<T> bkr;       // (qk, L): backward: Σ_i ∂y r^k per key
+  tile::AlignedBuffer<T> tmp;       // (qk, D): lesa_binary_stats.h: a table window's gradient
+  tile::AlignedBuffer<T> gq, gk;    // (qk, qk): Gram matrices Q Qᵀ, K Kᵀ
+  std::vector<double> sq, sk;       // (qk): Σ_i q_i, Σ_j k_j
   Scratch(const LesaGeometry& g, bool backward)
       : y(g.rows() * g.D()), dy(backward ? g.rows() * g.D() : 0), acc(g.L), aqk(backward ? g.qk * g.rows() : 0),
-        aqr(aqk.size()), bkr(backward ? g.qk * g.L : 0) {}
+        aqr(aqk.size()), bkr(backward ? g.qk * g.L : 0), tmp(g.qk * g.D()), gq(g.qk * g.qk), gk(g.qk * g.qk),
+        sq(g.qk), sk(g.qk) {}
 };
 
 // The loops vectorise at -O3 (binding.gyp builds -O2), with AVX-512 or AVX2 in the clones of the
@@ -291,7 +296,7 @@ LESA_CLONES void forward_task(const LesaGeometry& g, const Task<T>& t, const Coe
 
 /**
  * Backward of one task with ∂z_p = s_p·∂y (the running-statistics form; with batch statistics
- * lesa_binary_windows.h's correction_task adds the −b_p·z_p − c_p part afterwards): ∂v, ∂r^v, ∂q,
+ * lesa_binary_stats.h's correction_task adds the −b_p·z_p − c_p part afterwards): ∂v, ∂r^v, ∂q,
  * ∂k, ∂r^q, ∂r^k, and BatchNorm's sums Σ∂y, Σ∂y·z_p (sums: 4 doubles; Σ∂y·z_p as Σ q·(Σ_j ∂y k)
  * etc., from the products ∂q and ∂k need anyway). P is recomputed per tile from the saved lse.
  */

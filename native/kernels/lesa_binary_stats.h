@@ -1,0 +1,166 @@
+// The parts of `vicinity::lesa_binary` (lesa_binary.cc) that bn_similarity's batch statistics
+// add, without the softmax: the forward's per-task sums Σz_p and Σz_p² over the L×L logits, and
+// the backward's BatchNorm correction, the −b_p·z_p − c_p part of ∂z_p = s_p·∂y − b_p·z_p − c_p
+// pushed through to ∂q, ∂k, ∂r^q and ∂r^k. Each logit term is handled on its own:
+//   z_qk = Qᵀ K: Σ z = (Σ_i q_i)·(Σ_j k_j), Σ z² = ⟨Q Qᵀ, K Kᵀ⟩ (qk×qk Gram matrices);
+//     ∂Q −= b0·(K Kᵀ) Q + c0·(Σ_j k_j) 1ᵀ, ∂K −= b0·(Q Qᵀ) K + c0·(Σ_i q_i) 1ᵀ.
+//   z_qr and z_kr: the band of X ᵀ R (x = q, r = r^q; or x = k with r^k, the key playing the
+//     query's part: z_kr[i, j] = Σ_c k[c, j]·r^k_rev[c, L − 1 − j + i]), one tile of rows at a time
+//     as a GEMM in lesa_binary_rows.h's shifted layout; its view is the band. Statistics: sums
+//     over the view. Correction: B = b·M + c on the view, 0 in the gaps, then ∂X −= R_win Bᵀ and
+//     ∂R_win −= X_tile B — two GEMMs.
+// An earlier version used closed forms over sliding qk×qk Gram windows (O(L·qk²) per task); with
+// qk-long loops it took half the op's time at L = 49, qk = 8 — the tile GEMMs, O(L²·qk), are faster
+// at every size we run. Included by lesa_binary.cc only (internal linkage).
+#pragma once
+#include <algorithm>
+#include <cstdint>
+
+#include "lesa_binary_rows.h"
+
+namespace vicinity {
+namespace {
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("O3", "no-trapping-math")
+#endif
+
+/** Σ_j x_j and Σ_j x_j² in double, 8 partial sums each. */
+template <typename T>
+LESA_INLINE void sum_squares(int64_t n, const T* __restrict__ x, double& sum, double& sum2) {
+  double a[8] = {0, 0, 0, 0, 0, 0, 0, 0}, b[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  int64_t j = 0;
+  for (; j + 8 <= n; j += 8) {
+    for (int l = 0; l < 8; ++l) {
+      const double v = static_cast<double>(x[j + l]);
+      a[l] += v;
+      b[l] += v * v;
+    }
+  }
+  double ta = 0, tb = 0;
+  for (; j < n; ++j) {
+    const double v = static_cast<double>(x[j]);
+    ta += v;
+    tb += v * v;
+  }
+  for (int w = 4; w >= 1; w /= 2) {
+    for (int l = 0; l < w; ++l) {
+      a[l] += a[l + w];
+      b[l] += b[l + w];
+    }
+  }
+  sum += ta + a[0];
+  sum2 += tb + b[0];
+}
+
+/** out_j = b·x_j + c */
+template <typename T>
+LESA_INLINE void affine(int64_t n, T b, T c, T* __restrict__ x) {
+  for (int64_t j = 0; j < n; ++j) x[j] = b * x[j] + c;
+}
+
+/** M[r, m'] = Σ_c x[c, a0 + r]·table_rev[c, first + m'] over the tile's full width into m (shifted layout). */
+template <typename T>
+LESA_INLINE void band_tile(const LesaGeometry& g, const T* x, const T* table_rev, int64_t a0, int64_t n, T* m) {
+  const int64_t L = g.L, w = L + n - 1, first = L - a0 - n;
+  tile::gemm<T>(true, false, n, w, g.qk, T(1), x + a0, L, table_rev + first, g.R(), T(0), m, g.D());
+}
+
+/** Σz and Σz² of the relative term z[a, ·] = x_a·table[…] over all L×L pairs. */
+template <typename T>
+LESA_INLINE void band_stats(const LesaGeometry& g, const T* x, const T* table_rev, Scratch<T>& s, double& sum,
+                            double& sum2) {
+  const int64_t L = g.L, rows = g.rows(), D = g.D();
+  for (int64_t a0 = 0; a0 < L; a0 += rows) {
+    const int64_t n = std::min(rows, L - a0);
+    band_tile(g, x, table_rev, a0, n, s.y.data());
+    for (int64_t r = 0; r < n; ++r) sum_squares(L, s.y.data() + r * D + (n - 1 - r), sum, sum2);
+  }
+}
+
+/** The Gram matrix X Xᵀ (qk × qk) into G and the row sums Σ_a x_a into sum (double). */
+template <typename T>
+LESA_INLINE void gram(const LesaGeometry& g, const T* x, T* G, double* sum) {
+  tile::gemm<T>(false, true, g.qk, g.qk, g.L, T(1), x, g.L, x, g.L, T(0), G, g.qk);
+  for (int64_t c = 0; c < g.qk; ++c) sum[c] = lane_sum<double>(g.L, x + c * g.L);
+}
+
+/** Training pass 1: Σz_p (out[p]) and Σz_p² (out[3 + p]) over the task's L×L logits, p = qk, qr, kr. */
+template <typename T>
+LESA_CLONES void stats_task(const LesaGeometry& g, const Task<T>& t, Scratch<T>& s, double* out) {
+  const int64_t d = g.qk;
+  T *gq = s.gq.data(), *gk = s.gk.data();
+  double *sq = s.sq.data(), *sk = s.sk.data();
+  gram(g, t.q, gq, sq);
+  gram(g, t.k, gk, sk);
+  for (int p = 0; p < 6; ++p) out[p] = 0;
+  for (int64_t c = 0; c < d; ++c) out[0] += sq[c] * sk[c];
+  for (int64_t e = 0; e < d * d; ++e) out[3] += static_cast<double>(gq[e]) * static_cast<double>(gk[e]);
+  band_stats(g, t.q, t.rq_rev, s, out[1], out[4]);
+  band_stats(g, t.k, t.rk_rev, s, out[2], out[5]);
+}
+
+/**
+ * ∂x −= table_win·Bᵀ and ∂table −= x_tile·B for B = b·M + c on the band (0 elsewhere), tile by
+ * tile. dtable is the partial's rows for this table; `reversed` when they hold it reversed (r^q),
+ * else (r^k) as given, through s.tmp.
+ */
+template <typename T>
+LESA_INLINE void band_correction(const LesaGeometry& g, const T* x, const T* table_rev, T b, T c, bool reversed,
+                                 Scratch<T>& s, T* dx, T* dtable) {
+  const int64_t L = g.L, R = g.R(), rows = g.rows(), D = g.D(), qk = g.qk;
+  T* m = s.y.data();
+  for (int64_t a0 = 0; a0 < L; a0 += rows) {
+    const int64_t n = std::min(rows, L - a0), w = L + n - 1, first = L - a0 - n;
+    band_tile(g, x, table_rev, a0, n, m);
+    for (int64_t r = 0; r < n; ++r) {
+      T* row = m + r * D;
+      const int64_t lead = n - 1 - r;
+      zero(lead, row);
+      affine(L, b, c, row + lead);
+      zero(r, row + lead + L);
+    }
+    tile::gemm<T>(false, true, qk, n, w, T(-1), table_rev + first, R, m, D, T(1), dx + a0, L);
+    if (reversed) {
+      tile::gemm<T>(false, false, qk, w, n, T(-1), x + a0, L, m, D, T(1), dtable + first, R);
+      continue;
+    }
+    T* tmp = s.tmp.data();
+    tile::gemm<T>(false, false, qk, w, n, T(1), x + a0, L, m, D, T(0), tmp, w);
+    for (int64_t e = 0; e < qk; ++e) {
+      T* out = dtable + e * R + (R - 1 - first);  // column R − 1 − (first + m') of the table as given
+      for (int64_t col = 0; col < w; ++col) out[-col] -= tmp[e * w + col];
+    }
+  }
+}
+
+/** Training backward, after the batch-wide sums: the −b_p·z_p − c_p part of ∂z_p, into the task's gradients. */
+template <typename T>
+LESA_CLONES void correction_task(const LesaGeometry& g, const Task<T>& t, const Coefficients<T>& k, Scratch<T>& s,
+                                 const TaskGrads<T>& d) {
+  const int64_t L = g.L, qk = g.qk;
+  T *gq = s.gq.data(), *gk = s.gk.data();
+  double *sq = s.sq.data(), *sk = s.sk.data();
+  gram(g, t.q, gq, sq);
+  gram(g, t.k, gk, sk);
+  // z_qk: ∂Q −= b0·(K Kᵀ) Q + c0·Σ_j k_j, ∂K −= b0·(Q Qᵀ) K + c0·Σ_i q_i
+  tile::gemm<T>(false, false, qk, L, qk, -k.b[0], gk, qk, t.q, L, T(1), d.q, L);
+  tile::gemm<T>(false, false, qk, L, qk, -k.b[0], gq, qk, t.k, L, T(1), d.k, L);
+  for (int64_t c = 0; c < qk; ++c) {
+    const T cq = k.c[0] * static_cast<T>(sk[c]), ck = k.c[0] * static_cast<T>(sq[c]);
+    for (int64_t j = 0; j < L; ++j) {
+      d.q[c * L + j] -= cq;
+      d.k[c * L + j] -= ck;
+    }
+  }
+  band_correction(g, t.q, t.rq_rev, k.b[1], k.c[1], true, s, d.q, d.rel);            // z_qr
+  band_correction(g, t.k, t.rk_rev, k.b[2], k.c[2], false, s, d.k, d.rel + qk * g.R());  // z_kr
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC pop_options
+#endif
+
+}  // namespace
+}  // namespace vicinity
