@@ -28,8 +28,8 @@
 // for z_qk, band tiles for z_qr and z_kr); backward takes one pass with ∂z_p = s_p·∂y, which yields
 // ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p and the running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch
 // statistics only) adds the −b_p·z_p − c_p part of ∂z_p per task by the same Gram and band
-// GEMMs. Each task owns its slice of ∂qkv; the table gradients and every sum are kept per task
-// (sums in double) and reduced in task order, and every tile is computed at the same scratch
+// GEMMs. Each task owns its slice of ∂qkv; the table gradients are kept per fixed block of tasks,
+// every sum per task (in double), and reduced in order, and every tile is computed at the same scratch
 // alignment whichever thread runs it, so results do not depend on the thread count.
 // Deviations: CPU only; needs the BLAS libtorch links (tile_gemm.h); no double backward (training
 // never needs it); the logits are normalised as s_p·z_p + shift with s_p = γ_p/√(var_p + eps)
@@ -159,11 +159,22 @@ void forward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor
   });
 }
 
-/** A task's slices of ∂qkv and of the table partials. */
+/**
+ * Backward runs over blocks of consecutive tasks, one table partial (C, 2L − 1) per block, each
+ * block's tasks in order: at most kBlocks blocks, a number that depends on the task count only (not
+ * on the threads), so the sums stay thread-invariant; a partial per task cost page faults and
+ * zeroing of tasks·C·(2L − 1) values (13 MB for lesa_resnet_nano's layer4, 1,024 tasks).
+ */
+constexpr int64_t kBlocks = 32;
+inline int64_t block_size(const LesaGeometry& g) { return (g.tasks() + kBlocks - 1) / kBlocks; }
+inline int64_t blocks(const LesaGeometry& g) { return (g.tasks() + block_size(g) - 1) / block_size(g); }
+
+/** A task's slices of ∂qkv and its block's table partial. */
 template <typename T>
 TaskGrads<T> task_grads(const LesaGeometry& g, at::Tensor& gqkv, at::Tensor& grel_partial, int64_t task) {
   T* gq = gqkv.data_ptr<T>() + task * g.C() * g.L;
-  return {gq, gq + g.qk * g.L, gq + 2 * g.qk * g.L, grel_partial.data_ptr<T>() + task * g.C() * g.R()};
+  const int64_t block = task / block_size(g);
+  return {gq, gq + g.qk * g.L, gq + 2 * g.qk * g.L, grel_partial.data_ptr<T>() + block * g.C() * g.R()};
 }
 
 /** Backward with ∂z_p = s_p·∂y (all gradients; with running statistics, the whole backward) and BatchNorm's sums. */
@@ -171,10 +182,11 @@ template <typename T>
 void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                    const std::vector<Coefficients<T>>& k, const at::Tensor& gout, const at::Tensor& lse, at::Tensor& gqkv,
                    at::Tensor& grel_partial, at::Tensor& sums) {
-  const int64_t L = g.L;
-  at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
+  const int64_t L = g.L, size = block_size(g);
+  at::parallel_for(0, blocks(g), 1, [&](int64_t block_begin, int64_t block_end) {
     tile::SingleThreadedBlas single;
     Scratch<T> s(g, true);
+    const int64_t begin = block_begin * size, end = std::min(g.tasks(), block_end * size);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
       backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, s,
@@ -187,9 +199,11 @@ void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tenso
 template <typename T>
 void correction_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                      const std::vector<Coefficients<T>>& k, at::Tensor& gqkv, at::Tensor& grel_partial) {
-  at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
+  const int64_t size = block_size(g);
+  at::parallel_for(0, blocks(g), 1, [&](int64_t block_begin, int64_t block_end) {
     tile::SingleThreadedBlas single;
     Scratch<T> s(g, false);
+    const int64_t begin = block_begin * size, end = std::min(g.tasks(), block_end * size);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
       correction_task(g, t, k[task % g.g], s, task_grads<T>(g, gqkv, grel_partial, task));
@@ -197,13 +211,13 @@ void correction_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Ten
   });
 }
 
-/** out[e] = Σ_task partial[task·n + e], in task order for every e (one ATen add per task cost more than the sums at small L). */
+/** out[e] = Σ_block partial[block·n + e], in block order for every e. */
 template <typename T>
-void reduce_tasks(int64_t tasks, int64_t n, const T* partial, T* out) {
+void reduce_blocks(int64_t count, int64_t n, const T* partial, T* out) {
   at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
     for (int64_t e = begin; e < end; ++e) out[e] = 0;
-    for (int64_t task = 0; task < tasks; ++task) {
-      const T* p = partial + task * n;
+    for (int64_t block = 0; block < count; ++block) {
+      const T* p = partial + block * n;
       for (int64_t e = begin; e < end; ++e) out[e] += p[e];
     }
   });
@@ -261,7 +275,7 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
     const int64_t C = g.C(), R = g.R();
     const double count = static_cast<double>(g.N) * static_cast<double>(g.L) * static_cast<double>(g.L);
     at::Tensor gout = grads[0].contiguous(), rrev = rc.flip({1}).contiguous();
-    at::Tensor gqkv = at::zeros_like(qc), partial = at::zeros({g.tasks(), C, R}, qc.options());
+    at::Tensor gqkv = at::zeros_like(qc), partial = at::zeros({blocks(g), C, R}, qc.options());
     at::Tensor sums = at::zeros({g.tasks(), 4}, qc.options().dtype(at::kDouble));
     at::Tensor gweight = at::empty({3 * g.g}, qc.options().dtype(at::kDouble)), gbias = at::empty_like(gweight);
     AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "lesa_binary_backward", [&] {
@@ -286,10 +300,10 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
       }
       if (batch_stats) correction_pass<scalar_t>(g, qc, rc, rrev, k, gqkv, partial);
     });
-    // The table partials, summed over tasks in task order, then r^q and r^v back from reversed order.
+    // The table partials, summed over blocks in order, then r^q and r^v back from reversed order.
     at::Tensor grel = at::empty({C, R}, qc.options());
     AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "lesa_binary_table_sum", [&] {
-      reduce_tasks<scalar_t>(g.tasks(), C * R, partial.data_ptr<scalar_t>(), grel.data_ptr<scalar_t>());
+      reduce_blocks<scalar_t>(blocks(g), C * R, partial.data_ptr<scalar_t>(), grel.data_ptr<scalar_t>());
     });
     grel.narrow(0, 0, qk).copy_(grel.narrow(0, 0, qk).flip({1}));
     grel.narrow(0, 2 * qk, g.vp).copy_(grel.narrow(0, 2 * qk, g.vp).flip({1}));
