@@ -79,11 +79,30 @@ LESA_INLINE void band_stats(const LesaGeometry& g, const T* x, const T* table_re
   }
 }
 
+/** Positions per Gram GEMM: qk²·chunk < 2¹⁸ multiply-adds, below OpenBLAS's threading threshold (lesa_binary_rows.h). */
+inline int64_t gram_chunk(const LesaGeometry& g) {
+  return std::max<int64_t>(1, ((int64_t{1} << 18) - 1) / (g.qk * g.qk));
+}
+
 /** The Gram matrix X Xᵀ (qk × qk) into G and the row sums Σ_a x_a into sum (double). */
 template <typename T>
 LESA_INLINE void gram(const LesaGeometry& g, const T* x, T* G, double* sum) {
-  tile::gemm<T>(false, true, g.qk, g.qk, g.L, T(1), x, g.L, x, g.L, T(0), G, g.qk);
+  const int64_t chunk = gram_chunk(g);
+  for (int64_t a0 = 0; a0 < g.L; a0 += chunk) {
+    const int64_t n = std::min(chunk, g.L - a0);
+    tile::gemm<T>(false, true, g.qk, g.qk, n, T(1), x + a0, g.L, x + a0, g.L, a0 == 0 ? T(0) : T(1), G, g.qk);
+  }
   for (int64_t c = 0; c < g.qk; ++c) sum[c] = lane_sum<double>(g.L, x + c * g.L);
+}
+
+/** out (qk × L) += alpha·G x (G: qk × qk), by chunks of positions. */
+template <typename T>
+LESA_INLINE void gram_apply(const LesaGeometry& g, T alpha, const T* G, const T* x, T* out) {
+  const int64_t chunk = gram_chunk(g);
+  for (int64_t a0 = 0; a0 < g.L; a0 += chunk) {
+    const int64_t n = std::min(chunk, g.L - a0);
+    tile::gemm<T>(false, false, g.qk, n, g.qk, alpha, G, g.qk, x + a0, g.L, T(1), out + a0, g.L);
+  }
 }
 
 /** Training pass 1: Σz_p (out[p]) and Σz_p² (out[3 + p]) over the task's L×L logits, p = qk, qr, kr. */
@@ -145,8 +164,8 @@ LESA_CLONES void correction_task(const LesaGeometry& g, const Task<T>& t, const 
   gram(g, t.q, gq, sq);
   gram(g, t.k, gk, sk);
   // z_qk: ∂Q −= b0·(K Kᵀ) Q + c0·Σ_j k_j, ∂K −= b0·(Q Qᵀ) K + c0·Σ_i q_i
-  tile::gemm<T>(false, false, qk, L, qk, -k.b[0], gk, qk, t.q, L, T(1), d.q, L);
-  tile::gemm<T>(false, false, qk, L, qk, -k.b[0], gq, qk, t.k, L, T(1), d.k, L);
+  gram_apply(g, T(-k.b[0]), gk, t.q, d.q);
+  gram_apply(g, T(-k.b[0]), gq, t.k, d.k);
   for (int64_t c = 0; c < qk; ++c) {
     const T cq = k.c[0] * static_cast<T>(sk[c]), ck = k.c[0] * static_cast<T>(sq[c]);
     for (int64_t j = 0; j < L; ++j) {
