@@ -64,10 +64,10 @@ struct Coefficients {
   T s[3], b[3], c[3], shift;
 };
 
-/** A task's operands: q, k, v (qk | qk | vp, L); the tables r^q_rev, r^k, r^v_rev (qk | qk | vp, 2L − 1) and r^k_rev. */
+/** A task's operands: q, k, v (qk | qk | vp, L); the tables r^q_rev, r^k, r^v_rev (qk | qk | vp, 2L − 1), r^k_rev and r^q. */
 template <typename T>
 struct Task {
-  const T *q, *k, *v, *rq_rev, *rk, *rv_rev, *rk_rev;
+  const T *q, *k, *v, *rq_rev, *rk, *rv_rev, *rk_rev, *rq;
 };
 
 template <typename T>
@@ -75,7 +75,7 @@ Task<T> task_operands(const LesaGeometry& g, const T* qkv, const T* rel, const T
   const T* base = qkv + task * g.C() * g.L;
   const int64_t R = g.R();
   return {base,          base + g.qk * g.L,           base + 2 * g.qk * g.L, rel_rev, rel + g.qk * R,
-          rel_rev + 2 * g.qk * R, rel_rev + g.qk * R};
+          rel_rev + 2 * g.qk * R, rel_rev + g.qk * R, rel};
 }
 
 /** A task's gradient slices: q, k, v (qk | qk | vp, L) and its table partial [r^q_rev | r^k | r^v_rev] (C, 2L − 1). */

@@ -9,12 +9,14 @@
 //     as a GEMM in lesa_binary_rows.h's shifted layout; its view is the band. Statistics: sums
 //     over the view. Correction: B = b·M + c on the view, 0 in the gaps, then ∂X −= R_win Bᵀ and
 //     ∂R_win −= X_tile B — two GEMMs.
-// An earlier version used closed forms over sliding qk×qk Gram windows (O(L·qk²) per task); with
-// qk-long loops it took half the op's time at L = 49, qk = 8 — the tile GEMMs, O(L²·qk), are faster
-// at every size we run. Included by lesa_binary.cc only (internal linkage).
+// Large L against qk (use_windows) takes the same sums by sliding qk×qk Gram windows instead
+// (below), O(L·qk²) per task: in qk-long loops they took half the op's time at L = 49, qk = 8,
+// but are several times cheaper than the band at L = 784, qk = 4. Included by lesa_binary.cc only
+// (internal linkage).
 #pragma once
 #include <algorithm>
 #include <cstdint>
+#include <vector>
 
 #include "lesa_binary_rows.h"
 
@@ -24,6 +26,11 @@ namespace {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("O3", "no-trapping-math")
+#endif
+#if defined(__GNUC__)
+#define LESA_LAMBDA __attribute__((always_inline))  // so the task functions' clones carry the lambdas' loops
+#else
+#define LESA_LAMBDA
 #endif
 
 /** Σ_j x_j and Σ_j x_j² in double, 8 partial sums each. */
@@ -105,6 +112,112 @@ LESA_INLINE void gram_apply(const LesaGeometry& g, T alpha, const T* G, const T*
   }
 }
 
+// The relative terms by sliding windows instead (large L / qk): for a table column m the positions
+// a ∈ A(m) = [max(0, m − L + 1), min(m, L − 1)] meet it once each, so for z = x_a·r_m
+//   Σ z = Σ_m r_m·Σ_{A(m)} x_a,  Σ z² = Σ_m r_mᵀ (Σ_{A(m)} x_a x_aᵀ) r_m,
+//   ∂r_m −= b·(Σ_{A(m)} x_a x_aᵀ) r_m + c·Σ_{A(m)} x_a,
+// and for a position a the columns m ∈ B(a) = [a, a + L − 1]: ∂x_a −= b·(Σ_{B(a)} r_m r_mᵀ) x_a + c·Σ_{B(a)} r_m
+// (x = q with r^q; x = k with r^k, m = j − i + L − 1). The qk×qk window sums slide (add the entering
+// column, subtract the leaving one) in double: O(L·qk²) per task, against the band's O(L²·qk), but in
+// qk-long loops; the rounding the sliding adds is ~L·2⁻⁵³ relative.
+
+/**
+ * The band GEMMs cost ∝ L²·qk, the windows ∝ L·qk²·(loop overhead): windows from L ≥ 24·qk²/(1 + qk/8)
+ * (qk 4: L ≥ 256; qk 8: 768). Measured (qk 4): L = 784 forward 119 → 86 ms with the windows, L = 196
+ * about even (the band kept). The tests' L = 81, qk = 2 case runs the windows, the others the band.
+ */
+inline bool use_windows(const LesaGeometry& g) { return g.L * (8 + g.qk) >= 192 * g.qk * g.qk; }
+
+/** Per-task double scratch for the windows: G (qk × qk), s, a column, a result (qk). */
+struct WindowScratch {
+  std::vector<double> G, s, col, out, v;
+  explicit WindowScratch(const LesaGeometry& g) : G(g.qk * g.qk), s(g.qk), col(g.qk), out(g.qk), v(g.qk) {}
+};
+
+/** Column a of the d-row matrix x (row stride ld) into col, in double. */
+template <typename T>
+LESA_INLINE void column(int64_t d, const T* x, int64_t ld, int64_t a, double* col) {
+  for (int64_t c = 0; c < d; ++c) col[c] = static_cast<double>(x[c * ld + a]);
+}
+
+/** G += sign·x xᵀ and s += sign·x for column a of x. */
+template <typename T>
+LESA_INLINE void gram_update(int64_t d, const T* x, int64_t ld, int64_t a, double sign, WindowScratch& w) {
+  column(d, x, ld, a, w.col.data());
+  const double* __restrict__ col = w.col.data();
+  double* __restrict__ G = w.G.data();
+  double* __restrict__ s = w.s.data();
+  for (int64_t c = 0; c < d; ++c) {
+    const double xc = sign * col[c];
+    s[c] += xc;
+    for (int64_t e = 0; e < d; ++e) G[c * d + e] += xc * col[e];
+  }
+}
+
+/** w.out = b·G v + c·s for the symmetric window Gram G, as axpys over its rows (they vectorise). */
+LESA_INLINE void window_apply(int64_t d, WindowScratch& w, const double* __restrict__ v, double b, double c) {
+  double* __restrict__ out = w.out.data();
+  const double* __restrict__ G = w.G.data();
+  for (int64_t e = 0; e < d; ++e) out[e] = c * w.s[e];
+  for (int64_t f = 0; f < d; ++f) {
+    const double a = b * v[f];
+    for (int64_t e = 0; e < d; ++e) out[e] += a * G[f * d + e];
+  }
+}
+
+/**
+ * For t = 0 … steps − 1: the window [lo(t), hi(t)] of x's columns (A(t) when by_table, else
+ * B(t) = [t, t + L − 1]), slid from the previous one, then visit(t).
+ */
+template <typename T, typename Visit>
+LESA_INLINE void sliding(int64_t d, int64_t L, const T* x, int64_t ld, int64_t steps, bool by_table, WindowScratch& w,
+                         Visit&& visit) {
+  std::fill(w.G.begin(), w.G.end(), 0.0);
+  std::fill(w.s.begin(), w.s.end(), 0.0);
+  int64_t first = 0, last = -1;  // the current window [first, last]
+  for (int64_t t = 0; t < steps; ++t) {
+    const int64_t lo = by_table ? std::max<int64_t>(0, t - L + 1) : t, hi = by_table ? std::min(t, L - 1) : t + L - 1;
+    while (last < hi) gram_update(d, x, ld, ++last, 1.0, w);
+    while (first < lo) gram_update(d, x, ld, first++, -1.0, w);
+    visit(t);
+  }
+}
+
+/** Σz and Σz² of z = x_a·r_m over the L×L pairs (table as given, (qk, 2L − 1)). */
+template <typename T>
+LESA_INLINE void window_stats(const LesaGeometry& g, const T* x, const T* table, WindowScratch& w, double& sum,
+                              double& sum2) {
+  const int64_t d = g.qk, R = g.R();
+  double* r = w.v.data();
+  sliding(d, g.L, x, g.L, R, true, w, [&](int64_t m) LESA_LAMBDA {
+    column(d, table, R, m, r);
+    window_apply(d, w, r, 1.0, 0.0);
+    for (int64_t c = 0; c < d; ++c) {
+      sum += r[c] * w.s[c];
+      sum2 += r[c] * w.out[c];
+    }
+  });
+}
+
+/** The relative term's correction of ∂x (by B windows of the table) and of ∂table (by A windows of x). */
+template <typename T>
+LESA_INLINE void window_correction(const LesaGeometry& g, const T* x, const T* table, double b, double c,
+                                   bool reversed, WindowScratch& w, T* dx, T* dtable) {
+  const int64_t d = g.qk, L = g.L, R = g.R();
+  double* v = w.v.data();
+  sliding(d, L, table, R, L, false, w, [&](int64_t a) LESA_LAMBDA {
+    column(d, x, L, a, v);
+    window_apply(d, w, v, b, c);
+    for (int64_t e = 0; e < d; ++e) dx[e * L + a] -= static_cast<T>(w.out[e]);
+  });
+  sliding(d, L, x, L, R, true, w, [&](int64_t m) LESA_LAMBDA {
+    column(d, table, R, m, v);
+    window_apply(d, w, v, b, c);
+    const int64_t col = reversed ? R - 1 - m : m;
+    for (int64_t e = 0; e < d; ++e) dtable[e * R + col] -= static_cast<T>(w.out[e]);
+  });
+}
+
 /** Training pass 1: Σz_p (out[p]) and Σz_p² (out[3 + p]) over the task's L×L logits, p = qk, qr, kr. */
 template <typename T>
 LESA_CLONES void stats_task(const LesaGeometry& g, const Task<T>& t, Scratch<T>& s, double* out) {
@@ -116,6 +229,12 @@ LESA_CLONES void stats_task(const LesaGeometry& g, const Task<T>& t, Scratch<T>&
   for (int p = 0; p < 6; ++p) out[p] = 0;
   for (int64_t c = 0; c < d; ++c) out[0] += sq[c] * sk[c];
   for (int64_t e = 0; e < d * d; ++e) out[3] += static_cast<double>(gq[e]) * static_cast<double>(gk[e]);
+  if (use_windows(g)) {
+    WindowScratch w(g);
+    window_stats(g, t.q, t.rq, w, out[1], out[4]);
+    window_stats(g, t.k, t.rk, w, out[2], out[5]);
+    return;
+  }
   band_stats(g, t.q, t.rq_rev, s, out[1], out[4]);
   band_stats(g, t.k, t.rk_rev, s, out[2], out[5]);
 }
@@ -172,6 +291,12 @@ LESA_CLONES void correction_task(const LesaGeometry& g, const Task<T>& t, const 
       d.q[c * L + j] -= cq;
       d.k[c * L + j] -= ck;
     }
+  }
+  if (use_windows(g)) {
+    WindowScratch w(g);
+    window_correction(g, t.q, t.rq, k.b[1], k.c[1], true, w, d.q, d.rel);              // z_qr
+    window_correction(g, t.k, t.rk, k.b[2], k.c[2], false, w, d.k, d.rel + qk * g.R());  // z_kr
+    return;
   }
   band_correction(g, t.q, t.rq_rev, k.b[1], k.c[1], true, s, d.q, d.rel);            // z_qr
   band_correction(g, t.k, t.rk_rev, k.b[2], k.c[2], false, s, d.k, d.rel + qk * g.R());  // z_kr
