@@ -25,11 +25,13 @@
 // aligned scratch, the diagonal (relative) ones over a shifted layout of the tile
 // (lesa_binary_rows.h); z_kr and its gradients are elementwise rows. Training forward first takes
 // bn_similarity's statistics Σz_p, Σz_p² without the softmax (lesa_binary_stats.h: Gram matrices
-// for z_qk, band tiles or, at large L against qk, sliding Gram windows for z_qr and z_kr); backward takes one pass with ∂z_p = s_p·∂y, which yields
-// ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p and the running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch
-// statistics only) adds the −b_p·z_p − c_p part of ∂z_p per task the same way. Each task owns its slice of ∂qkv; the table gradients are kept per fixed block of tasks,
-// every sum per task (in double), and reduced in order, and every tile is computed at the same scratch
-// alignment whichever thread runs it, so results do not depend on the thread count.
+// for z_qk; band tiles or, at large L against qk, sliding Gram windows for z_qr and z_kr).
+// Backward takes one pass with ∂z_p = s_p·∂y, which yields ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p
+// and the running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch statistics only) adds the
+// −b_p·z_p − c_p part of ∂z_p per task the same way. Each task owns its slice of ∂qkv; the table
+// gradients are kept per fixed block of tasks, every sum per task (in double), all reduced in
+// order, and every tile is computed at the same scratch alignment whichever thread runs it, so
+// results do not depend on the thread count.
 // Deviations: CPU only; needs the BLAS libtorch links (tile_gemm.h); no double backward (training
 // never needs it); the logits are normalised as s_p·z_p + shift with s_p = γ_p/√(var_p + eps)
 // folded per head (the same value, other rounding); the batch variance is E[z²] − E[z]²
