@@ -17,19 +17,29 @@
 // running statistics.
 // Why fused: the composite path materialises (N, g, L, L) tensors several times over (three logit
 // terms, their normalisation, sum, softmax) plus the (c, L, L) gathered embeddings, and autograd
-// keeps them: ~2 GB at N = 8, g = 8, L = 784. Here one tile of query rows (≤ 4096 logits) lives in
-// a per-thread scratch; forward saves only its inputs, the statistics and each row's log-sum-exp,
-// and backward recomputes P per tile (as flash attention does).
-// How: at::parallel_for over the N·g (batch, head) tasks. Training forward takes two passes (the
-// statistics, then the softmax and products), training backward two (∂v, ∂r^v and BatchNorm's
-// Σ∂y, Σ∂y·z_p; then ∂z_p and ∂q, ∂k, ∂r^q, ∂r^k); eval one each. Each task owns its slice of
-// ∂qkv; the table gradients and every sum are kept per task (sums in double) and reduced in task
-// order, so results do not depend on the thread count.
-// Deviations: CPU only; no double backward (training never needs it); the logits are normalised
-// as s_p·z_p + shift with s_p = γ_p/√(var_p + eps) folded per head (the same value, other
-// rounding); the batch variance is E[z²] − E[z]² accumulated in double.
-// Files: lesa_binary_rows.h holds the per-task compute; this file the checks, the passes over
-// tasks, the reductions and the autograd Function.
+// keeps them: ~2 GB at N = 8, g = 8, L = 784. Here one tile of query rows lives in a per-thread
+// scratch; forward saves only its inputs, the statistics and each row's log-sum-exp, and backward
+// recomputes P per tile (as flash attention does).
+// How: at::parallel_for over the N·g (batch, head) tasks; per task, tiles of query rows whose
+// products — z_qk, z_qr, sv, sve and all their gradients — are single-threaded BLAS GEMMs on
+// aligned scratch, the diagonal (relative) ones over a shifted layout of the tile
+// (lesa_binary_rows.h); z_kr and its gradients are elementwise rows. Training forward first takes
+// bn_similarity's statistics Σz_p, Σz_p² without the softmax (lesa_binary_stats.h: Gram matrices
+// for z_qk; band tiles or, at large L against qk, sliding Gram windows for z_qr and z_kr).
+// Backward takes one pass with ∂z_p = s_p·∂y, which yields ∂v, ∂r^v, BatchNorm's Σ∂y, Σ∂y·z_p
+// and the running-statistics ∂q, ∂k, ∂r^q, ∂r^k, then (batch statistics only) adds the
+// −b_p·z_p − c_p part of ∂z_p per task the same way. Each task owns its slice of ∂qkv; the table
+// gradients are kept per fixed block of tasks, every sum per task (in double), all reduced in
+// order, and every tile is computed at the same scratch alignment whichever thread runs it, so
+// results do not depend on the thread count.
+// Deviations: CPU only; needs the BLAS libtorch links (tile_gemm.h); no double backward (training
+// never needs it); the logits are normalised as s_p·z_p + shift with s_p = γ_p/√(var_p + eps)
+// folded per head (the same value, other rounding); the batch variance is E[z²] − E[z]²
+// accumulated in double (z_qk's from its Gram matrices); float32's exp is a polynomial (≤ 2 ulp,
+// as halo_attention_head.h's).
+// Files: lesa_binary_rows.h holds the per-task tiles, lesa_binary_stats.h the statistics and the
+// BatchNorm correction; this file the checks, the passes over tasks, the reductions and the
+// autograd Function.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -43,6 +53,7 @@
 
 #include "kernels.h"
 #include "lesa_binary_rows.h"
+#include "lesa_binary_stats.h"
 
 namespace vicinity {
 namespace {
@@ -105,13 +116,14 @@ std::vector<Coefficients<T>> coefficients(const LesaGeometry& g, const at::Tenso
   return out;
 }
 
-/** Training pass 1: per channel mean and biased variance over (N, L, L), in double. */
+/** Training pass 1: per channel mean and biased variance over (N, L, L), in double, from each task's closed-form sums. */
 template <typename T>
 std::pair<at::Tensor, at::Tensor> batch_statistics(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel,
                                                    const at::Tensor& rel_rev) {
   at::Tensor partial = at::zeros({g.tasks(), 6}, qkv.options().dtype(at::kDouble));
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> s(g, qkv.options());
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, false);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
       stats_task(g, t, s, partial.data_ptr<double>() + task * 6);
@@ -139,7 +151,8 @@ template <typename T>
 void forward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                   const std::vector<Coefficients<T>>& k, at::Tensor& out, at::Tensor& lse) {
   at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> s(g, qkv.options());
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, false);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
       forward_task(g, t, k[task % g.g], s, out.data_ptr<T>() + task * g.vp * 2 * g.L, lse.data_ptr<T>() + task * g.L);
@@ -147,19 +160,66 @@ void forward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor
   });
 }
 
+/**
+ * Backward runs over blocks of consecutive tasks, one table partial (C, 2L − 1) per block, each
+ * block's tasks in order: at most kBlocks blocks, a number that depends on the task count only (not
+ * on the threads), so the sums stay thread-invariant; a partial per task cost page faults and
+ * zeroing of tasks·C·(2L − 1) values (13 MB for lesa_resnet_nano's layer4, 1,024 tasks).
+ */
+constexpr int64_t kBlocks = 32;
+inline int64_t block_size(const LesaGeometry& g) { return (g.tasks() + kBlocks - 1) / kBlocks; }
+inline int64_t blocks(const LesaGeometry& g) { return (g.tasks() + block_size(g) - 1) / block_size(g); }
+
+/** A task's slices of ∂qkv and its block's table partial. */
+template <typename T>
+TaskGrads<T> task_grads(const LesaGeometry& g, at::Tensor& gqkv, at::Tensor& grel_partial, int64_t task) {
+  T* gq = gqkv.data_ptr<T>() + task * g.C() * g.L;
+  const int64_t block = task / block_size(g);
+  return {gq, gq + g.qk * g.L, gq + 2 * g.qk * g.L, grel_partial.data_ptr<T>() + block * g.C() * g.R()};
+}
+
+/** Backward with ∂z_p = s_p·∂y (all gradients; with running statistics, the whole backward) and BatchNorm's sums. */
 template <typename T>
 void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
-                   const std::vector<Coefficients<T>>& k, const at::Tensor& gout, const at::Tensor& lse, int parts,
-                   at::Tensor& gqkv, at::Tensor& grel_partial, at::Tensor& sums) {
-  const int64_t C = g.C(), L = g.L, R = g.R();
-  at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    Scratch<T> s(g, qkv.options());
+                   const std::vector<Coefficients<T>>& k, const at::Tensor& gout, const at::Tensor& lse, at::Tensor& gqkv,
+                   at::Tensor& grel_partial, at::Tensor& sums) {
+  const int64_t L = g.L, size = block_size(g);
+  at::parallel_for(0, blocks(g), 1, [&](int64_t block_begin, int64_t block_end) {
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, true);
+    const int64_t begin = block_begin * size, end = std::min(g.tasks(), block_end * size);
     for (int64_t task = begin; task < end; ++task) {
       const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      T* gq = gqkv.data_ptr<T>() + task * C * L;
-      const TaskGrads<T> d{gq, gq + g.qk * L, gq + 2 * g.qk * L, grel_partial.data_ptr<T>() + task * C * R};
-      backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, parts,
-                    s, d, sums.data_ptr<double>() + task * 4);
+      backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, s,
+                    task_grads<T>(g, gqkv, grel_partial, task), sums.data_ptr<double>() + task * 4);
+    }
+  });
+}
+
+/** Batch statistics only: the −b_p·z_p − c_p part of ∂z_p, per task (lesa_binary_stats.h). */
+template <typename T>
+void correction_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
+                     const std::vector<Coefficients<T>>& k, at::Tensor& gqkv, at::Tensor& grel_partial) {
+  const int64_t size = block_size(g);
+  at::parallel_for(0, blocks(g), 1, [&](int64_t block_begin, int64_t block_end) {
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, false);
+    const int64_t begin = block_begin * size, end = std::min(g.tasks(), block_end * size);
+    for (int64_t task = begin; task < end; ++task) {
+      const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
+      correction_task(g, t, k[task % g.g], s, task_grads<T>(g, gqkv, grel_partial, task));
+    }
+  });
+}
+
+/** out[e] = Σ_block partial[block·n + e], in block order for every e. */
+template <typename T>
+void reduce_blocks(int64_t count, int64_t n, const T* partial, T* out) {
+  at::parallel_for(0, n, 2048, [&](int64_t begin, int64_t end) {
+    for (int64_t e = begin; e < end; ++e) out[e] = 0;
+    for (int64_t block = 0; block < count; ++block) {
+      const T* p = partial + block * n;
+      for (int64_t e = begin; e < end; ++e) out[e] += p[e];
     }
   });
 }
@@ -182,6 +242,7 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
                                const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& running_mean,
                                const at::Tensor& running_var, int64_t qk, bool batch_stats, double eps) {
     const LesaGeometry g = check_inputs(qkv, relative, weight, bias, running_mean, running_var, qk, batch_stats, eps);
+    tile::require_blas("lesa_binary");
     at::Tensor qc = qkv.contiguous(), rc = relative.contiguous(), rrev = relative.flip({1}).contiguous();
     at::Tensor out = at::empty({g.N, g.g, g.vp, 2 * g.L}, qkv.options()), lse = at::empty({g.N, g.g, g.L}, qkv.options());
     at::Tensor mean, var;
@@ -215,13 +276,12 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
     const int64_t C = g.C(), R = g.R();
     const double count = static_cast<double>(g.N) * static_cast<double>(g.L) * static_cast<double>(g.L);
     at::Tensor gout = grads[0].contiguous(), rrev = rc.flip({1}).contiguous();
-    at::Tensor gqkv = at::zeros_like(qc), partial = at::zeros({g.tasks(), C, R}, qc.options());
+    at::Tensor gqkv = at::zeros_like(qc), partial = at::zeros({blocks(g), C, R}, qc.options());
     at::Tensor sums = at::zeros({g.tasks(), 4}, qc.options().dtype(at::kDouble));
     at::Tensor gweight = at::empty({3 * g.g}, qc.options().dtype(at::kDouble)), gbias = at::empty_like(gweight);
     AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "lesa_binary_backward", [&] {
       std::vector<Coefficients<scalar_t>> k = coefficients<scalar_t>(g, mean, invstd, weight, bias);
-      const int first = batch_stats ? kValues | kSums : kValues | kSums | kQueriesKeys;
-      backward_pass<scalar_t>(g, qc, rc, rrev, k, gout, lse, first, gqkv, partial, sums);
+      backward_pass<scalar_t>(g, qc, rc, rrev, k, gout, lse, gqkv, partial, sums);
       const std::vector<double> head = head_sums(g, sums);
       const double* mu = mean.data_ptr<double>();
       const double* is = invstd.data_ptr<double>();
@@ -239,11 +299,13 @@ class LesaBinaryFn : public torch::autograd::Function<LesaBinaryFn> {
           k[h].c[p] = static_cast<scalar_t>(s * (sdy / count) - b * mu[ch]);
         }
       }
-      if (batch_stats) backward_pass<scalar_t>(g, qc, rc, rrev, k, gout, lse, kQueriesKeys, gqkv, partial, sums);
+      if (batch_stats) correction_pass<scalar_t>(g, qc, rc, rrev, k, gqkv, partial);
     });
-    // The table partials, summed over tasks in task order, then r^q and r^v back from reversed order.
-    at::Tensor grel = at::zeros({C, R}, qc.options());
-    for (int64_t task = 0; task < g.tasks(); ++task) grel.add_(partial[task]);
+    // The table partials, summed over blocks in order, then r^q and r^v back from reversed order.
+    at::Tensor grel = at::empty({C, R}, qc.options());
+    AT_DISPATCH_FLOATING_TYPES(qc.scalar_type(), "lesa_binary_table_sum", [&] {
+      reduce_blocks<scalar_t>(blocks(g), C * R, partial.data_ptr<scalar_t>(), grel.data_ptr<scalar_t>());
+    });
     grel.narrow(0, 0, qk).copy_(grel.narrow(0, 0, qk).flip({1}));
     grel.narrow(0, 2 * qk, g.vp).copy_(grel.narrow(0, 2 * qk, g.vp).flip({1}));
     result[0] = gqkv;

@@ -61,7 +61,7 @@ const cases: ['lesa' | 'binary', Partial<LesaOptions>, number[]][] = [
   ['binary', {}, [2, 8, 3, 3]],                                         // L = 9
   ['binary', { featureSize: 4, stride: 2 }, [2, 8, 2, 8]],               // non-square 2×8 map, L = 16
   ['lesa', { featureSize: 5 }, [2, 8, 5, 5]],                            // L = 25
-  ['binary', { featureSize: 9 }, [2, 8, 9, 9]],                          // L = 81: two tiles of query rows (50 + 31)
+  ['binary', { featureSize: 9 }, [2, 8, 9, 9]],                          // L = 81: two tiles of query rows (41 + 40)
   ['lesa', { featureSize: 3, stride: 2, groups: 1, outPlanes: 6 }, [3, 8, 3, 3]],  // qk 3, vp 6
 ];
 
