@@ -1,7 +1,7 @@
 /**
  * The fused LESA binary-term op `vicinity::lesa_binary` (native/kernels/lesa_binary.cc) alone, at
  * the shapes the layer benchmark and lesa_resnet_nano give it: forward (no autograd) and forward +
- * backward, in training mode (batch statistics: two passes each way) or eval mode, wall ms, the
+ * backward, in training mode (batch statistics) or eval mode, wall ms, the
  * median of `repeats` after one warm-up. Random inputs: time does not depend on their values.
  *
  *   node dist/bench/lesa-binary-op.js [--repeats 5] [--eval] [--only L196] [--loop SECONDS]
