@@ -36,7 +36,7 @@
 // never needs it); the logits are normalised as s_p·z_p + shift with s_p = γ_p/√(var_p + eps)
 // folded per head (the same value, other rounding); the batch variance is E[z²] − E[z]²
 // accumulated in double (z_qk's from its Gram matrices); float32's exp is a polynomial (≤ 2 ulp,
-// as halo_attention_head.h's).
+// as HaloAttention's, softmax_exp.h).
 // Files: lesa_binary_rows.h holds the per-task tiles, lesa_binary_stats.h the statistics and the
 // BatchNorm correction; this file the checks, the passes over tasks, the reductions and the
 // autograd Function.

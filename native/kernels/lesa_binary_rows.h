@@ -29,6 +29,7 @@
 #include <cstring>
 #include <vector>
 
+#include "softmax_exp.h"
 #include "tile_gemm.h"
 
 namespace vicinity {
@@ -117,29 +118,6 @@ struct Scratch {
 #define LESA_CLONES
 #endif
 
-/**
- * e^x for softmax arguments (x ≤ ~0), in a form GCC vectorises (glibc's expf is a call per
- * element): the same Cephes-style reduction x = n·ln2 + r and degree-7 polynomial (≤ 2 ulp) as
- * halo_attention_head.h's softmax_exp, 2ⁿ built in the exponent bits; x < −87 gives 0.
- */
-LESA_INLINE float lesa_exp(float x) {
-  const float xc = x < -87.0f ? -87.0f : x;
-  const float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  const float r = (xc - n * 0.693359375f) - n * -2.12194440e-4f;
-  float p = 1.9875691500e-4f;
-  p = p * r + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const float e = p * r * r + r + 1.0f;
-  const uint32_t bits = static_cast<uint32_t>(static_cast<int32_t>(n) + 127) << 23;
-  float two_n;
-  std::memcpy(&two_n, &bits, sizeof two_n);
-  return x < -87.0f ? 0.0f : e * two_n;
-}
-// Double is the gradcheck's dtype: exact to the last bit matters more than speed there.
-LESA_INLINE double lesa_exp(double x) { return std::exp(x); }
 
 /** Σ_j x_j·y_j in 32 interleaved partial sums (independent accumulators), reduced as a tree. */
 template <typename T>
@@ -216,7 +194,7 @@ LESA_INLINE void add_scaled(int64_t n, T s, T shift, const T* __restrict__ x, T*
 /** p_j = e^(p_j − base) */
 template <typename T>
 LESA_INLINE void exp_shifted(int64_t n, T base, T* __restrict__ p) {
-  for (int64_t j = 0; j < n; ++j) p[j] = lesa_exp(p[j] - base);
+  for (int64_t j = 0; j < n; ++j) p[j] = softmax_exp(p[j] - base);
 }
 
 template <typename T>
