@@ -23,6 +23,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { timeSteps } from '../src/analysis/step-timer.js';
 import { HaloAttention } from '../src/attention/halo-attention.js';
 import { LesaBinaryAttention } from '../src/attention/lesa-binary.js';
 import { LsagGlobalAttention, LsagLocalAttention } from '../src/attention/lsag-attention.js';
@@ -97,18 +98,9 @@ function pythonPath(): string {
   return torchPython(opts.python ?? process.env.TORCH_PYTHON);
 }
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
+/** Median of `repeats` timed calls after one warm-up, by the one step timer. */
 async function timed(fn: () => void): Promise<number> {
-  fn();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    await flushFinalizers();
-    const t0 = performance.now();
-    fn();
-    times.push((performance.now() - t0) / 1000);
-  }
-  return median(times);
+  return (await timeSteps(fn, { warmup: 1, steps: repeats })).medianMs / 1000;
 }
 
 async function benchVicinity(c: Case, build: Build): Promise<Result> {

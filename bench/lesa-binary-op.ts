@@ -10,10 +10,11 @@
  * Results: docs/benchmarks.md, "LESA binary term: fused kernel".
  */
 import { parseArgs } from 'node:util';
+import { timeSteps } from '../src/analysis/step-timer.js';
 import * as aten from '../src/ops/generated/ops.gen.js';
 import { noGrad } from '../src/tensor/autograd.js';
 import { ones, randn, zeros } from '../src/tensor/creation.js';
-import { flushFinalizers, getNumThreads } from '../src/tensor/memory.js';
+import { getNumThreads } from '../src/tensor/memory.js';
 import { tidy } from '../src/tensor/scope.js';
 import type { Tensor } from '../src/tensor/tensor.js';
 
@@ -38,18 +39,9 @@ const cases: Case[] = [
   { name: 'L196 qk16 (C256 14x14 g8, batch 8)', N: 8, g: 8, qk: 16, vp: 32, L: 196 },
 ].filter((c) => !opts.only || c.name.includes(opts.only));
 
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
-
+/** Median of `repeats` timed calls after one warm-up, by the one step timer. */
 async function timed(fn: () => void): Promise<number> {
-  fn();
-  const times: number[] = [];
-  for (let i = 0; i < repeats; i++) {
-    await flushFinalizers();
-    const t0 = performance.now();
-    fn();
-    times.push(performance.now() - t0);
-  }
-  return median(times);
+  return (await timeSteps(fn, { warmup: 1, steps: repeats })).medianMs;
 }
 
 function inputs(c: Case): Tensor[] {
