@@ -93,9 +93,10 @@ test('a rank killed mid-epoch: the other exits non-zero naming it within the tim
   const r = await done;
   assert.equal(r.code, 1, r.stderr);
   assert.match(r.stderr, /launch: rank 1 was killed by SIGKILL/);
-  // The collective that notices depends on timing: backward's gradient all-reduce ('training step')
-  // or the all-reduce after each step that agrees on stopping ('allReduce'); either names rank 1.
-  assert.match(r.stderr, /rank 0 of 2: (training step|allReduce) failed: rank 1 stopped responding/);
+  // The collective that notices depends on timing: backward's gradient all-reduce ('training step'),
+  // the all-reduce after each step that agrees on stopping ('allReduce') or a broadcast (seen once
+  // under full-suite load); each names rank 1.
+  assert.match(r.stderr, /rank 0 of 2: (training step|allReduce|broadcast) failed: rank 1 stopped responding/);
   assert.ok(Date.now() - killedAt < timeout * 1000, `took ${Date.now() - killedAt} ms`);
   assert.deepEqual(readFileSync(path.join(out, 'last.state.safetensors')), before);
   assert.deepEqual(rows(out).map((row) => row.epoch), [0]);
