@@ -30,8 +30,13 @@
       "cflags_cc!": ["-fno-exceptions", "-fno-rtti", "-std=gnu++17", "-std=gnu++14", "-std=c++14"],
       "cflags_cc": [
         "-std=<!(node -p \"require('<(module_root_dir)/libtorch.config.json').cxxStandard\")",
-        "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter"
+        "-fexceptions", "-frtti", "-O2", "-Wno-unused-parameter", "-fopenmp"
       ],
+      # -fopenmp: at::parallel_for is a header template that runs its range serially unless the
+      # including code is compiled with OpenMP (ParallelOpenMP.h), as torch.utils.cpp_extension
+      # builds do. Linked the same way, the addon's libgomp.so.1 is the one libtorch already
+      # loaded (pip's torch/lib copy has that soname), so setNumThreads governs the kernels too.
+      "ldflags": ["-fopenmp"],
       "libraries": [
         "<!@(node -p \"require('<(module_root_dir)/libtorch.config.json').libDirs.map(d => '-L' + d + ' -Wl,-rpath,' + d).join(' ')\")",
         "-Wl,--no-as-needed",

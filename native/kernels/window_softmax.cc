@@ -10,8 +10,9 @@
 // Vision Models", arXiv:1906.05909, Eq. 3: q·k + q·r); either may be absent, N a multiple of each.
 // Why fused: the composite path (window_qk, + bias, softmax, window_av; window_attention.cc)
 // materialises the (N, H·W, k²) logits several times over and autograd keeps the weights; here
-// a query's k² logits live in registers/scratch, forward saves only a log-sum-exp per query, and
-// backward recomputes the weights (as flash attention does).
+// a query row's k² logits live in scratch (window_softmax_rows.h: the row's queries are the
+// vector lanes), forward saves only a log-sum-exp per query, and backward recomputes the weights
+// (as flash attention does).
 // Backward per query: dP_t = dO·v_t, dS_t = P_t (dP_t − Σ_u P_u dP_u); dq = Σ_t dS_t k_t,
 // dk_t += dS_t q, dv_t += P_t dO, dbias[t] += dS_t, dembed[t] += dS_t q (dq also takes dS_t e_t).
 // The work is split over nb (or ne) tasks, N without either, task h visiting n = h, h + nb, …: it
@@ -21,6 +22,7 @@
 // path); no double backward.
 #include <ATen/ATen.h>
 #include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
@@ -30,6 +32,7 @@
 
 #include "kernels.h"
 #include "window_geometry.h"
+#include "window_softmax_rows.h"
 
 namespace vicinity {
 namespace {
@@ -69,82 +72,62 @@ int64_t head_groups(const at::Tensor& bias, const at::Tensor& embed) {
   return bias.defined() ? bias.size(0) : embed.defined() ? embed.size(0) : 1;
 }
 
-// The logits of one query's in-map window, in visit order; returns their count and max.
-template <typename scalar_t, int64_t kFixed>
-inline int64_t window_logits(int64_t c, const scalar_t* __restrict__ qv, const scalar_t* __restrict__ kn,
-                             const scalar_t* __restrict__ bv, const scalar_t* __restrict__ ev,
-                             const int64_t* runs, int64_t count, int64_t d,
-                             scalar_t* __restrict__ s, int64_t* __restrict__ where, scalar_t& max) {
-  int64_t e = 0;
-  max = -std::numeric_limits<scalar_t>::infinity();
-  for (int64_t r = 0; r < count; r++) {
-    for (int64_t m = 0; m < runs[3 * r + 2]; m++, e++) {
-      const int64_t key = runs[3 * r + 1] + m * d;
-      const scalar_t* __restrict__ kv = kn + key * c;
-      const int64_t t = runs[3 * r] + m;
-      scalar_t acc = bv ? bv[t] : scalar_t(0);
-      for (int64_t i = 0; i < (kFixed ? kFixed : c); i++) acc += qv[i] * kv[i];
-      if (ev) {
-        const scalar_t* __restrict__ et = ev + t * c;
-        for (int64_t i = 0; i < (kFixed ? kFixed : c); i++) acc += qv[i] * et[i];
-      }
-      s[e] = acc;
-      where[e] = (key << 16) | t;  // key index and window element, packed
-      max = std::max(max, acc);
-    }
-  }
-  return e;
-}
-
 struct Saved {
   at::Tensor out, lse;
 };
 
+// The row geometry of window_softmax_rows.h, its column index in `col_index`.
+RowGeometry row_geometry(const Geometry& g, int64_t c, const at::Tensor& rows, const at::Tensor& cols,
+                         std::vector<int64_t>& col_index) {
+  const int64_t lanes = (g.w + kLanes - 1) / kLanes * kLanes;
+  const int64_t* cp = cols.data_ptr<int64_t>();
+  col_index.assign(g.k * lanes, g.wk);
+  for (int64_t b = 0; b < g.k; b++) {
+    for (int64_t j = 0; j < g.w; j++) {
+      const int64_t x = cp[j] + b * g.d;
+      if (x >= 0 && x < g.wk) col_index[b * lanes + j] = x;
+    }
+  }
+  return {g.h, g.w, g.hk, g.wk, g.k, g.d, c, lanes, rows.data_ptr<int64_t>(), col_index.data()};
+}
+
+// (nb, H, W, k²) → (nb, H, k², lanes), zero-padded: a query row's bias of element t is one lane vector.
+at::Tensor planar_bias(const at::Tensor& bias, const RowGeometry& r) {
+  return bias.defined() ? at::constant_pad_nd(bias.transpose(2, 3), {0, r.lanes - r.w}).contiguous() : bias;
+}
+
+template <typename scalar_t>
+HeadInputs<scalar_t> head_inputs(const RowGeometry& r, int64_t n, int64_t nb, const at::Tensor& q,
+                                 const at::Tensor& key, const at::Tensor& value, const at::Tensor& bias,
+                                 const at::Tensor& embed) {
+  const int64_t hw = r.h * r.w, hwk = r.hk * r.wk, tk = r.k * r.k;
+  return {q.data_ptr<scalar_t>() + n * hw * r.c, key.data_ptr<scalar_t>() + n * hwk * r.c,
+          value.data_ptr<scalar_t>() + n * hwk * r.c,
+          bias.defined() ? bias.data_ptr<scalar_t>() + (n % nb) * r.h * tk * r.lanes : nullptr,
+          embed.defined() ? embed.data_ptr<scalar_t>() + (n % nb) * tk * r.c : nullptr};
+}
+
 Saved forward_impl(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value, const at::Tensor& rows,
                    const at::Tensor& cols, const at::Tensor& bias, const at::Tensor& embed, int64_t k, int64_t d) {
   const Geometry g = window::geometry(q, key, k, d);
-  const int64_t c_run = q.size(3), t_size = k * k, hw = g.h * g.w, hwk = g.hk * g.wk;
+  std::vector<int64_t> col_index;
+  const RowGeometry r = row_geometry(g, q.size(3), rows, cols, col_index);
   at::Tensor out = at::empty(q.sizes(), q.options());
   at::Tensor lse = at::empty({g.n, g.h, g.w}, q.options());
-  const int64_t nb = head_groups(bias, embed);
+  const int64_t nb = head_groups(bias, embed), hw = g.h * g.w;
+  const at::Tensor bias_rows = planar_bias(bias, r);
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "window_softmax_attention", [&] {
-    const scalar_t* ep = embed.defined() ? embed.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* qp = q.data_ptr<scalar_t>();
-    const scalar_t* kp = key.data_ptr<scalar_t>();
-    const scalar_t* vp = value.data_ptr<scalar_t>();
-    const scalar_t* bp = bias.defined() ? bias.data_ptr<scalar_t>() : nullptr;
-    scalar_t* op = out.data_ptr<scalar_t>();
-    scalar_t* lp = lse.data_ptr<scalar_t>();
-    window::with_channels(c_run, [&](auto fixed) {
-      constexpr int64_t kFixed = decltype(fixed)::value;
-      const int64_t c = kFixed ? kFixed : c_run;
-      window::for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(), g.n,
-                             [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
-        thread_local std::vector<scalar_t> s;
-        thread_local std::vector<int64_t> where;
-        s.resize(t_size);
-        where.resize(t_size);
-        const scalar_t* bv = bp ? bp + ((n % nb) * hw + p) * t_size : nullptr;
-        scalar_t max;
-        const scalar_t* ev = ep ? ep + (n % nb) * t_size * c : nullptr;
-        const int64_t e = window_logits<scalar_t, kFixed>(c, qp + (n * hw + p) * c, kp + n * hwk * c, bv, ev, runs,
-                                                          count, g.d, s.data(), where.data(), max);
-        scalar_t sum = 0;
-        for (int64_t i = 0; i < e; i++) sum += (s[i] = std::exp(s[i] - max));
-        const scalar_t inv = scalar_t(1) / sum;
-        scalar_t acc[kFixed > 0 ? kFixed : 64];
-        scalar_t* ov = op + (n * hw + p) * c;
-        scalar_t* dst = kFixed ? acc : ov;
-        std::fill(dst, dst + c, scalar_t(0));
-        const scalar_t* vn = vp + n * hwk * c;
-        for (int64_t i = 0; i < e; i++) {
-          const scalar_t w = s[i] * inv;
-          const scalar_t* vv = vn + (where[i] >> 16) * c;
-          for (int64_t j = 0; j < c; j++) dst[j] += w * vv[j];
+    at::parallel_for(0, g.n, 1, [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> s;
+      s.size(r, false);
+      for (int64_t n = begin; n < end; n++) {
+        const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed);
+        gather_columns(r, in.key, s.plane.data(), s.kb.data());
+        gather_columns(r, in.value, s.plane.data(), s.vb.data());
+        for (int64_t i = 0; i < g.h; i++) {
+          forward_row(r, in, i, s, out.data_ptr<scalar_t>() + n * hw * r.c, lse.data_ptr<scalar_t>() + n * hw);
         }
-        if (kFixed) std::copy(acc, acc + c, ov);
-        lp[n * hw + p] = max + std::log(sum);
-      });
+      }
     });
   });
   return {out, lse};
@@ -155,87 +138,49 @@ variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const a
                             const at::Tensor& bias, const at::Tensor& embed, const at::Tensor& lse, int64_t k,
                             int64_t d) {
   const Geometry g = window::geometry(q, key, k, d);
-  const int64_t c_run = q.size(3), t_size = k * k, hw = g.h * g.w, hwk = g.hk * g.wk;
-  const int64_t nb = head_groups(bias, embed);
+  std::vector<int64_t> col_index;
+  const RowGeometry r = row_geometry(g, q.size(3), rows, cols, col_index);
+  const int64_t nb = head_groups(bias, embed), hw = g.h * g.w, hwk = g.hk * g.wk, tk = k * k;
   at::Tensor dq = at::empty(q.sizes(), q.options());
-  at::Tensor dk = at::zeros(key.sizes(), key.options());
-  at::Tensor dv = at::zeros(value.sizes(), value.options());
-  at::Tensor db = bias.defined() ? at::zeros(bias.sizes(), bias.options()) : at::Tensor();
+  at::Tensor dk = at::empty(key.sizes(), key.options());  // scatter_columns writes every element
+  at::Tensor dv = at::empty(value.sizes(), value.options());
+  const at::Tensor bias_rows = planar_bias(bias, r);
+  at::Tensor db_rows = bias.defined() ? at::zeros_like(bias_rows) : at::Tensor();  // (nb, H, k², lanes)
   at::Tensor de = embed.defined() ? at::zeros(embed.sizes(), embed.options()) : at::Tensor();
+  // Task h owns every n ≡ h (mod groups): its key-map gradients and bias / embedding slice h.
+  const int64_t groups = bias.defined() || embed.defined() ? nb : g.n;
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "window_softmax_attention_backward", [&] {
-    const scalar_t* qp = q.data_ptr<scalar_t>();
-    const scalar_t* kp = key.data_ptr<scalar_t>();
-    const scalar_t* vp = value.data_ptr<scalar_t>();
-    const scalar_t* gp = grad.data_ptr<scalar_t>();
-    const scalar_t* lp = lse.data_ptr<scalar_t>();
-    const scalar_t* bp = bias.defined() ? bias.data_ptr<scalar_t>() : nullptr;
-    scalar_t* dqp = dq.data_ptr<scalar_t>();
-    scalar_t* dkp = dk.data_ptr<scalar_t>();
-    scalar_t* dvp = dv.data_ptr<scalar_t>();
-    scalar_t* dbp = bias.defined() ? db.data_ptr<scalar_t>() : nullptr;
-    const scalar_t* ep = embed.defined() ? embed.data_ptr<scalar_t>() : nullptr;
-    scalar_t* dep = embed.defined() ? de.data_ptr<scalar_t>() : nullptr;
-    window::with_channels(c_run, [&](auto fixed) {
-      constexpr int64_t kFixed = decltype(fixed)::value;
-      const int64_t c = kFixed ? kFixed : c_run;
-      // Task h owns every n ≡ h (mod nb): its key-map gradients and bias / embedding slice h.
-      window::for_each_query(g, rows.data_ptr<int64_t>(), cols.data_ptr<int64_t>(),
-                             bias.defined() || embed.defined() ? nb : g.n,
-                             [&](int64_t n, int64_t p, const int64_t* runs, int64_t count) {
-        thread_local std::vector<scalar_t> s, dp;
-        thread_local std::vector<int64_t> where;
-        s.resize(t_size);
-        dp.resize(t_size);
-        where.resize(t_size);
-        const int64_t row = n * hw + p;
-        const scalar_t* qv = qp + row * c;
-        const scalar_t* go = gp + row * c;
-        const scalar_t* kn = kp + n * hwk * c;
-        const scalar_t* vn = vp + n * hwk * c;
-        const scalar_t* bv = bp ? bp + ((n % nb) * hw + p) * t_size : nullptr;
-        const scalar_t* ev = ep ? ep + (n % nb) * t_size * c : nullptr;
-        scalar_t max;
-        const int64_t e = window_logits<scalar_t, kFixed>(c, qv, kn, bv, ev, runs, count, g.d, s.data(), where.data(),
-                                                          max);
-        scalar_t total = 0;  // Σ_u P_u dP_u
-        for (int64_t i = 0; i < e; i++) {
-          s[i] = std::exp(s[i] - lp[row]);  // P
-          const scalar_t* vv = vn + (where[i] >> 16) * c;
-          scalar_t acc = 0;
-          for (int64_t j = 0; j < c; j++) acc += go[j] * vv[j];
-          dp[i] = acc;
-          total += s[i] * acc;
-        }
-        scalar_t dqa[kFixed > 0 ? kFixed : 64];
-        scalar_t* dqv = kFixed ? dqa : dqp + row * c;
-        std::fill(dqv, dqv + c, scalar_t(0));
-        scalar_t* dbv = dbp ? dbp + ((n % nb) * hw + p) * t_size : nullptr;
-        for (int64_t i = 0; i < e; i++) {
-          const int64_t keyi = where[i] >> 16;
-          const scalar_t ds = s[i] * (dp[i] - total);
-          const scalar_t* kv = kn + keyi * c;
-          scalar_t* dkv = dkp + (n * hwk + keyi) * c;
-          scalar_t* dvv = dvp + (n * hwk + keyi) * c;
-          for (int64_t j = 0; j < c; j++) {
-            dqv[j] += ds * kv[j];
-            dkv[j] += ds * qv[j];
-            dvv[j] += s[i] * go[j];
+    at::parallel_for(0, groups, 1, [&](int64_t begin, int64_t end) {
+      RowScratch<scalar_t> s;
+      s.size(r, true);
+      for (int64_t h = begin; h < end; h++) {
+        if (embed.defined()) s.de.assign(tk * r.c * r.lanes, scalar_t(0));
+        for (int64_t n = h; n < g.n; n += groups) {
+          const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed);
+          gather_columns(r, in.key, s.plane.data(), s.kb.data());
+          gather_columns(r, in.value, s.plane.data(), s.vb.data());
+          std::fill(s.dkb.begin(), s.dkb.end(), scalar_t(0));
+          std::fill(s.dvb.begin(), s.dvb.end(), scalar_t(0));
+          scalar_t* dbias = bias.defined() ? db_rows.data_ptr<scalar_t>() + h * g.h * tk * r.lanes : nullptr;
+          for (int64_t i = 0; i < g.h; i++) {
+            backward_row(r, in, i, grad.data_ptr<scalar_t>() + n * hw * r.c, lse.data_ptr<scalar_t>() + n * hw, s,
+                         dq.data_ptr<scalar_t>() + n * hw * r.c, dbias);
           }
-          const int64_t t = where[i] & 0xffff;
-          if (dbv) dbv[t] += ds;
-          if (ev) {
-            const scalar_t* et = ev + t * c;
-            scalar_t* det = dep + ((n % nb) * t_size + t) * c;
-            for (int64_t j = 0; j < c; j++) {
-              dqv[j] += ds * et[j];
-              det[j] += ds * qv[j];
-            }
+          scatter_columns(r, s.dkb.data(), s.plane.data(), dk.data_ptr<scalar_t>() + n * hwk * r.c);
+          scatter_columns(r, s.dvb.data(), s.plane.data(), dv.data_ptr<scalar_t>() + n * hwk * r.c);
+        }
+        if (embed.defined()) {  // Σ over the lanes, once per task
+          scalar_t* dst = de.data_ptr<scalar_t>() + h * tk * r.c;
+          for (int64_t e = 0; e < tk * r.c; e++) {
+            scalar_t acc = 0;
+            for (int64_t j = 0; j < r.w; j++) acc += s.de[e * r.lanes + j];
+            dst[e] += acc;
           }
         }
-        if (kFixed) std::copy(dqa, dqa + c, dqp + row * c);
-      });
+      }
     });
   });
+  at::Tensor db = bias.defined() ? db_rows.narrow(3, 0, g.w).transpose(2, 3).contiguous() : at::Tensor();
   return {dq, dk, dv, db, de};
 }
 
@@ -246,7 +191,6 @@ class WindowSoftmaxAttention : public torch::autograd::Function<WindowSoftmaxAtt
                             const at::Tensor& embed, int64_t k, int64_t d) {
     const at::Tensor b = given(bias), e = given(embed);
     check(q, key, value, rows, cols, b, e, k, d);
-    TORCH_CHECK(k * k < (1 << 16), "window_softmax_attention: kernel_size ", k, " is too large (k² must be < 65536)");
     at::Tensor qc = q.contiguous(), kc = key.contiguous(), vc = value.contiguous();
     at::Tensor rc = rows.contiguous(), cc = cols.contiguous();
     at::Tensor bc = b.defined() ? b.contiguous() : bias, ec = e.defined() ? e.contiguous() : embed;

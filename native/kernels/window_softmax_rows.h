@@ -1,0 +1,327 @@
+// The per-head work of `vicinity::window_softmax_attention` (window_softmax.cc), a query row at a
+// time in a planar layout: the W queries of a row are the vector lanes. One head's key and value
+// maps are first gathered into *window columns*, kb[y][b][c][j] = key[y, cols[j] + b·d, c] (0 off
+// the map), so that for every window element t = (a, b) the row's W keys are one contiguous
+// vector per channel, and the logits, the softmax (max / exp / sum per lane) and the products
+// with v are element-wise over 8-lane vectors (GCC vector extensions), accumulating over the
+// channels or the window in registers. Why: the models' heads are narrow (C = 4–32 channels at
+// 28×28 down to 7×7), so a per-query loop over C spends its time on loop and index overhead and
+// scalar exponentials; the lanes of a row give full vectors at any C. The gathered columns cost
+// k·C·Hk·W elements per head (≤ k× the map) and one pass to build. Backward accumulates ∂k, ∂v in
+// the same column layout and adds them back to the map per head; the key embedding's gradient
+// stays per lane until the task's end. Every sum runs in a fixed order, so the results do not
+// depend on the thread count.
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <vector>
+
+#include "softmax_exp.h"
+
+namespace vicinity {
+namespace {
+
+// -O3 and no-trapping-math for the exponential's selects (binding.gyp builds -O2), in an
+// x86-64-v3 (AVX2 + FMA) clone picked by the CPU at load time, as halo_attention_head.h.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC push_options
+#pragma GCC optimize("O3", "no-trapping-math")
+// The vector helpers below are always inlined: their by-value vectors never cross an ABI boundary.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define WINDOW_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define WINDOW_INLINE inline __attribute__((always_inline))
+#else
+#define WINDOW_CLONES
+#define WINDOW_INLINE inline
+#endif
+
+constexpr int64_t kLanes = 8;  // one vector: 8 queries of a row
+
+// The window of every query: query (i, j) of the H×W map reads keys (rows[i] + a·d, cols[j] + b·d)
+// of the Hk×Wk key map, t = a·k + b. `lanes` = W rounded up to kLanes: the padded lanes are
+// off-map columns. col_index (k, lanes): cols[j] + b·d, or wk (a zero column) off the map.
+struct RowGeometry {
+  int64_t h, w, hk, wk, k, d, c, lanes;
+  const int64_t* rows;
+  const int64_t* col_index;
+};
+
+// One head's inputs: q (H, W, C) already scaled, key and value (Hk, Wk, C); bias (H, k², lanes)
+// (planar_bias) and embed (k², C) when given.
+template <typename T>
+struct HeadInputs {
+  const T* q;
+  const T* key;
+  const T* value;
+  const T* bias;
+  const T* embed;
+};
+
+// A task's scratch, reused over its heads and rows.
+template <typename T>
+struct RowScratch {
+  std::vector<T> plane;                // (Hk, C, Wk + 1) one map, channel-planar, with a zero column
+  std::vector<T> kb, vb;               // (Hk, k, C, lanes) window columns of key and value
+  std::vector<T> mask;                 // (k, lanes) 0, or −inf off the map
+  std::vector<T> q, s, m, sum, o;      // (C, lanes) query row, (k², lanes) logits, (lanes) ×2, (C, lanes)
+  std::vector<T> g, dp, dkb, dvb, de;  // backward: ∂out row, ∂logits, ∂ of the columns, (k², C, lanes) ∂embed
+  std::vector<int64_t> tv, off;        // the row's in-map window elements t and their column offsets
+
+  void size(const RowGeometry& r, bool backward) {
+    const int64_t cols = r.hk * r.k * r.c * r.lanes, t = r.k * r.k;
+    plane.resize(r.hk * r.c * (r.wk + 1));
+    kb.resize(cols);
+    vb.resize(cols);
+    mask.resize(r.k * r.lanes);
+    for (int64_t i = 0; i < r.k * r.lanes; i++) {
+      mask[i] = r.col_index[i] == r.wk ? -std::numeric_limits<T>::infinity() : T(0);
+    }
+    q.resize(r.c * r.lanes);
+    o.resize(r.c * r.lanes);
+    s.resize(t * r.lanes);
+    m.resize(r.lanes);
+    sum.resize(r.lanes);
+    tv.resize(t);
+    off.resize(t);
+    if (!backward) return;
+    g.resize(r.c * r.lanes);
+    dp.resize(t * r.lanes);
+    dkb.resize(cols);
+    dvb.resize(cols);
+  }
+};
+
+template <typename T>
+struct VecOf {
+  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
+};
+template <typename T>
+using Vec = typename VecOf<T>::type;
+
+template <typename T>
+WINDOW_INLINE Vec<T> load(const T* p) {
+  Vec<T> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+
+template <typename T>
+WINDOW_INLINE void store(T* p, Vec<T> v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
+// kb[((y·k + b)·C + c)·lanes + j] = map[y, cols[j] + b·d, c] (0 off the map), through a
+// channel-planar copy of the map.
+template <typename T>
+WINDOW_INLINE void gather_columns(const RowGeometry& r, const T* __restrict__ map, T* __restrict__ plane,
+                                  T* __restrict__ kb) {
+  const int64_t pw = r.wk + 1;
+  for (int64_t y = 0; y < r.hk; y++) {
+    T* pl = plane + y * r.c * pw;
+    for (int64_t x = 0; x < r.wk; x++) {
+      for (int64_t c = 0; c < r.c; c++) pl[c * pw + x] = map[(y * r.wk + x) * r.c + c];
+    }
+    for (int64_t c = 0; c < r.c; c++) pl[c * pw + r.wk] = T(0);
+    for (int64_t b = 0; b < r.k; b++) {
+      const int64_t* index = r.col_index + b * r.lanes;
+      for (int64_t c = 0; c < r.c; c++) {
+        const T* __restrict__ src = pl + c * pw;
+        T* __restrict__ dst = kb + ((y * r.k + b) * r.c + c) * r.lanes;
+        for (int64_t j = 0; j < r.lanes; j++) dst[j] = src[index[j]];
+      }
+    }
+  }
+}
+
+// The inverse for gradients: map[y, cols[j] + b·d, c] = Σ of its columns, in a fixed order.
+template <typename T>
+WINDOW_INLINE void scatter_columns(const RowGeometry& r, const T* __restrict__ kb, T* __restrict__ plane,
+                                   T* __restrict__ map) {
+  const int64_t pw = r.wk + 1;
+  for (int64_t y = 0; y < r.hk; y++) {
+    T* pl = plane + y * r.c * pw;
+    std::fill(pl, pl + r.c * pw, T(0));
+    for (int64_t b = 0; b < r.k; b++) {
+      const int64_t* index = r.col_index + b * r.lanes;
+      for (int64_t c = 0; c < r.c; c++) {
+        T* __restrict__ dst = pl + c * pw;  // off-map lanes add into the unused zero column
+        const T* __restrict__ src = kb + ((y * r.k + b) * r.c + c) * r.lanes;
+        for (int64_t j = 0; j < r.lanes; j++) dst[index[j]] += src[j];
+      }
+    }
+    for (int64_t x = 0; x < r.wk; x++) {
+      for (int64_t c = 0; c < r.c; c++) map[(y * r.wk + x) * r.c + c] = pl[c * pw + x];
+    }
+  }
+}
+
+// (W, C) row of a map → (C, lanes), padded lanes 0.
+template <typename T>
+WINDOW_INLINE void load_row(const RowGeometry& r, const T* __restrict__ src, T* __restrict__ dst) {
+  std::fill(dst, dst + r.c * r.lanes, T(0));
+  for (int64_t j = 0; j < r.w; j++) {
+    for (int64_t c = 0; c < r.c; c++) dst[c * r.lanes + j] = src[j * r.c + c];
+  }
+}
+
+// The in-map window elements of query row i: s.tv (t), s.off (offset of their key columns); returns their count.
+template <typename T>
+WINDOW_INLINE int64_t row_elements(const RowGeometry& r, int64_t i, RowScratch<T>& s) {
+  int64_t e = 0;
+  for (int64_t a = 0; a < r.k; a++) {
+    const int64_t y = r.rows[i] + a * r.d;
+    if (y < 0 || y >= r.hk) continue;
+    for (int64_t b = 0; b < r.k; b++, e++) {
+      s.tv[e] = a * r.k + b;
+      s.off[e] = (y * r.k + b) * r.c * r.lanes;
+    }
+  }
+  return e;
+}
+
+// s[t][j] = bias[i, j, t] + q_j · (k[t, j] + embed[t]), −inf for keys off the map, for the row's
+// ne in-map elements; the per-lane max in m (0 where every logit is −inf).
+template <typename T>
+WINDOW_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, int64_t ne, RowScratch<T>& s) {
+  const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
+  constexpr T kNegInf = -std::numeric_limits<T>::infinity();
+  const Vec<T> neg_inf = Vec<T>{} + kNegInf, zero = Vec<T>{};
+  for (int64_t jb = 0; jb < L; jb += kLanes) store(s.m.data() + jb, neg_inf);
+  for (int64_t e = 0; e < ne; e++) {
+    const int64_t t = s.tv[e];
+    T* st = s.s.data() + t * L;
+    const T* kt = s.kb.data() + s.off[e];
+    const T* mask = s.mask.data() + (t % r.k) * L;
+    const T* embed = in.embed ? in.embed + t * C : nullptr;
+    for (int64_t jb = 0; jb < L; jb += kLanes) {
+      Vec<T> acc = in.bias ? load(in.bias + (i * tk + t) * L + jb) : zero;
+      for (int64_t c = 0; c < C; c++) {
+        const Vec<T> key = embed ? load(kt + c * L + jb) + embed[c] : load(kt + c * L + jb);
+        acc += load(s.q.data() + c * L + jb) * key;
+      }
+      acc += load(mask + jb);
+      store(st + jb, acc);
+      const Vec<T> m = load(s.m.data() + jb);
+      store(s.m.data() + jb, acc > m ? acc : m);
+    }
+  }
+  for (int64_t jb = 0; jb < L; jb += kLanes) {
+    const Vec<T> m = load(s.m.data() + jb);
+    store(s.m.data() + jb, m == neg_inf ? zero : m);
+  }
+}
+
+// s[t] ← e^{s[t] − shift} over the row's in-map elements (0 for −inf logits).
+template <typename T>
+WINDOW_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* __restrict__ shift, RowScratch<T>& s) {
+  const int64_t L = r.lanes;
+  for (int64_t e = 0; e < ne; e++) {
+    T* __restrict__ st = s.s.data() + s.tv[e] * L;
+    for (int64_t j = 0; j < L; j++) st[j] = softmax_exp(st[j] - shift[j]);
+  }
+}
+
+// out[i] (W, C) and lse[i] (W) of one head's query row i.
+template <typename T>
+WINDOW_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
+                               T* out, T* lse) {
+  const int64_t L = r.lanes, C = r.c;
+  load_row(r, in.q + i * r.w * C, s.q.data());
+  const int64_t ne = row_elements(r, i, s);
+  row_logits(r, in, i, ne, s);
+  row_exp(r, ne, s.m.data(), s);
+  for (int64_t jb = 0; jb < L; jb += kLanes) {
+    Vec<T> sum{};
+    for (int64_t e = 0; e < ne; e++) sum += load(s.s.data() + s.tv[e] * L + jb);
+    store(s.sum.data() + jb, sum);
+    for (int64_t c = 0; c < C; c++) {
+      Vec<T> acc{};
+      for (int64_t e = 0; e < ne; e++) acc += load(s.s.data() + s.tv[e] * L + jb) * load(s.vb.data() + s.off[e] + c * L + jb);
+      store(s.o.data() + c * L + jb, acc);
+    }
+  }
+  for (int64_t j = 0; j < r.w; j++) {
+    const T sum = s.sum[j];
+    const T inv = sum > T(0) ? T(1) / sum : T(0);
+    for (int64_t c = 0; c < C; c++) out[(i * r.w + j) * C + c] = s.o[c * L + j] * inv;
+    lse[i * r.w + j] = s.m[j] + std::log(sum);  // −inf for a query with no key in the map
+  }
+}
+
+// One head's query row i backward: ∂q row into dq, ∂ of the key / value columns into s.dkb /
+// s.dvb, ∂bias (H, k², lanes) into dbias, ∂embed per lane into s.de; lse as forward saved it.
+template <typename T>
+WINDOW_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
+                                const T* lse, RowScratch<T>& s, T* dq, T* dbias) {
+  const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
+  load_row(r, in.q + i * r.w * C, s.q.data());
+  load_row(r, grad + i * r.w * C, s.g.data());
+  const int64_t ne = row_elements(r, i, s);
+  row_logits(r, in, i, ne, s);
+  T* shift = s.m.data();  // lse per lane (0 for a query without keys: its logits are all −inf)
+  for (int64_t j = 0; j < L; j++) shift[j] = j < r.w && std::isfinite(lse[i * r.w + j]) ? lse[i * r.w + j] : T(0);
+  row_exp(r, ne, shift, s);  // P
+  const T* p = s.s.data();
+  T* dp = s.dp.data();
+  for (int64_t jb = 0; jb < L; jb += kLanes) {
+    Vec<T> total{};  // Σ_t P_t ∂P_t, then ∂S_t = P_t (∂P_t − total)
+    for (int64_t e = 0; e < ne; e++) {
+      Vec<T> acc{};
+      for (int64_t c = 0; c < C; c++) acc += load(s.g.data() + c * L + jb) * load(s.vb.data() + s.off[e] + c * L + jb);
+      store(dp + s.tv[e] * L + jb, acc);
+      total += load(p + s.tv[e] * L + jb) * acc;
+    }
+    for (int64_t e = 0; e < ne; e++) {
+      const int64_t t = s.tv[e] * L + jb;
+      store(dp + t, load(p + t) * (load(dp + t) - total));
+    }
+    for (int64_t c = 0; c < C; c++) {
+      Vec<T> acc{};
+      for (int64_t e = 0; e < ne; e++) {
+        const Vec<T> key = load(s.kb.data() + s.off[e] + c * L + jb);
+        acc += load(dp + s.tv[e] * L + jb) * (in.embed ? key + in.embed[s.tv[e] * C + c] : key);
+      }
+      store(s.o.data() + c * L + jb, acc);
+    }
+  }
+  for (int64_t e = 0; e < ne; e++) {
+    const int64_t t = s.tv[e];
+    for (int64_t c = 0; c < C; c++) {
+      T* dk = s.dkb.data() + s.off[e] + c * L;
+      T* dv = s.dvb.data() + s.off[e] + c * L;
+      T* de = in.embed ? s.de.data() + (t * C + c) * L : nullptr;
+      for (int64_t jb = 0; jb < L; jb += kLanes) {
+        const Vec<T> ds = load(dp + t * L + jb), qc = load(s.q.data() + c * L + jb);
+        store(dk + jb, load(dk + jb) + ds * qc);
+        store(dv + jb, load(dv + jb) + load(p + t * L + jb) * load(s.g.data() + c * L + jb));
+        if (de) store(de + jb, load(de + jb) + ds * qc);
+      }
+    }
+    if (dbias) {
+      T* db = dbias + (i * tk + t) * L;
+      for (int64_t jb = 0; jb < L; jb += kLanes) store(db + jb, load(db + jb) + load(dp + t * L + jb));
+    }
+  }
+  for (int64_t j = 0; j < r.w; j++) {
+    for (int64_t c = 0; c < C; c++) dq[(i * r.w + j) * C + c] = s.o[c * L + j];
+  }
+}
+
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#pragma GCC pop_options
+#endif
+#undef WINDOW_CLONES
+#undef WINDOW_INLINE
+
+}  // namespace
+}  // namespace vicinity
