@@ -249,20 +249,22 @@ export class LsagGlobalAttention extends LsagAttentionBase {
     checkTokens('LsagGlobalAttention', x, this.dim);
     const [B, N] = x.shape;
     const [hk, g, dh] = [this.kvHeads, this.numHeads / this.kvHeads, this.headDim];
-    const q = this.Wq.forward(x)
-      .reshape([B, N, hk, g, dh])                           // (B, N, hk, g, dh)
-      .permute([0, 2, 3, 1, 4]);                            // (B, hk, g, N, dh)
+    const queries = this.Wq.forward(x).reshape([B, N, hk, g, dh]); // (B, N, hk, g, dh)
     const kv = this.Wkv.forward(x)
       .reshape([B, N, 2, hk, 1, dh])                        // (B, N, 2, hk, 1, dh)
       .permute([2, 0, 3, 4, 1, 5]);                         // (2, B, hk, 1, N, dh)
     const [k, v] = [kv.select(0, 0), kv.select(0, 1)];      // (B, hk, 1, N, dh) each, shared by the g heads
     const dropping = this.attnDrop.training && this.attnDrop.p > 0;
     if (!dropping && useFused(['aten::scaled_dot_product_attention'], x.device)) {
-      // Each query row attends on its own, so the g heads sharing a K/V head fold into its query axis.
-      const out = F.scaledDotProductAttention(q.reshape([B, hk, g * N, dh]), k.squeeze(2), v.squeeze(2), { scale: this.scale })
-        .reshape([B, hk, g, N, dh]).permute([0, 3, 1, 2, 4]).reshape([B, N, this.dim]);
+      // Each query row attends on its own, so the g heads sharing a K/V head fold into its query
+      // axis, token-major: with one K/V head (CIFAR's multi-query) q and the output are views of
+      // the projections' (B, N, D) layout, no copies.
+      const out = F.scaledDotProductAttention(
+        queries.permute([0, 2, 1, 3, 4]).reshape([B, hk, N * g, dh]), k.squeeze(2), v.squeeze(2), { scale: this.scale }) // (B, hk, N·g, dh)
+        .reshape([B, hk, N, g, dh]).permute([0, 2, 1, 3, 4]).reshape([B, N, this.dim]);             // (B, N, D)
       return this.projDrop.forward(this.proj.forward(out));
     }
+    const q = queries.permute([0, 2, 3, 1, 4]);             // (B, hk, g, N, dh)
     const logits = q.matmul(k.transpose(-2, -1)).mul(this.scale);          // (B, hk, g, N, N)
     const attention = logits.softmax(-1);                                  // (B, hk, g, N, N)
     recordAttention('lsag-global', attention, { tokens: N });
