@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "kernel_options.h"
 #include "softmax_exp.h"
 #include "tile_gemm.h"
 
@@ -59,21 +60,9 @@ inline std::pair<int64_t, int64_t> kv_offsets(const HaloGeometry& g, int64_t n, 
   return {b * m.b + k * m.c, b * m.b + v * m.c};
 }
 
-// The element-wise loops vectorise at -O3 (binding.gyp builds -O2; no-trapping-math lets GCC
-// if-convert the exponential's selects), in an x86-64-v3 (AVX2 + FMA) clone of the two per-head
-// functions that GCC's target_clones picks by the CPU at load time (as la_attention_head.h).
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("O3", "no-trapping-math")
-#endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define HALO_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#define HALO_INLINE inline __attribute__((always_inline))
-#else
-#define HALO_CLONES
-#define HALO_INLINE inline
-#endif
-
+// The element-wise loops vectorise at -O3, in an x86-64-v3 clone of the two per-head functions
+// (kernel_options.h).
+VICINITY_KERNEL_OPTIONS_BEGIN
 
 /**
  * Row softmax in place. Max and sum run over 32-byte GCC vectors (the compiler will not vectorise
@@ -81,7 +70,7 @@ inline std::pair<int64_t, int64_t> kv_offsets(const HaloGeometry& g, int64_t n, 
  * bits on every run and thread.
  */
 template <typename T>
-HALO_INLINE void softmax_row(int64_t n, T* __restrict__ row) {
+VICINITY_KERNEL_INLINE void softmax_row(int64_t n, T* __restrict__ row) {
   typedef T V __attribute__((vector_size(32)));
   constexpr int64_t L = 32 / sizeof(T);
   V lanes;
@@ -154,7 +143,7 @@ struct HaloScratch {
  * `tile` (channels, bq), raster within the block.
  */
 template <typename T>
-HALO_INLINE void gather_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* map,
+VICINITY_KERNEL_INLINE void gather_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* map,
                               const MapStrides& m, T* tile) {
   const int64_t bds = g.bds, bq = g.bq(), corner = by * bds * m.y + bx * bds * m.x;
   for (int64_t c = 0; c < channels; ++c) {
@@ -172,7 +161,7 @@ HALO_INLINE void gather_block(const HaloGeometry& g, int64_t channels, int64_t b
 
 /** The inverse of gather_block into a contiguous map (channel stride Hq·Wq): the output and ∂q. */
 template <typename T>
-HALO_INLINE void put_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* tile, T* map) {
+VICINITY_KERNEL_INLINE void put_block(const HaloGeometry& g, int64_t channels, int64_t by, int64_t bx, const T* tile, T* map) {
   const int64_t bds = g.bds, bq = g.bq(), Wq = g.Wq(), plane = g.Hq() * Wq, corner = by * bds * Wq + bx * bds;
   for (int64_t c = 0; c < channels; ++c) {
     for (int64_t qy = 0; qy < bds; ++qy) {
@@ -195,7 +184,7 @@ struct WindowSpan {
  * strides m) into s.win, channel-major, so that every copy is a row segment; zeros outside the map; and its mask.
  */
 template <typename T>
-HALO_INLINE void load_window(const HaloGeometry& g, const T* k, const T* v, const MapStrides& m, int64_t by, int64_t bx,
+VICINITY_KERNEL_INLINE void load_window(const HaloGeometry& g, const T* k, const T* v, const MapStrides& m, int64_t by, int64_t bx,
                              HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz();
   const WindowSpan w(g, by, bx);
@@ -225,7 +214,7 @@ HALO_INLINE void load_window(const HaloGeometry& g, const T* k, const T* v, cons
 
 /** Adds the window gradient s.gwin into the head's k and v gradients (contiguous maps; positions inside the map). */
 template <typename T>
-HALO_INLINE void scatter_window(const HaloGeometry& g, T* gk, T* gv, int64_t by, int64_t bx, const HaloScratch<T>& s) {
+VICINITY_KERNEL_INLINE void scatter_window(const HaloGeometry& g, T* gk, T* gv, int64_t by, int64_t bx, const HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz(), hw = g.Hb * g.Wb;
   const WindowSpan w(g, by, bx);
   for (int64_t c = 0; c < g.dqk + g.dv; ++c) {
@@ -246,7 +235,7 @@ HALO_INLINE void scatter_window(const HaloGeometry& g, T* gk, T* gv, int64_t by,
  * H[ky − qy + win − 1] + W[kx − qx + win − 1].
  */
 template <typename T>
-HALO_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, int64_t m, const T* tables,
+VICINITY_KERNEL_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, int64_t m, const T* tables,
                               HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz(), rows = g.rows(), d = g.dqk, bq = g.bq();
   const T scale = static_cast<T>(g.scale), rel_alpha = g.scale_pos_embed ? scale : T(1);
@@ -271,7 +260,7 @@ HALO_INLINE void tile_weights(const HaloGeometry& g, const T* qc, int64_t i0, in
 
 /** One head: q (dqk channels of the query map), k, v (its channels of the kv map) → out (dv channels, contiguous map). */
 template <typename T>
-HALO_CLONES void forward_head(const HaloGeometry& g, const T* q, const MapStrides& qm, const T* k, const T* v,
+VICINITY_X86_64_V3_CLONES void forward_head(const HaloGeometry& g, const T* q, const MapStrides& qm, const T* k, const T* v,
                               const MapStrides& kvm, const T* tables, T* out, HaloScratch<T>& s) {
   const int64_t bq = g.bq(), wsz = g.wsz();
   for (int64_t by = 0; by < g.nby; ++by) {
@@ -296,7 +285,7 @@ HALO_CLONES void forward_head(const HaloGeometry& g, const T* q, const MapStride
  * over the keys sharing a relative offset. Everything but P, dS and dR is stored transposed.
  */
 template <typename T>
-HALO_INLINE void backward_tile(const HaloGeometry& g, int64_t i0, int64_t m, const T* tables, T* gtables,
+VICINITY_KERNEL_INLINE void backward_tile(const HaloGeometry& g, int64_t i0, int64_t m, const T* tables, T* gtables,
                                HaloScratch<T>& s) {
   const int64_t win = g.win, wsz = g.wsz(), rows = g.rows(), d = g.dqk, dv = g.dv, bq = g.bq();
   const T scale = static_cast<T>(g.scale), rel_alpha = g.scale_pos_embed ? scale : T(1);
@@ -339,7 +328,7 @@ HALO_INLINE void backward_tile(const HaloGeometry& g, int64_t i0, int64_t m, con
  * (2·rows, dqk).
  */
 template <typename T>
-HALO_CLONES void backward_head(const HaloGeometry& g, const T* q, const MapStrides& qm, const T* k, const T* v,
+VICINITY_X86_64_V3_CLONES void backward_head(const HaloGeometry& g, const T* q, const MapStrides& qm, const T* k, const T* v,
                                const MapStrides& kvm, const T* out, const MapStrides& om, const T* gout,
                                const MapStrides& gom, const T* tables, T* gq, T* gk, T* gv, T* gtables,
                                HaloScratch<T>& s) {
@@ -367,9 +356,7 @@ HALO_CLONES void backward_head(const HaloGeometry& g, const T* q, const MapStrid
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC pop_options
-#endif
+VICINITY_KERNEL_OPTIONS_END
 
 }  // namespace
 }  // namespace vicinity

@@ -22,26 +22,18 @@
 #include <limits>
 #include <vector>
 
+#include "kernel_options.h"
 #include "softmax_exp.h"
 
 namespace vicinity {
 namespace {
 
-// -O3 and no-trapping-math for the exponential's selects (binding.gyp builds -O2), in an
-// x86-64-v3 (AVX2 + FMA) clone picked by the CPU at load time, as halo_attention_head.h.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("O3", "no-trapping-math")
+// -O3, and an x86-64-v3 clone of the per-row functions (kernel_options.h).
+VICINITY_KERNEL_OPTIONS_BEGIN
 // The vector helpers below are always inlined: their by-value vectors never cross an ABI boundary.
+#if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"
-#endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define WINDOW_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#define WINDOW_INLINE inline __attribute__((always_inline))
-#else
-#define WINDOW_CLONES
-#define WINDOW_INLINE inline
 #endif
 
 constexpr int64_t kLanes = 8;  // one vector: 8 queries of a row
@@ -108,21 +100,21 @@ template <typename T>
 using Vec = typename VecOf<T>::type;
 
 template <typename T>
-WINDOW_INLINE Vec<T> load(const T* p) {
+VICINITY_KERNEL_INLINE Vec<T> load(const T* p) {
   Vec<T> v;
   std::memcpy(&v, p, sizeof v);
   return v;
 }
 
 template <typename T>
-WINDOW_INLINE void store(T* p, Vec<T> v) {
+VICINITY_KERNEL_INLINE void store(T* p, Vec<T> v) {
   std::memcpy(p, &v, sizeof v);
 }
 
 // kb[((y·k + b)·C + c)·lanes + j] = map[y, cols[j] + b·d, c] (0 off the map), through a
 // channel-planar copy of the map.
 template <typename T>
-WINDOW_INLINE void gather_columns(const RowGeometry& r, const T* __restrict__ map, T* __restrict__ plane,
+VICINITY_KERNEL_INLINE void gather_columns(const RowGeometry& r, const T* __restrict__ map, T* __restrict__ plane,
                                   T* __restrict__ kb) {
   const int64_t pw = r.wk + 1;
   for (int64_t y = 0; y < r.hk; y++) {
@@ -144,7 +136,7 @@ WINDOW_INLINE void gather_columns(const RowGeometry& r, const T* __restrict__ ma
 
 // The inverse for gradients: map[y, cols[j] + b·d, c] = Σ of its columns, in a fixed order.
 template <typename T>
-WINDOW_INLINE void scatter_columns(const RowGeometry& r, const T* __restrict__ kb, T* __restrict__ plane,
+VICINITY_KERNEL_INLINE void scatter_columns(const RowGeometry& r, const T* __restrict__ kb, T* __restrict__ plane,
                                    T* __restrict__ map) {
   const int64_t pw = r.wk + 1;
   for (int64_t y = 0; y < r.hk; y++) {
@@ -166,7 +158,7 @@ WINDOW_INLINE void scatter_columns(const RowGeometry& r, const T* __restrict__ k
 
 // (W, C) row of a map → (C, lanes), padded lanes 0.
 template <typename T>
-WINDOW_INLINE void load_row(const RowGeometry& r, const T* __restrict__ src, T* __restrict__ dst) {
+VICINITY_KERNEL_INLINE void load_row(const RowGeometry& r, const T* __restrict__ src, T* __restrict__ dst) {
   std::fill(dst, dst + r.c * r.lanes, T(0));
   for (int64_t j = 0; j < r.w; j++) {
     for (int64_t c = 0; c < r.c; c++) dst[c * r.lanes + j] = src[j * r.c + c];
@@ -175,7 +167,7 @@ WINDOW_INLINE void load_row(const RowGeometry& r, const T* __restrict__ src, T* 
 
 // The in-map window elements of query row i: s.tv (t), s.off (offset of their key columns); returns their count.
 template <typename T>
-WINDOW_INLINE int64_t row_elements(const RowGeometry& r, int64_t i, RowScratch<T>& s) {
+VICINITY_KERNEL_INLINE int64_t row_elements(const RowGeometry& r, int64_t i, RowScratch<T>& s) {
   int64_t e = 0;
   for (int64_t a = 0; a < r.k; a++) {
     const int64_t y = r.rows[i] + a * r.d;
@@ -191,7 +183,7 @@ WINDOW_INLINE int64_t row_elements(const RowGeometry& r, int64_t i, RowScratch<T
 // s[t][j] = bias[i, j, t] + q_j · (k[t, j] + embed[t]), −inf for keys off the map, for the row's
 // ne in-map elements; the per-lane max in m (0 where every logit is −inf).
 template <typename T>
-WINDOW_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, int64_t ne, RowScratch<T>& s) {
+VICINITY_KERNEL_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, int64_t ne, RowScratch<T>& s) {
   const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const Vec<T> neg_inf = Vec<T>{} + kNegInf, zero = Vec<T>{};
@@ -222,7 +214,7 @@ WINDOW_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int
 
 // s[t] ← e^{s[t] − shift} over the row's in-map elements (0 for −inf logits).
 template <typename T>
-WINDOW_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* __restrict__ shift, RowScratch<T>& s) {
+VICINITY_KERNEL_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* __restrict__ shift, RowScratch<T>& s) {
   const int64_t L = r.lanes;
   for (int64_t e = 0; e < ne; e++) {
     T* __restrict__ st = s.s.data() + s.tv[e] * L;
@@ -232,7 +224,7 @@ WINDOW_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* __restrict
 
 // out[i] (W, C) and lse[i] (W) of one head's query row i.
 template <typename T>
-WINDOW_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
+VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
                                T* out, T* lse) {
   const int64_t L = r.lanes, C = r.c;
   load_row(r, in.q + i * r.w * C, s.q.data());
@@ -260,7 +252,7 @@ WINDOW_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, in
 // One head's query row i backward: ∂q row into dq, ∂ of the key / value columns into s.dkb /
 // s.dvb, ∂bias (H, k², lanes) into dbias, ∂embed per lane into s.de; lse as forward saved it.
 template <typename T>
-WINDOW_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
+VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
                                 const T* lse, RowScratch<T>& s, T* dq, T* dbias) {
   const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
   load_row(r, in.q + i * r.w * C, s.q.data());
@@ -316,12 +308,10 @@ WINDOW_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, i
   }
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__)
 #pragma GCC diagnostic pop
-#pragma GCC pop_options
 #endif
-#undef WINDOW_CLONES
-#undef WINDOW_INLINE
+VICINITY_KERNEL_OPTIONS_END
 
 }  // namespace
 }  // namespace vicinity

@@ -104,10 +104,12 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   const padRight = Math.max(0, k * d - W0);
   const xp = padBottom > 0 || padRight > 0 ? F.pad(x, [0, 0, 0, padRight, 0, padBottom]) : x;
   const [H, W] = [H0 + padBottom, W0 + padRight];
-  const qkv = F.linear(xp, w.qkvWeight, w.qkvBias)
-    .reshape([B, H * W, 3, nh, dh])                    // (B, H·W, 3, nh, dh)
-    .permute([2, 0, 3, 1, 4]);                         // (3, B, nh, H·W, dh)
-  const q = qkv.select(0, 0).mul(c.scale);             // (B, nh, H·W, dh), Eq. (4) 1/√d
+  // split, not select: its backward writes the three gradients into one (B, H, W, 3C) tensor, where
+  // select's would make a zero-filled copy of it per part and add them.
+  const [qs, key, value] = F.linear(xp, w.qkvWeight, w.qkvBias) // (B, H, W, 3C), channels [q, k, v] × nh × dh
+    .split([C, C, C], 3)                               // (B, H, W, C) each
+    .map((t) => t.reshape([B, H * W, nh, dh]).permute([0, 2, 1, 3])); // (B, nh, H·W, dh)
+  const q = qs.mul(c.scale);                           // (B, nh, H·W, dh), Eq. (4) 1/√d
   const placement = { kernelSize: k, dilation: d, placement: 'clamped', device: x.device } as const;
   const index = windowIndex(H, W, placement);
   const bias = w.rpb                                   // (nh, H·W, T): B(i, ρ(i))
@@ -120,8 +122,6 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   };
   // q·k and the weighted sum count B·nh·H·W·T·dh MACs each, as the composite path's einsums
   // (countMacs runs the composite path).
-  const key = qkv.select(0, 1);                        // (B, nh, H·W, dh)
-  const value = qkv.select(0, 2);                      // (B, nh, H·W, dh)
   const dropping = c.training && c.attnDrop > 0;
   const heads = !dropping && useFused(['vicinity::window_softmax_attention'], x.device)
     ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { bias })

@@ -1,0 +1,24 @@
+// Build options of the fused kernels' hot loops, in one place: -O3 and no-trapping-math (binding.gyp
+// builds -O2; no-trapping-math lets GCC if-convert the softmax exponential's selects, which the
+// vectoriser needs) between VICINITY_KERNEL_OPTIONS_BEGIN / _END, and an x86-64-v3 (AVX2 + FMA)
+// clone of the per-head functions marked VICINITY_X86_64_V3_CLONES, which GCC's target_clones
+// picks by the CPU at load time (the portable default clone elsewhere). Helpers called from the
+// clones are VICINITY_KERNEL_INLINE (always inlined, so they compile for each clone's ISA).
+#pragma once
+
+#if defined(__GNUC__) && !defined(__clang__)
+#define VICINITY_KERNEL_OPTIONS_BEGIN \
+  _Pragma("GCC push_options") _Pragma("GCC optimize(\"O3\", \"no-trapping-math\")")
+#define VICINITY_KERNEL_OPTIONS_END _Pragma("GCC pop_options")
+#else
+#define VICINITY_KERNEL_OPTIONS_BEGIN
+#define VICINITY_KERNEL_OPTIONS_END
+#endif
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define VICINITY_X86_64_V3_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
+#define VICINITY_KERNEL_INLINE inline __attribute__((always_inline))
+#else
+#define VICINITY_X86_64_V3_CLONES
+#define VICINITY_KERNEL_INLINE inline
+#endif
