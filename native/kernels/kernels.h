@@ -23,11 +23,11 @@ at::Tensor window_qk(const at::Tensor& q, const at::Tensor& key, const at::Tenso
 at::Tensor window_av(const at::Tensor& attn, const at::Tensor& value, const at::Tensor& rows, const at::Tensor& cols,
                      int64_t kernel_size, int64_t dilation);
 
-// window_softmax.cc: per-pixel window softmax attention (q·(k + embed) + bias, softmax, ·v) in one pass (NA, SASA).
+// window_softmax.cc: per-pixel window softmax attention (scale·q·(k + embed) + bias, softmax, ·v) in one pass (NA, SASA).
 at::Tensor window_softmax_attention(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
                                     const at::Tensor& rows, const at::Tensor& cols,
                                     const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& key_embed,
-                                    int64_t kernel_size, int64_t dilation);
+                                    int64_t kernel_size, int64_t dilation, double scale);
 
 // halo_attention.cc: HaloNet blocked local attention with relative logits.
 at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& height_rel,

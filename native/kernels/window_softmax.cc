@@ -1,8 +1,8 @@
 // Per-pixel window softmax attention in one pass, with a hand-written backward, as
 // `vicinity::window_softmax_attention`: NATTEN's neighbourhood attention (Hassani et al.,
 // "Neighborhood Attention Transformer", arXiv:2204.07143, Eq. 2–4; neighborhood-attention.ts):
-//   s[n, p, t] = q[n, p] · (key[n, w(p, t)] + embed[n mod ne, t]) + bias[n mod nb, p, t]
-//   out[n, p]  = Σ_t softmax_t(s[n, p, ·]) · value[n, w(p, t)]                  (q already scaled)
+//   s[n, p, t] = scale · q[n, p] · (key[n, w(p, t)] + embed[n mod ne, t]) + bias[n mod nb, p, t]
+//   out[n, p]  = Σ_t softmax_t(s[n, p, ·]) · value[n, w(p, t)]
 // for the in-map window elements t of query p (window_geometry.h; keys outside the key map are
 // left out, i.e. masked), q (N, H, W, C), key and value (N, Hk, Wk, C); bias (nb, H, W, k²):
 // NATTEN's rpb gathered per head (nb = heads, n = b·heads + h); key embedding (ne, k², C): SASA's
@@ -26,6 +26,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
+#include <numeric>
 #include <cmath>
 #include <limits>
 #include <vector>
@@ -41,26 +42,42 @@ using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 using window::Geometry;
 
+// q, key, value come as (N, H, W, C) maps or as (B, nh, H, W, C) ones (n = b·nh + h), at any
+// strides: views of the projections, read and written in place.
+Geometry geometry_of(const at::Tensor& q, const at::Tensor& key, int64_t k, int64_t d) {
+  const int64_t o = q.dim() - 4;
+  return {o ? q.size(0) * q.size(1) : q.size(0), q.size(1 + o), q.size(2 + o), key.size(1 + o), key.size(2 + o), k, d};
+}
+
 void check(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value, const at::Tensor& rows,
            const at::Tensor& cols, const at::Tensor& bias, const at::Tensor& embed, int64_t k, int64_t d) {
   const char* op = "window_softmax_attention";
-  window::check_inputs(op, q, key, rows, cols, k, d);
+  TORCH_CHECK((q.dim() == 4 || q.dim() == 5) && key.dim() == q.dim(), op, ": expected (N, H, W, C) or (B, heads, H, ",
+              "W, C) q and key of the same rank, got shapes ", q.sizes(), " and ", key.sizes());
+  if (q.dim() == 5) {
+    TORCH_CHECK(q.size(0) == key.size(0) && q.size(1) == key.size(1), op, ": q and key must have the same batch and ",
+                "heads, got shapes ", q.sizes(), " and ", key.sizes());
+  }
+  // The per-head checks on one image's heads: (nh, H, W, C) views.
+  window::check_inputs(op, q.dim() == 5 ? q.select(0, 0) : q, key.dim() == 5 ? key.select(0, 0) : key, rows, cols, k, d);
   TORCH_CHECK(value.sizes() == key.sizes(), op, ": value must have key's shape ", key.sizes(), ", got ", value.sizes());
-  TORCH_CHECK(q.size(3) == key.size(3), op, ": q has ", q.size(3), " channels but key has ", key.size(3));
+  const Geometry g = geometry_of(q, key, k, d);
+  const int64_t c = q.size(-1);
+  TORCH_CHECK(c == key.size(-1), op, ": q has ", c, " channels but key has ", key.size(-1));
   TORCH_CHECK(q.scalar_type() == key.scalar_type() && q.scalar_type() == value.scalar_type(), op,
               ": q, key and value must share a dtype");
   if (bias.defined()) {
-    TORCH_CHECK(bias.dim() == 4 && bias.size(1) == q.size(1) && bias.size(2) == q.size(2) && bias.size(3) == k * k &&
-                    bias.size(0) >= 1 && q.size(0) % bias.size(0) == 0,
-                op, ": bias must be (nb, H, W, k²) = (nb, ", q.size(1), ", ", q.size(2), ", ", k * k,
-                ") with nb dividing N = ", q.size(0), ", got ", bias.sizes());
+    TORCH_CHECK(bias.dim() == 4 && bias.size(1) == g.h && bias.size(2) == g.w && bias.size(3) == k * k &&
+                    bias.size(0) >= 1 && g.n % bias.size(0) == 0,
+                op, ": bias must be (nb, H, W, k²) = (nb, ", g.h, ", ", g.w, ", ", k * k,
+                ") with nb dividing N = ", g.n, ", got ", bias.sizes());
     TORCH_CHECK(bias.scalar_type() == q.scalar_type(), op, ": bias must have q's dtype");
   }
   if (embed.defined()) {
-    TORCH_CHECK(embed.dim() == 3 && embed.size(1) == k * k && embed.size(2) == q.size(3) && embed.size(0) >= 1 &&
-                    q.size(0) % embed.size(0) == 0,
-                op, ": key_embed must be (ne, k², C) = (ne, ", k * k, ", ", q.size(3), ") with ne dividing N = ",
-                q.size(0), ", got ", embed.sizes());
+    TORCH_CHECK(embed.dim() == 3 && embed.size(1) == k * k && embed.size(2) == c && embed.size(0) >= 1 &&
+                    g.n % embed.size(0) == 0,
+                op, ": key_embed must be (ne, k², C) = (ne, ", k * k, ", ", c, ") with ne dividing N = ",
+                g.n, ", got ", embed.sizes());
     TORCH_CHECK(embed.scalar_type() == q.scalar_type(), op, ": key_embed must have q's dtype");
     TORCH_CHECK(!bias.defined() || bias.size(0) == embed.size(0), op, ": bias and key_embed must have as many ",
                 "heads, got ", bias.size(0), " and ", embed.size(0));
@@ -96,36 +113,64 @@ at::Tensor planar_bias(const at::Tensor& bias, const RowGeometry& r) {
   return bias.defined() ? at::constant_pad_nd(bias.transpose(2, 3), {0, r.lanes - r.w}).contiguous() : bias;
 }
 
+MapStrides strides_of(const at::Tensor& t) {
+  return {t.stride(-3), t.stride(-2), t.stride(-1)};
+}
+
+// Head n's map of a (N, H, W, C) or (B, nh, H, W, C) tensor.
+template <typename scalar_t>
+scalar_t* head_map(const at::Tensor& t, int64_t n) {
+  const int64_t offset = t.dim() == 5 ? (n / t.size(1)) * t.stride(0) + (n % t.size(1)) * t.stride(1) : n * t.stride(0);
+  return t.data_ptr<scalar_t>() + offset;
+}
+
+// An uninitialised dense tensor of t's sizes whose dimensions lie in memory in the order of t's
+// strides: the output and gradients follow their input's layout (e.g. the projection's), so the
+// callers' views of them need no copies.
+at::Tensor dense_like(const at::Tensor& t) {
+  std::vector<int64_t> order(t.dim());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return t.stride(a) > t.stride(b); });
+  std::vector<int64_t> sizes, inverse(t.dim());
+  for (size_t i = 0; i < order.size(); i++) {
+    sizes.push_back(t.size(order[i]));
+    inverse[order[i]] = static_cast<int64_t>(i);
+  }
+  return at::empty(sizes, t.options()).permute(inverse);
+}
+
 template <typename scalar_t>
 HeadInputs<scalar_t> head_inputs(const RowGeometry& r, int64_t n, int64_t nb, const at::Tensor& q,
                                  const at::Tensor& key, const at::Tensor& value, const at::Tensor& bias,
-                                 const at::Tensor& embed) {
-  const int64_t hw = r.h * r.w, hwk = r.hk * r.wk, tk = r.k * r.k;
-  return {q.data_ptr<scalar_t>() + n * hw * r.c, key.data_ptr<scalar_t>() + n * hwk * r.c,
-          value.data_ptr<scalar_t>() + n * hwk * r.c,
+                                 const at::Tensor& embed, double scale) {
+  const int64_t tk = r.k * r.k;
+  return {head_map<scalar_t>(q, n), head_map<scalar_t>(key, n), head_map<scalar_t>(value, n),
           bias.defined() ? bias.data_ptr<scalar_t>() + (n % nb) * r.h * tk * r.lanes : nullptr,
-          embed.defined() ? embed.data_ptr<scalar_t>() + (n % nb) * tk * r.c : nullptr};
+          embed.defined() ? embed.data_ptr<scalar_t>() + (n % nb) * tk * r.c : nullptr,
+          strides_of(q), strides_of(key), strides_of(value), static_cast<scalar_t>(scale)};
 }
 
 Saved forward_impl(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value, const at::Tensor& rows,
-                   const at::Tensor& cols, const at::Tensor& bias, const at::Tensor& embed, int64_t k, int64_t d) {
-  const Geometry g = window::geometry(q, key, k, d);
+                   const at::Tensor& cols, const at::Tensor& bias, const at::Tensor& embed, int64_t k, int64_t d,
+                   double scale) {
+  const Geometry g = geometry_of(q, key, k, d);
   std::vector<int64_t> col_index;
-  const RowGeometry r = row_geometry(g, q.size(3), rows, cols, col_index);
-  at::Tensor out = at::empty(q.sizes(), q.options());
+  const RowGeometry r = row_geometry(g, q.size(-1), rows, cols, col_index);
+  at::Tensor out = dense_like(value);  // the weighted sum of v, laid out as v
   at::Tensor lse = at::empty({g.n, g.h, g.w}, q.options());
   const int64_t nb = head_groups(bias, embed), hw = g.h * g.w;
+  const MapStrides os = strides_of(out);
   const at::Tensor bias_rows = planar_bias(bias, r);
   AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "window_softmax_attention", [&] {
     at::parallel_for(0, g.n, 1, [&](int64_t begin, int64_t end) {
       RowScratch<scalar_t> s;
       s.size(r, false);
       for (int64_t n = begin; n < end; n++) {
-        const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed);
-        gather_columns(r, in.key, s.plane.data(), s.kb.data());
-        gather_columns(r, in.value, s.plane.data(), s.vb.data());
+        const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed, scale);
+        gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
+        gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
         for (int64_t i = 0; i < g.h; i++) {
-          forward_row(r, in, i, s, out.data_ptr<scalar_t>() + n * hw * r.c, lse.data_ptr<scalar_t>() + n * hw);
+          forward_row(r, in, i, s, head_map<scalar_t>(out, n), os, lse.data_ptr<scalar_t>() + n * hw);
         }
       }
     });
@@ -136,14 +181,15 @@ Saved forward_impl(const at::Tensor& q, const at::Tensor& key, const at::Tensor&
 variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const at::Tensor& key,
                             const at::Tensor& value, const at::Tensor& rows, const at::Tensor& cols,
                             const at::Tensor& bias, const at::Tensor& embed, const at::Tensor& lse, int64_t k,
-                            int64_t d) {
-  const Geometry g = window::geometry(q, key, k, d);
+                            int64_t d, double scale) {
+  const Geometry g = geometry_of(q, key, k, d);
   std::vector<int64_t> col_index;
-  const RowGeometry r = row_geometry(g, q.size(3), rows, cols, col_index);
-  const int64_t nb = head_groups(bias, embed), hw = g.h * g.w, hwk = g.hk * g.wk, tk = k * k;
-  at::Tensor dq = at::empty(q.sizes(), q.options());
-  at::Tensor dk = at::empty(key.sizes(), key.options());  // scatter_columns writes every element
-  at::Tensor dv = at::empty(value.sizes(), value.options());
+  const RowGeometry r = row_geometry(g, q.size(-1), rows, cols, col_index);
+  const int64_t nb = head_groups(bias, embed), hw = g.h * g.w, tk = k * k;
+  at::Tensor dq = dense_like(q);
+  at::Tensor dk = dense_like(key);  // scatter_columns writes every element
+  at::Tensor dv = dense_like(value);
+  const MapStrides gs = strides_of(grad), dqs = strides_of(dq), dks = strides_of(dk), dvs = strides_of(dv);
   const at::Tensor bias_rows = planar_bias(bias, r);
   at::Tensor db_rows = bias.defined() ? at::zeros_like(bias_rows) : at::Tensor();  // (nb, H, k², lanes)
   at::Tensor de = embed.defined() ? at::zeros(embed.sizes(), embed.options()) : at::Tensor();
@@ -156,18 +202,18 @@ variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const a
       for (int64_t h = begin; h < end; h++) {
         if (embed.defined()) s.de.assign(tk * r.c * r.lanes, scalar_t(0));
         for (int64_t n = h; n < g.n; n += groups) {
-          const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed);
-          gather_columns(r, in.key, s.plane.data(), s.kb.data());
-          gather_columns(r, in.value, s.plane.data(), s.vb.data());
+          const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed, scale);
+          gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
+          gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
           std::fill(s.dkb.begin(), s.dkb.end(), scalar_t(0));
           std::fill(s.dvb.begin(), s.dvb.end(), scalar_t(0));
           scalar_t* dbias = bias.defined() ? db_rows.data_ptr<scalar_t>() + h * g.h * tk * r.lanes : nullptr;
           for (int64_t i = 0; i < g.h; i++) {
-            backward_row(r, in, i, grad.data_ptr<scalar_t>() + n * hw * r.c, lse.data_ptr<scalar_t>() + n * hw, s,
-                         dq.data_ptr<scalar_t>() + n * hw * r.c, dbias);
+            backward_row(r, in, i, head_map<scalar_t>(grad, n), gs, lse.data_ptr<scalar_t>() + n * hw, s,
+                         head_map<scalar_t>(dq, n), dqs, dbias);
           }
-          scatter_columns(r, s.dkb.data(), s.plane.data(), dk.data_ptr<scalar_t>() + n * hwk * r.c);
-          scatter_columns(r, s.dvb.data(), s.plane.data(), dv.data_ptr<scalar_t>() + n * hwk * r.c);
+          scatter_columns(r, s.dkb.data(), s.plane.data(), head_map<scalar_t>(dk, n), dks);
+          scatter_columns(r, s.dvb.data(), s.plane.data(), head_map<scalar_t>(dv, n), dvs);
         }
         if (embed.defined()) {  // Σ over the lanes, once per task
           scalar_t* dst = de.data_ptr<scalar_t>() + h * tk * r.c;
@@ -188,25 +234,27 @@ class WindowSoftmaxAttention : public torch::autograd::Function<WindowSoftmaxAtt
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
                             const at::Tensor& rows, const at::Tensor& cols, const at::Tensor& bias,
-                            const at::Tensor& embed, int64_t k, int64_t d) {
+                            const at::Tensor& embed, int64_t k, int64_t d, double scale) {
     const at::Tensor b = given(bias), e = given(embed);
     check(q, key, value, rows, cols, b, e, k, d);
-    at::Tensor qc = q.contiguous(), kc = key.contiguous(), vc = value.contiguous();
+    const at::Tensor& qc = q, &kc = key, &vc = value;  // read in place at their strides
     at::Tensor rc = rows.contiguous(), cc = cols.contiguous();
     at::Tensor bc = b.defined() ? b.contiguous() : bias, ec = e.defined() ? e.contiguous() : embed;
-    Saved r = forward_impl(qc, kc, vc, rc, cc, given(bc), given(ec), k, d);
+    Saved r = forward_impl(qc, kc, vc, rc, cc, given(bc), given(ec), k, d, scale);
     ctx->save_for_backward({qc, kc, vc, rc, cc, bc, ec, r.lse});
     ctx->saved_data["k"] = k;
     ctx->saved_data["d"] = d;
+    ctx->saved_data["scale"] = scale;
     return r.out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    at::Tensor grad = grads[0].contiguous();
+    const at::Tensor& grad = grads[0];  // read at its strides
     auto g = backward_impl(grad, s[0], s[1], s[2], s[3], s[4], given(s[5]), given(s[6]), s[7],
-                           ctx->saved_data["k"].toInt(), ctx->saved_data["d"].toInt());
-    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), g[3], g[4], at::Tensor(), at::Tensor()};
+                           ctx->saved_data["k"].toInt(), ctx->saved_data["d"].toInt(),
+                           ctx->saved_data["scale"].toDouble());
+    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), g[3], g[4], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 
  private:
@@ -219,12 +267,12 @@ class WindowSoftmaxAttention : public torch::autograd::Function<WindowSoftmaxAtt
 at::Tensor window_softmax_attention(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
                                     const at::Tensor& rows, const at::Tensor& cols,
                                     const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& key_embed,
-                                    int64_t kernel_size, int64_t dilation) {
+                                    int64_t kernel_size, int64_t dilation, double scale) {
   const auto or_empty = [&](const c10::optional<at::Tensor>& t) {
     return t.has_value() && t->defined() ? *t : at::empty({0}, q.options());
   };
   return WindowSoftmaxAttention::apply(q, key, value, rows, cols, or_empty(bias), or_empty(key_embed), kernel_size,
-                                       dilation);
+                                       dilation, scale);
 }
 
 }  // namespace vicinity

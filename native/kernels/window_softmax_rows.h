@@ -47,8 +47,14 @@ struct RowGeometry {
   const int64_t* col_index;
 };
 
-// One head's inputs: q (H, W, C) already scaled, key and value (Hk, Wk, C); bias (H, k², lanes)
-// (planar_bias) and embed (k², C) when given.
+// Element (y, x, c) of one head's map is at y·sy + x·sx + c·sc: the maps are views (e.g. of the
+// q/k/v projection), read and written in place.
+struct MapStrides {
+  int64_t sy, sx, sc;
+};
+
+// One head's inputs: q (H, W, C) already scaled, key and value (Hk, Wk, C), at their strides;
+// bias (H, k², lanes) (planar_bias) and embed (k², C) when given.
 template <typename T>
 struct HeadInputs {
   const T* q;
@@ -56,6 +62,8 @@ struct HeadInputs {
   const T* value;
   const T* bias;
   const T* embed;
+  MapStrides qs, ks, vs;
+  T scale;  // of the logits' q·(k + embed) term; the kernel applies it to its copy of q's row
 };
 
 // A task's scratch, reused over its heads and rows.
@@ -84,9 +92,9 @@ struct RowScratch {
     sum.resize(r.lanes);
     tv.resize(t);
     off.resize(t);
+    dp.resize(t * r.lanes);
     if (!backward) return;
     g.resize(r.c * r.lanes);
-    dp.resize(t * r.lanes);
     dkb.resize(cols);
     dvb.resize(cols);
   }
@@ -114,13 +122,13 @@ VICINITY_KERNEL_INLINE void store(T* p, Vec<T> v) {
 // kb[((y·k + b)·C + c)·lanes + j] = map[y, cols[j] + b·d, c] (0 off the map), through a
 // channel-planar copy of the map.
 template <typename T>
-VICINITY_KERNEL_INLINE void gather_columns(const RowGeometry& r, const T* __restrict__ map, T* __restrict__ plane,
-                                  T* __restrict__ kb) {
+VICINITY_KERNEL_INLINE void gather_columns(const RowGeometry& r, const T* __restrict__ map, const MapStrides& m,
+                                           T* __restrict__ plane, T* __restrict__ kb) {
   const int64_t pw = r.wk + 1;
   for (int64_t y = 0; y < r.hk; y++) {
     T* pl = plane + y * r.c * pw;
     for (int64_t x = 0; x < r.wk; x++) {
-      for (int64_t c = 0; c < r.c; c++) pl[c * pw + x] = map[(y * r.wk + x) * r.c + c];
+      for (int64_t c = 0; c < r.c; c++) pl[c * pw + x] = map[y * m.sy + x * m.sx + c * m.sc];
     }
     for (int64_t c = 0; c < r.c; c++) pl[c * pw + r.wk] = T(0);
     for (int64_t b = 0; b < r.k; b++) {
@@ -137,7 +145,7 @@ VICINITY_KERNEL_INLINE void gather_columns(const RowGeometry& r, const T* __rest
 // The inverse for gradients: map[y, cols[j] + b·d, c] = Σ of its columns, in a fixed order.
 template <typename T>
 VICINITY_KERNEL_INLINE void scatter_columns(const RowGeometry& r, const T* __restrict__ kb, T* __restrict__ plane,
-                                   T* __restrict__ map) {
+                                            T* __restrict__ map, const MapStrides& m) {
   const int64_t pw = r.wk + 1;
   for (int64_t y = 0; y < r.hk; y++) {
     T* pl = plane + y * r.c * pw;
@@ -151,17 +159,28 @@ VICINITY_KERNEL_INLINE void scatter_columns(const RowGeometry& r, const T* __res
       }
     }
     for (int64_t x = 0; x < r.wk; x++) {
-      for (int64_t c = 0; c < r.c; c++) map[(y * r.wk + x) * r.c + c] = pl[c * pw + x];
+      for (int64_t c = 0; c < r.c; c++) map[y * m.sy + x * m.sx + c * m.sc] = pl[c * pw + x];
     }
   }
 }
 
-// (W, C) row of a map → (C, lanes), padded lanes 0.
+// Row i of a (H, W, C) map, times factor → (C, lanes), padded lanes 0.
 template <typename T>
-VICINITY_KERNEL_INLINE void load_row(const RowGeometry& r, const T* __restrict__ src, T* __restrict__ dst) {
+VICINITY_KERNEL_INLINE void load_row(const RowGeometry& r, const T* __restrict__ map, const MapStrides& m, int64_t i,
+                                     T factor, T* __restrict__ dst) {
   std::fill(dst, dst + r.c * r.lanes, T(0));
   for (int64_t j = 0; j < r.w; j++) {
-    for (int64_t c = 0; c < r.c; c++) dst[c * r.lanes + j] = src[j * r.c + c];
+    for (int64_t c = 0; c < r.c; c++) dst[c * r.lanes + j] = map[i * m.sy + j * m.sx + c * m.sc] * factor;
+  }
+}
+
+// (C, lanes) → row i of a (H, W, C) map, each lane times factor·lane_factor[j] (without lane_factor, factor).
+template <typename T>
+VICINITY_KERNEL_INLINE void store_row(const RowGeometry& r, const T* __restrict__ src, const T* lane_factor, T factor,
+                                      T* __restrict__ map, const MapStrides& m, int64_t i) {
+  for (int64_t j = 0; j < r.w; j++) {
+    const T f = lane_factor ? lane_factor[j] * factor : factor;
+    for (int64_t c = 0; c < r.c; c++) map[i * m.sy + j * m.sx + c * m.sc] = src[c * r.lanes + j] * f;
   }
 }
 
@@ -222,12 +241,12 @@ VICINITY_KERNEL_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* _
   }
 }
 
-// out[i] (W, C) and lse[i] (W) of one head's query row i.
+// Row i of one head's output (its map at strides os) and lse[i] (W).
 template <typename T>
 VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
-                               T* out, T* lse) {
+                                           T* out, const MapStrides& os, T* lse) {
   const int64_t L = r.lanes, C = r.c;
-  load_row(r, in.q + i * r.w * C, s.q.data());
+  load_row(r, in.q, in.qs, i, in.scale, s.q.data());  // scale·q
   const int64_t ne = row_elements(r, i, s);
   row_logits(r, in, i, ne, s);
   row_exp(r, ne, s.m.data(), s);
@@ -241,22 +260,24 @@ VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInput
       store(s.o.data() + c * L + jb, acc);
     }
   }
+  T* inv = s.dp.data();  // 1 / sum per lane (dp is free in forward)
   for (int64_t j = 0; j < r.w; j++) {
     const T sum = s.sum[j];
-    const T inv = sum > T(0) ? T(1) / sum : T(0);
-    for (int64_t c = 0; c < C; c++) out[(i * r.w + j) * C + c] = s.o[c * L + j] * inv;
+    inv[j] = sum > T(0) ? T(1) / sum : T(0);
     lse[i * r.w + j] = s.m[j] + std::log(sum);  // −inf for a query with no key in the map
   }
+  store_row(r, s.o.data(), inv, T(1), out, os, i);
 }
 
-// One head's query row i backward: ∂q row into dq, ∂ of the key / value columns into s.dkb /
+// One head's query row i backward (∂out at strides gs): ∂q row into dq (strides dqs), ∂ of the key / value columns into s.dkb /
 // s.dvb, ∂bias (H, k², lanes) into dbias, ∂embed per lane into s.de; lse as forward saved it.
 template <typename T>
 VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
-                                const T* lse, RowScratch<T>& s, T* dq, T* dbias) {
+                                            const MapStrides& gs, const T* lse, RowScratch<T>& s, T* dq,
+                                            const MapStrides& dqs, T* dbias) {
   const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
-  load_row(r, in.q + i * r.w * C, s.q.data());
-  load_row(r, grad + i * r.w * C, s.g.data());
+  load_row(r, in.q, in.qs, i, in.scale, s.q.data());  // scale·q: ∂k and ∂embed take it as it is
+  load_row(r, grad, gs, i, T(1), s.g.data());
   const int64_t ne = row_elements(r, i, s);
   row_logits(r, in, i, ne, s);
   T* shift = s.m.data();  // lse per lane (0 for a query without keys: its logits are all −inf)
@@ -303,9 +324,7 @@ VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInpu
       for (int64_t jb = 0; jb < L; jb += kLanes) store(db + jb, load(db + jb) + load(dp + t * L + jb));
     }
   }
-  for (int64_t j = 0; j < r.w; j++) {
-    for (int64_t c = 0; c < C; c++) dq[(i * r.w + j) * C + c] = s.o[c * L + j];
-  }
+  store_row(r, s.o.data(), static_cast<const T*>(nullptr), in.scale, dq, dqs, i);  // ∂q = scale · Σ_t ∂S_t (k_t + e_t)
 }
 
 #if defined(__GNUC__)

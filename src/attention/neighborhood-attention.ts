@@ -106,10 +106,9 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   const [H, W] = [H0 + padBottom, W0 + padRight];
   // split, not select: its backward writes the three gradients into one (B, H, W, 3C) tensor, where
   // select's would make a zero-filled copy of it per part and add them.
-  const [qs, key, value] = F.linear(xp, w.qkvWeight, w.qkvBias) // (B, H, W, 3C), channels [q, k, v] × nh × dh
+  const [query, key, value] = F.linear(xp, w.qkvWeight, w.qkvBias) // (B, H, W, 3C), channels [q, k, v] × nh × dh
     .split([C, C, C], 3)                               // (B, H, W, C) each
     .map((t) => t.reshape([B, H * W, nh, dh]).permute([0, 2, 1, 3])); // (B, nh, H·W, dh)
-  const q = qs.mul(c.scale);                           // (B, nh, H·W, dh), Eq. (4) 1/√d
   const placement = { kernelSize: k, dilation: d, placement: 'clamped', device: x.device } as const;
   const index = windowIndex(H, W, placement);
   const bias = w.rpb                                   // (nh, H·W, T): B(i, ρ(i))
@@ -123,13 +122,14 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   // q·k and the weighted sum count B·nh·H·W·T·dh MACs each, as the composite path's einsums
   // (countMacs runs the composite path).
   const dropping = c.training && c.attnDrop > 0;
-  const heads = !dropping && useFused(['vicinity::window_softmax_attention'], x.device)
-    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { bias })
-    : fusedWindowsActive(x.device)                   // (B, nh, H·W, dh), Eq. (4) · V
+  const composite = (q: Tensor) => fusedWindowsActive(x.device) // (B, nh, H·W, dh), Eq. (4) · V
     ? fusedWindowAttention(q, key, value, H, W, windowStarts(H, W, placement), weights)
     : aten.einsum('bnpt,bnptd->bnpd', [
       weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, T)])), // Eq. (2) q·k
       gatherWindows(value, index.keys, T)]);           // Eq. (3) V_i
+  const heads = !dropping && useFused(['vicinity::window_softmax_attention'], x.device)
+    ? windowSoftmaxAttention(query, key, value, H, W, windowStarts(H, W, placement), { bias, scale: c.scale }) // Eq. (4) 1/√d inside
+    : composite(query.mul(c.scale));                   // Eq. (4) 1/√d
   let out = heads.permute([0, 2, 1, 3])                // (B, H·W, nh, dh)
     .reshape([B, H, W, C]);                            // (B, H, W, C), channel h·dh + e
   if (padBottom > 0 || padRight > 0) out = out.narrow(1, 0, H0).narrow(2, 0, W0); // (B, H0, W0, C)

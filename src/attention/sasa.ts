@@ -96,7 +96,7 @@ function heads(t: Tensor, numHeads: number): Tensor {
 export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c: SasaConfig): Tensor {
   const [B, , H, W] = x.shape;
   const { numHeads: nh, kernelSize: k } = c;
-  const q = heads(F.conv2d(x, w.queryWeight, w.queryBias), nh).mul(c.scale); // (B, nh, H·W, dh)
+  const query = heads(F.conv2d(x, w.queryWeight, w.queryBias), nh);          // (B, nh, H·W, dh), unscaled
   const key = heads(F.conv2d(x, w.keyWeight, w.keyBias), nh);                 // (B, nh, H·W, dh)
   const value = heads(F.conv2d(x, w.valueWeight, w.valueBias), nh);           // (B, nh, H·W, dh)
   const placement = { kernelSize: k, placement: 'centred', device: x.device } as const;
@@ -115,8 +115,10 @@ export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c:
   };
   // The window products count B·nh·H·W·T·dh MACs each (model-specs.md §0), as the composite
   // path's einsums (countMacs runs the composite path).
-  const y = useFused(['vicinity::window_softmax_attention'], x.device)   // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
-    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { keyEmbed: r })
+  const fused = useFused(['vicinity::window_softmax_attention'], x.device);
+  const q = fused ? query : query.mul(c.scale);      // the kernel applies the scale itself
+  const y = fused                                    // (B, nh, H·W, dh), Eq. (3) Σ · v_ab
+    ? windowSoftmaxAttention(q, key, value, H, W, windowStarts(H, W, placement), { keyEmbed: r, scale: c.scale })
     : aten.einsum('bnpt,bnptd->bnpd', [
       weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, k * k)]), q), // Eq. (3) qᵀk
       gatherWindows(value, index.keys, k * k)]);

@@ -218,19 +218,21 @@ export function fusedWindowAttention(q: Tensor, key: Tensor, value: Tensor, heig
 }
 
 /**
- * Window softmax attention in one fused kernel (native/kernels/window_softmax.cc): q (already
- * scaled), key, value (B, nh, H·W, dh) on an H×W map, a bias (nh, H·W, k²) added to the logits
- * (NATTEN's rpb) and a key embedding (nh, k², dh) added to every window's keys (SASA's r), each
- * or null → (B, nh, H·W, dh) = Σ_t softmax_t(q·(k_t + e_t) + bias_t) v_t over each query's in-map
- * window (keys off the map are masked). No (B, nh, H·W, k²) tensor is kept; backward recomputes
- * the weights.
+ * Window softmax attention in one fused kernel (native/kernels/window_softmax.cc): q, key, value
+ * (B, nh, H·W, dh) on an H×W map, a bias (nh, H·W, k²) added to the logits (NATTEN's rpb) and a
+ * key embedding (nh, k², dh) added to every window's keys (SASA's r), each or null, and the
+ * logits' scale (default 1) → (B, nh, H·W, dh) = Σ_t softmax_t(scale·q·(k_t + e_t) + bias_t) v_t
+ * over each query's in-map window (keys off the map are masked). No (B, nh, H·W, k²) tensor is
+ * kept; backward recomputes the weights.
  */
 export function windowSoftmaxAttention(q: Tensor, key: Tensor, value: Tensor, height: number, width: number,
-  s: WindowStarts, o: { bias?: Tensor | null; keyEmbed?: Tensor | null }): Tensor {
+  s: WindowStarts, o: { bias?: Tensor | null; keyEmbed?: Tensor | null; scale?: number }): Tensor {
   const [B, nh, P, dh] = q.shape;
-  const grid = (t: Tensor) => t.reshape([B * nh, height, width, t.shape[3]]);   // (B·nh, H, W, ·)
+  // (B, nh, H, W, ·) views at the callers' strides (the kernel reads them in place and lays its
+  // output out as value, its gradients as their inputs).
+  const grid = (t: Tensor) => t.reshape([B, nh, height, width, t.shape[3]]);
   const T = s.kernelSize * s.kernelSize;
   return aten.vicinity_window_softmax_attention(grid(q), grid(key), grid(value), s.rows, s.cols,
-    o.bias ? o.bias.reshape([nh, height, width, T]) : null, o.keyEmbed ?? null, s.kernelSize, s.dilation)
+    o.bias ? o.bias.reshape([nh, height, width, T]) : null, o.keyEmbed ?? null, s.kernelSize, s.dilation, o.scale ?? 1)
     .reshape([B, nh, P, dh]);
 }

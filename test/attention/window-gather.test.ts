@@ -198,3 +198,27 @@ test('window_softmax_attention: bad arguments throw errors naming the shapes', (
   assert.throws(call({ bias: randn([3, c.h, c.w, 9]) }), /window_softmax_attention: bias must be \(nb, H, W, k²\) = \(nb, 5, 6, 9\) with nb dividing N = 4, got \[3, 5, 6, 9\]/);
   assert.throws(call({ bias: randn([2, c.h, c.w, 8]) }), /bias must be \(nb, H, W, k²\)/);
 }));
+
+test('window_softmax_attention reads (B, heads, H, W, C) views in place: the same values and gradients as (N, H, W, C) copies; output laid out as value', () => assertNoLeaks(() => {
+  const c = { h: 5, w: 6, k: 3, d: 1, placement: 'clamped' as const };
+  const [B, nh, dh, T] = [2, 3, 4, 9];
+  const s = windowStarts(c.h, c.w, { kernelSize: c.k, dilation: c.d, placement: c.placement });
+  // q, k, v as NeighborhoodAttention2d takes them: (B, nh, H, W, dh) views of one (B, H, W, 3·nh·dh) projection.
+  const qkv = randn([B, c.h, c.w, 3 * nh * dh], { dtype: 'float64', seed: 1 }).requiresGrad_();
+  const bias = randn([nh, c.h, c.w, T], { dtype: 'float64', seed: 2 });
+  const r = randn([B, nh, c.h, c.w, dh], { dtype: 'float64', seed: 3 });
+  const run = (views: boolean) => {
+    const parts = qkv.reshape([B, c.h, c.w, 3, nh, dh]).permute([3, 0, 4, 1, 2, 5]); // (3, B, nh, H, W, dh)
+    const [q, key, value] = [0, 1, 2].map((i) => parts.select(0, i));
+    const flat = (t: Tensor) => (views ? t : t.contiguous().reshape([B * nh, c.h, c.w, dh]));
+    const y = aten.vicinity_window_softmax_attention(flat(q), flat(key), flat(value), s.rows, s.cols, bias, null, c.k, c.d)
+      .reshape([B, nh, c.h, c.w, dh]);
+    if (views) assert.ok(y.permute([0, 2, 3, 1, 4]).isContiguous, 'the output is laid out (B, H, W, nh, dh), as value');
+    y.mul(r).sum().backward();
+    const out = [y.detach(), (qkv.grad as Tensor).clone()];
+    qkv.grad = null;
+    return out;
+  };
+  const [got, expected] = [run(true), run(false)];
+  got.forEach((t, i) => assert.deepEqual(values(t), values(expected[i]), `tensor ${i}`));
+}));

@@ -1172,9 +1172,9 @@ export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor
   return call((ids.vicinity_halo_attention ??= opId('vicinity::halo_attention', '')), [q, kv, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed, groupedKv]) as Tensor;
 }
 
-/** `vicinity::window_softmax_attention(Tensor q, Tensor key, Tensor value, Tensor rows, Tensor cols, Tensor? bias, Tensor? key_embed, int kernel_size, int dilation=1) -> Tensor` */
-export function vicinity_window_softmax_attention(q: Tensor, key: Tensor, value: Tensor, rows: Tensor, cols: Tensor, bias: Tensor | null | undefined, keyEmbed: Tensor | null | undefined, kernelSize: number, dilation?: number): Tensor {
-  return call((ids.vicinity_window_softmax_attention ??= opId('vicinity::window_softmax_attention', '')), [q, key, value, rows, cols, bias, keyEmbed, kernelSize, dilation]) as Tensor;
+/** `vicinity::window_softmax_attention(Tensor q, Tensor key, Tensor value, Tensor rows, Tensor cols, Tensor? bias, Tensor? key_embed, int kernel_size, int dilation=1, float scale=1.) -> Tensor` */
+export function vicinity_window_softmax_attention(q: Tensor, key: Tensor, value: Tensor, rows: Tensor, cols: Tensor, bias: Tensor | null | undefined, keyEmbed: Tensor | null | undefined, kernelSize: number, dilation?: number, scale?: number): Tensor {
+  return call((ids.vicinity_window_softmax_attention ??= opId('vicinity::window_softmax_attention', '')), [q, key, value, rows, cols, bias, keyEmbed, kernelSize, dilation, scale]) as Tensor;
 }
 
 /** `vicinity::lesa_binary(Tensor qkv, Tensor relative, Tensor weight, Tensor bias, Tensor running_mean, Tensor running_var, int qk_planes, bool batch_stats, float eps) -> (Tensor, Tensor, Tensor)` */
