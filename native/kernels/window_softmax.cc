@@ -4,7 +4,8 @@
 //   s[n, p, t] = scale · q[n, p] · (key[n, w(p, t)] + embed[n mod ne, t]) + bias[n mod nb, p, t]
 //   out[n, p]  = Σ_t softmax_t(s[n, p, ·]) · value[n, w(p, t)]
 // for the in-map window elements t of query p (window_geometry.h; keys outside the key map are
-// left out, i.e. masked), q (N, H, W, C), key and value (N, Hk, Wk, C); bias (nb, H, W, k²):
+// left out, i.e. masked), q (N, H, W, C), key and value (N, Hk, Wk, C) — or (B, heads, ·, ·, C)
+// views at any strides, n = b·heads + h, read in place; bias (nb, H, W, k²):
 // NATTEN's rpb gathered per head (nb = heads, n = b·heads + h); key embedding (ne, k², C): SASA's
 // relative embedding r_{a,b} per head (Ramachandran et al., "Stand-Alone Self-Attention in
 // Vision Models", arXiv:1906.05909, Eq. 3: q·k + q·r); either may be absent, N a multiple of each.
@@ -26,9 +27,9 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <algorithm>
-#include <numeric>
 #include <cmath>
 #include <limits>
+#include <numeric>
 #include <vector>
 
 #include "kernels.h"
