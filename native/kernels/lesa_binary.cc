@@ -116,18 +116,30 @@ std::vector<Coefficients<T>> coefficients(const LesaGeometry& g, const at::Tenso
   return out;
 }
 
+/**
+ * f(task, operands, scratch) for every task, parallel over blocks of `size` consecutive tasks (a
+ * block's tasks run in order on one thread), with the thread's scratch and single-threaded BLAS.
+ */
+template <typename T, typename F>
+void for_each_task(const LesaGeometry& g, int64_t size, bool backward, const at::Tensor& qkv, const at::Tensor& rel,
+                   const at::Tensor& rel_rev, F f) {
+  at::parallel_for(0, (g.tasks() + size - 1) / size, 1, [&](int64_t block_begin, int64_t block_end) {
+    tile::SingleThreadedBlas single;
+    Scratch<T> s(g, backward);
+    const int64_t end = std::min(g.tasks(), block_end * size);
+    for (int64_t task = block_begin * size; task < end; ++task) {
+      f(task, task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task), s);
+    }
+  });
+}
+
 /** Training pass 1: per channel mean and biased variance over (N, L, L), in double, from each task's closed-form sums. */
 template <typename T>
 std::pair<at::Tensor, at::Tensor> batch_statistics(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel,
                                                    const at::Tensor& rel_rev) {
   at::Tensor partial = at::zeros({g.tasks(), 6}, qkv.options().dtype(at::kDouble));
-  at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    tile::SingleThreadedBlas single;
-    Scratch<T> s(g, false);
-    for (int64_t task = begin; task < end; ++task) {
-      const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      stats_task(g, t, s, partial.data_ptr<double>() + task * 6);
-    }
+  for_each_task<T>(g, 1, false, qkv, rel, rel_rev, [&](int64_t task, const Task<T>& t, Scratch<T>& s) {
+    stats_task(g, t, s, partial.data_ptr<double>() + task * 6);
   });
   at::Tensor mean = at::empty({3 * g.g}, partial.options()), var = at::empty({3 * g.g}, partial.options());
   const double* pp = partial.data_ptr<double>();
@@ -150,13 +162,8 @@ std::pair<at::Tensor, at::Tensor> batch_statistics(const LesaGeometry& g, const 
 template <typename T>
 void forward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                   const std::vector<Coefficients<T>>& k, at::Tensor& out, at::Tensor& lse) {
-  at::parallel_for(0, g.tasks(), 1, [&](int64_t begin, int64_t end) {
-    tile::SingleThreadedBlas single;
-    Scratch<T> s(g, false);
-    for (int64_t task = begin; task < end; ++task) {
-      const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      forward_task(g, t, k[task % g.g], s, out.data_ptr<T>() + task * g.vp * 2 * g.L, lse.data_ptr<T>() + task * g.L);
-    }
+  for_each_task<T>(g, 1, false, qkv, rel, rel_rev, [&](int64_t task, const Task<T>& t, Scratch<T>& s) {
+    forward_task(g, t, k[task % g.g], s, out.data_ptr<T>() + task * g.vp * 2 * g.L, lse.data_ptr<T>() + task * g.L);
   });
 }
 
@@ -183,16 +190,10 @@ template <typename T>
 void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                    const std::vector<Coefficients<T>>& k, const at::Tensor& gout, const at::Tensor& lse, at::Tensor& gqkv,
                    at::Tensor& grel_partial, at::Tensor& sums) {
-  const int64_t L = g.L, size = block_size(g);
-  at::parallel_for(0, blocks(g), 1, [&](int64_t block_begin, int64_t block_end) {
-    tile::SingleThreadedBlas single;
-    Scratch<T> s(g, true);
-    const int64_t begin = block_begin * size, end = std::min(g.tasks(), block_end * size);
-    for (int64_t task = begin; task < end; ++task) {
-      const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, s,
-                    task_grads<T>(g, gqkv, grel_partial, task), sums.data_ptr<double>() + task * 4);
-    }
+  const int64_t L = g.L;
+  for_each_task<T>(g, block_size(g), true, qkv, rel, rel_rev, [&](int64_t task, const Task<T>& t, Scratch<T>& s) {
+    backward_task(g, t, k[task % g.g], gout.data_ptr<T>() + task * g.vp * 2 * L, lse.data_ptr<T>() + task * L, s,
+                  task_grads<T>(g, gqkv, grel_partial, task), sums.data_ptr<double>() + task * 4);
   });
 }
 
@@ -200,15 +201,8 @@ void backward_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tenso
 template <typename T>
 void correction_pass(const LesaGeometry& g, const at::Tensor& qkv, const at::Tensor& rel, const at::Tensor& rel_rev,
                      const std::vector<Coefficients<T>>& k, at::Tensor& gqkv, at::Tensor& grel_partial) {
-  const int64_t size = block_size(g);
-  at::parallel_for(0, blocks(g), 1, [&](int64_t block_begin, int64_t block_end) {
-    tile::SingleThreadedBlas single;
-    Scratch<T> s(g, false);
-    const int64_t begin = block_begin * size, end = std::min(g.tasks(), block_end * size);
-    for (int64_t task = begin; task < end; ++task) {
-      const Task<T> t = task_operands(g, qkv.data_ptr<T>(), rel.data_ptr<T>(), rel_rev.data_ptr<T>(), task);
-      correction_task(g, t, k[task % g.g], s, task_grads<T>(g, gqkv, grel_partial, task));
-    }
+  for_each_task<T>(g, block_size(g), false, qkv, rel, rel_rev, [&](int64_t task, const Task<T>& t, Scratch<T>& s) {
+    correction_task(g, t, k[task % g.g], s, task_grads<T>(g, gqkv, grel_partial, task));
   });
 }
 

@@ -199,7 +199,8 @@ VICINITY_KERNEL_INLINE int64_t row_elements(const RowGeometry& r, int64_t i, Row
   return e;
 }
 
-// s[t][j] = bias[i, j, t] + q_j · (k[t, j] + embed[t]), −inf for keys off the map, for the row's
+// s[t][j] = bias[i, j, t] + q_j · (k[t, j] + embed[t]) (q_j: s.q, already times the scale), −inf
+// for keys off the map, for the row's
 // ne in-map elements; the per-lane max in m (0 where every logit is −inf).
 template <typename T>
 VICINITY_KERNEL_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, int64_t ne, RowScratch<T>& s) {
