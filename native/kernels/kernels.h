@@ -13,6 +13,9 @@ namespace vicinity {
 // la_normalized_weight.cc: LA Eq. (8) 'normalized' weight Σ_c softplus(key_c)·q_c / (Σ_c softplus(key_c) + eps).
 at::Tensor la_normalized_weight(const at::Tensor& q, const at::Tensor& key, int64_t dim, double eps);
 
+// la_offsets.cc: LA Eq. (7) straight-through rounding and locality constraint, per sample.
+at::Tensor la_offsets(const at::Tensor& raw, double constraint, bool round);
+
 // la_attention.cc: LA sampling (Eq. 6–7) and aggregation (Eq. 8) in one pass.
 at::Tensor la_attention(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value, const at::Tensor& offsets,
                         int64_t kernel_size, c10::string_view mode, double eps);

@@ -10,6 +10,7 @@
 TORCH_LIBRARY(vicinity, m) {
   m.def("la_normalized_weight(Tensor q, Tensor key, int dim, float eps=1e-06) -> Tensor",
         &vicinity::la_normalized_weight);
+  m.def("la_offsets(Tensor raw, float constraint, bool round=True) -> Tensor", &vicinity::la_offsets);
   m.def("la_attention(Tensor q, Tensor key, Tensor value, Tensor offsets, int kernel_size, str mode, "
         "float eps=1e-06) -> Tensor",
         &vicinity::la_attention);

@@ -216,8 +216,9 @@ export class LALayer extends Module {
 
   /**
    * y (B, C_out, Ho, Wo); `options` substitute weights or raw offsets (tests, functional use).
-   * Sampling + Eq. (8) run fused (`vicinity::la_attention`) where ops/fused.ts `useFused` says so
-   * (CPU, kernel mode not 'composite'), by composite ATen ops otherwise; both compute the same y.
+   * Eq. (7) and sampling + Eq. (8) run fused (`vicinity::la_offsets`, `vicinity::la_attention`)
+   * where ops/fused.ts `useFused` says so (CPU, kernel mode not 'composite'), by composite ATen
+   * ops otherwise; both compute the same y.
    */
   forward(x: Tensor, options: LAForwardOptions = {}): Tensor {
     if (this.aggregation !== 'literal') {
@@ -252,7 +253,9 @@ export class LALayer extends Module {
     const [B, , Ho, Wo] = q.shape;
     const raw = options.rawOffsets ?? this.rawOffsets(x, w);
     this.checkRawOffsets(raw, [B, this.offsetChannels, Ho, Wo]);
-    const offsets = constrainOffsets(roundOffsets(raw, this.rounding), this.constraint);  // Eq. (7)
+    const offsets = useFused(['vicinity::la_offsets'], raw.device)                        // Eq. (7)
+      ? aten.vicinity_la_offsets(raw, this.constraint, this.rounding === 'ste')
+      : constrainOffsets(roundOffsets(raw, this.rounding), this.constraint);
     recordAttention('la-offsets', offsets, { heads: this.heads, kernelSize: this.kernelSize,
       perPoint: this.offsets === 'per-point' ? 1 : 0, stride: this.stride, height: x.shape[2], width: x.shape[3] });
     return { q, k, v, offsets };

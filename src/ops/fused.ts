@@ -24,6 +24,7 @@ import { native } from '../native/binding.js';
 /** Names of the fused operators, as ops/call.ts reports them. */
 export type FusedOpName =
   | 'vicinity::la_normalized_weight'
+  | 'vicinity::la_offsets'
   | 'vicinity::la_attention'
   | 'vicinity::window_qk'
   | 'vicinity::window_av'
@@ -50,6 +51,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'la_normalized_weight.cc',
     devices: ['cpu', 'cuda'],   // built from ATen ops: runs wherever they do
     composite: 'softplus, product, sums and division (LA Eq. 8, la-layer.md step 5)',
+  },
+  'vicinity::la_offsets': {
+    name: 'vicinity::la_offsets',
+    source: 'la_offsets.cc',
+    devices: ['cpu'],
+    composite: 'LALayer: la-offsets.ts roundOffsets + constrainOffsets (Eq. 7: round, amax, amin, clamps, ·l / D)',
   },
   'vicinity::la_attention': {
     name: 'vicinity::la_attention',

@@ -1152,6 +1152,11 @@ export function vicinity_la_normalized_weight(q: Tensor, key: Tensor, dim: numbe
   return call((ids.vicinity_la_normalized_weight ??= opId('vicinity::la_normalized_weight', '')), [q, key, dim, eps]) as Tensor;
 }
 
+/** `vicinity::la_offsets(Tensor raw, float constraint, bool round=True) -> Tensor` */
+export function vicinity_la_offsets(raw: Tensor, constraint: number, round?: boolean): Tensor {
+  return call((ids.vicinity_la_offsets ??= opId('vicinity::la_offsets', '')), [raw, constraint, round]) as Tensor;
+}
+
 /** `vicinity::la_attention(Tensor q, Tensor key, Tensor value, Tensor offsets, int kernel_size, str mode, float eps=9.9999999999999995e-07) -> Tensor` */
 export function vicinity_la_attention(q: Tensor, key: Tensor, value: Tensor, offsets: Tensor, kernelSize: number, mode: string, eps?: number): Tensor {
   return call((ids.vicinity_la_attention ??= opId('vicinity::la_attention', '')), [q, key, value, offsets, kernelSize, mode, eps]) as Tensor;
