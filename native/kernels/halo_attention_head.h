@@ -193,17 +193,17 @@ VICINITY_KERNEL_INLINE void load_window(const HaloGeometry& g, const T* k, const
     for (int64_t ky = 0; ky < win; ++ky) {
       T* __restrict__ row = s.win.data() + c * wsz + ky * win;
       if (!w.row_inside(g, ky)) {
-        std::fill(row, row + win, T(0));
+        zero_fill(row, win);
         continue;
       }
       const T* __restrict__ src = plane + (w.y0 + ky) * m.y + w.x0 * m.x;
-      std::fill(row, row + w.xa, T(0));
+      zero_fill(row, w.xa);
       if (m.x == 1) {
         for (int64_t kx = w.xa; kx < w.xb; ++kx) row[kx] = src[kx];
       } else {
         for (int64_t kx = w.xa; kx < w.xb; ++kx) row[kx] = src[kx * m.x];
       }
-      std::fill(row + w.xb, row + win, T(0));
+      zero_fill(row + w.xb, win - w.xb);
     }
   }
   for (int64_t t = 0; t < wsz; ++t) {
@@ -297,7 +297,7 @@ VICINITY_KERNEL_INLINE void backward_tile(const HaloGeometry& g, int64_t i0, int
   tile_weights(g, qc, i0, m, tables, s);
   tile::gemm<T>(true, false, m, wsz, dv, T(1), goc, bq, s.vt(g), wsz, T(0), s.dp.data(), wsz);  // dP = ∂out·Vᵀ
   tile::gemm<T>(false, false, dv, wsz, m, T(1), goc, bq, s.p.data(), wsz, T(1), gvt, wsz);      // ∂Vᵀ += ∂outᵀ·P
-  std::fill(s.rel.data(), s.rel.data() + m * 2 * rows, T(0));
+  zero_fill(s.rel.data(), m * 2 * rows);
   for (int64_t r = 0; r < m; ++r) {
     const int64_t qy = (i0 + r) / g.bds, qx = (i0 + r) % g.bds;
     const T di = s.di.data()[i0 + r];
@@ -333,17 +333,17 @@ VICINITY_X86_64_V3_CLONES void backward_head(const HaloGeometry& g, const T* q, 
                                const MapStrides& gom, const T* tables, T* gq, T* gk, T* gv, T* gtables,
                                HaloScratch<T>& s) {
   const int64_t bq = g.bq(), hw = g.Hb * g.Wb;
-  std::fill(gk, gk + g.dqk * hw, T(0));
-  std::fill(gv, gv + g.dv * hw, T(0));
+  zero_fill(gk, g.dqk * hw);
+  zero_fill(gv, g.dv * hw);
   for (int64_t by = 0; by < g.nby; ++by) {
     for (int64_t bx = 0; bx < g.nbx; ++bx) {
       load_window(g, k, v, kvm, by, bx, s);
-      std::fill(s.gwin.data(), s.gwin.data() + s.gwin.size(), T(0));
+      zero_fill(s.gwin.data(), int64_t(s.gwin.size()));
       gather_block(g, g.dqk, by, bx, q, qm, s.qb.data());
       gather_block(g, g.dv, by, bx, out, om, s.ob.data());
       gather_block(g, g.dv, by, bx, gout, gom, s.gob.data());
       T* __restrict__ di = s.di.data();
-      std::fill(di, di + bq, T(0));
+      zero_fill(di, bq);
       for (int64_t c = 0; c < g.dv; ++c) {  // Σ_c ∂out_c · out_c per query, c ascending
         const T* __restrict__ go = s.gob.data() + c * bq;
         const T* __restrict__ o = s.ob.data() + c * bq;

@@ -22,3 +22,17 @@
 #define VICINITY_X86_64_V3_CLONES
 #define VICINITY_KERNEL_INLINE inline
 #endif
+
+#include <cstdint>
+
+namespace vicinity {
+
+// Zeroes n elements of a floating-point buffer (all bits zero is +0). std::fill called from code
+// between VICINITY_KERNEL_OPTIONS_BEGIN / _END is not inlined (different optimisation options)
+// and its out-of-line copy stores one element at a time; the builtin memset always inlines.
+template <typename T>
+VICINITY_KERNEL_INLINE void zero_fill(T* p, int64_t n) {
+  __builtin_memset(static_cast<void*>(p), 0, static_cast<size_t>(n) * sizeof(T));
+}
+
+}  // namespace vicinity

@@ -94,19 +94,33 @@ struct Saved {
   at::Tensor out, lse;
 };
 
-// The row geometry of window_softmax_rows.h, its column index in `col_index`.
+// The row geometry of window_softmax_rows.h, its column index and runs in `col_index` (k·lanes
+// indices, then k (begin, end, offset) runs: per b the longest stretch of on-map lanes whose
+// index is j + offset).
 RowGeometry row_geometry(const Geometry& g, int64_t c, const at::Tensor& rows, const at::Tensor& cols,
                          std::vector<int64_t>& col_index) {
   const int64_t lanes = (g.w + kLanes - 1) / kLanes * kLanes;
   const int64_t* cp = cols.data_ptr<int64_t>();
-  col_index.assign(g.k * lanes, g.wk);
+  col_index.assign(g.k * lanes + 3 * g.k, g.wk);
+  int64_t* runs = col_index.data() + g.k * lanes;
   for (int64_t b = 0; b < g.k; b++) {
+    int64_t* index = col_index.data() + b * lanes;
     for (int64_t j = 0; j < g.w; j++) {
       const int64_t x = cp[j] + b * g.d;
-      if (x >= 0 && x < g.wk) col_index[b * lanes + j] = x;
+      if (x >= 0 && x < g.wk) index[j] = x;
+    }
+    int64_t* run = runs + 3 * b;
+    run[0] = run[1] = run[2] = 0;
+    for (int64_t j = 0; j < g.w;) {
+      int64_t end = j + 1;
+      if (index[j] != g.wk) {
+        while (end < g.w && index[end] != g.wk && index[end] - end == index[j] - j) end++;
+        if (end - j > run[1] - run[0]) run[0] = j, run[1] = end, run[2] = index[j] - j;
+      }
+      j = end;
     }
   }
-  return {g.h, g.w, g.hk, g.wk, g.k, g.d, c, lanes, rows.data_ptr<int64_t>(), col_index.data()};
+  return {g.h, g.w, g.hk, g.wk, g.k, g.d, c, lanes, rows.data_ptr<int64_t>(), col_index.data(), runs};
 }
 
 // (nb, H, W, k²) → (nb, H, k², lanes), zero-padded: a query row's bias of element t is one lane vector.
@@ -206,8 +220,8 @@ variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const a
           const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed, scale);
           gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
           gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
-          std::fill(s.dkb.begin(), s.dkb.end(), scalar_t(0));
-          std::fill(s.dvb.begin(), s.dvb.end(), scalar_t(0));
+          zero_fill(s.dkb.data(), int64_t(s.dkb.size()));
+          zero_fill(s.dvb.data(), int64_t(s.dvb.size()));
           scalar_t* dbias = bias.defined() ? db_rows.data_ptr<scalar_t>() + h * g.h * tk * r.lanes : nullptr;
           for (int64_t i = 0; i < g.h; i++) {
             backward_row(r, in, i, head_map<scalar_t>(grad, n), gs, lse.data_ptr<scalar_t>() + n * hw, s,

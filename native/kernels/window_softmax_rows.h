@@ -41,10 +41,13 @@ constexpr int64_t kLanes = 8;  // one vector: 8 queries of a row
 // The window of every query: query (i, j) of the H×W map reads keys (rows[i] + a·d, cols[j] + b·d)
 // of the Hk×Wk key map, t = a·k + b. `lanes` = W rounded up to kLanes: the padded lanes are
 // off-map columns. col_index (k, lanes): cols[j] + b·d, or wk (a zero column) off the map.
+// runs (k, 3): per b, the lanes [begin, end) whose col_index is j + offset (the window's interior,
+// where a column copy is a contiguous, vectorisable one), and that offset.
 struct RowGeometry {
   int64_t h, w, hk, wk, k, d, c, lanes;
   const int64_t* rows;
   const int64_t* col_index;
+  const int64_t* runs;
 };
 
 // Element (y, x, c) of one head's map is at y·sy + x·sx + c·sc: the maps are views (e.g. of the
@@ -133,10 +136,13 @@ VICINITY_KERNEL_INLINE void gather_columns(const RowGeometry& r, const T* __rest
     for (int64_t c = 0; c < r.c; c++) pl[c * pw + r.wk] = T(0);
     for (int64_t b = 0; b < r.k; b++) {
       const int64_t* index = r.col_index + b * r.lanes;
+      const int64_t begin = r.runs[3 * b], end = r.runs[3 * b + 1], offset = r.runs[3 * b + 2];
       for (int64_t c = 0; c < r.c; c++) {
         const T* __restrict__ src = pl + c * pw;
         T* __restrict__ dst = kb + ((y * r.k + b) * r.c + c) * r.lanes;
-        for (int64_t j = 0; j < r.lanes; j++) dst[j] = src[index[j]];
+        for (int64_t j = 0; j < begin; j++) dst[j] = src[index[j]];
+        for (int64_t j = begin; j < end; j++) dst[j] = src[j + offset];
+        for (int64_t j = end; j < r.lanes; j++) dst[j] = src[index[j]];
       }
     }
   }
@@ -149,13 +155,16 @@ VICINITY_KERNEL_INLINE void scatter_columns(const RowGeometry& r, const T* __res
   const int64_t pw = r.wk + 1;
   for (int64_t y = 0; y < r.hk; y++) {
     T* pl = plane + y * r.c * pw;
-    std::fill(pl, pl + r.c * pw, T(0));
-    for (int64_t b = 0; b < r.k; b++) {
+    zero_fill(pl, r.c * pw);
+    for (int64_t b = 0; b < r.k; b++) {  // each map element gets its terms in b order, as one loop would
       const int64_t* index = r.col_index + b * r.lanes;
+      const int64_t begin = r.runs[3 * b], end = r.runs[3 * b + 1], offset = r.runs[3 * b + 2];
       for (int64_t c = 0; c < r.c; c++) {
         T* __restrict__ dst = pl + c * pw;  // off-map lanes add into the unused zero column
         const T* __restrict__ src = kb + ((y * r.k + b) * r.c + c) * r.lanes;
-        for (int64_t j = 0; j < r.lanes; j++) dst[index[j]] += src[j];
+        for (int64_t j = 0; j < begin; j++) dst[index[j]] += src[j];
+        for (int64_t j = begin; j < end; j++) dst[j + offset] += src[j];
+        for (int64_t j = end; j < r.lanes; j++) dst[index[j]] += src[j];
       }
     }
     for (int64_t x = 0; x < r.wk; x++) {
@@ -168,7 +177,7 @@ VICINITY_KERNEL_INLINE void scatter_columns(const RowGeometry& r, const T* __res
 template <typename T>
 VICINITY_KERNEL_INLINE void load_row(const RowGeometry& r, const T* __restrict__ map, const MapStrides& m, int64_t i,
                                      T factor, T* __restrict__ dst) {
-  std::fill(dst, dst + r.c * r.lanes, T(0));
+  zero_fill(dst, r.c * r.lanes);
   for (int64_t j = 0; j < r.w; j++) {
     for (int64_t c = 0; c < r.c; c++) dst[c * r.lanes + j] = map[i * m.sy + j * m.sx + c * m.sc] * factor;
   }
