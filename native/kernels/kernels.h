@@ -32,6 +32,11 @@ at::Tensor window_softmax_attention(const at::Tensor& q, const at::Tensor& key, 
                                     const c10::optional<at::Tensor>& bias, const c10::optional<at::Tensor>& key_embed,
                                     int64_t kernel_size, int64_t dilation, double scale);
 
+// window_softmax.cc: the same with q, key, value packed as one (B, H, W, 3C) projection (NA's qkv).
+at::Tensor window_softmax_attention_qkv(const at::Tensor& qkv, int64_t heads, const at::Tensor& rows,
+                                        const at::Tensor& cols, const c10::optional<at::Tensor>& bias,
+                                        int64_t kernel_size, int64_t dilation, double scale);
+
 // halo_attention.cc: HaloNet blocked local attention with relative logits.
 at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& height_rel,
                           const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,

@@ -21,6 +21,9 @@ TORCH_LIBRARY(vicinity, m) {
   m.def("window_softmax_attention(Tensor q, Tensor key, Tensor value, Tensor rows, Tensor cols, Tensor? bias, "
         "Tensor? key_embed, int kernel_size, int dilation=1, float scale=1.0) -> Tensor",
         &vicinity::window_softmax_attention);
+  m.def("window_softmax_attention_qkv(Tensor qkv, int heads, Tensor rows, Tensor cols, Tensor? bias, int kernel_size, "
+        "int dilation=1, float scale=1.0) -> Tensor",
+        &vicinity::window_softmax_attention_qkv);
   m.def("halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, "
         "int mask_h, int mask_w, float scale, bool scale_pos_embed=False, bool grouped_kv=False) -> Tensor",
         &vicinity::halo_attention);

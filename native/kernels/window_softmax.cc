@@ -19,6 +19,8 @@
 // The work is split over nb (or ne) tasks, N without either, task h visiting n = h, h + nb, …: it
 // owns those n's key-map gradients and bias/embedding slice h, so nothing races and results do
 // not depend on the thread count.
+// `vicinity::window_softmax_attention_qkv` takes q, key and value packed as one (B, H, W, 3C)
+// projection (NA's qkv) and returns their gradient packed the same way (no concatenation).
 // Deviations: CPU only; no attention dropout (layers with active dropout take the composite
 // path); no double backward.
 #include <ATen/ATen.h>
@@ -30,6 +32,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <tuple>
 #include <vector>
 
 #include "kernels.h"
@@ -193,17 +196,19 @@ Saved forward_impl(const at::Tensor& q, const at::Tensor& key, const at::Tensor&
   return {out, lse};
 }
 
+// into: ∂q, ∂key, ∂value tensors (views) to write instead of new ones (the packed op's slices).
 variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const at::Tensor& key,
                             const at::Tensor& value, const at::Tensor& rows, const at::Tensor& cols,
                             const at::Tensor& bias, const at::Tensor& embed, const at::Tensor& lse, int64_t k,
-                            int64_t d, double scale) {
+                            int64_t d, double scale, const variable_list& into = {}) {
   const Geometry g = geometry_of(q, key, k, d);
   std::vector<int64_t> col_index;
   const RowGeometry r = row_geometry(g, q.size(-1), rows, cols, col_index);
   const int64_t nb = head_groups(bias, embed), hw = g.h * g.w, tk = k * k;
-  at::Tensor dq = dense_like(q);
-  at::Tensor dk = dense_like(key);  // scatter_columns writes every element
-  at::Tensor dv = dense_like(value);
+  // backward_row writes every element of dq, scatter_columns every one of dk and dv.
+  at::Tensor dq = into.empty() ? dense_like(q) : into[0];
+  at::Tensor dk = into.empty() ? dense_like(key) : into[1];
+  at::Tensor dv = into.empty() ? dense_like(value) : into[2];
   const MapStrides gs = strides_of(grad), dqs = strides_of(dq), dks = strides_of(dk), dvs = strides_of(dv);
   const at::Tensor bias_rows = planar_bias(bias, r);
   at::Tensor db_rows = bias.defined() ? at::zeros_like(bias_rows) : at::Tensor();  // (nb, H, k², lanes)
@@ -277,7 +282,61 @@ class WindowSoftmaxAttention : public torch::autograd::Function<WindowSoftmaxAtt
   static at::Tensor given(const at::Tensor& t) { return t.dim() == 1 && t.numel() == 0 ? at::Tensor() : t; }
 };
 
+// The packed form: q, key and value as the three C-channel thirds of one projection qkv
+// (B, H, W, 3C), each (B, heads, H, W, C/heads), so backward writes their gradients straight into
+// one (B, H, W, 3C) tensor — the unpacked op's three gradients would be concatenated into it by
+// autograd (split's backward), one projection-sized buffer more at the peak.
+class WindowSoftmaxAttentionQkv : public torch::autograd::Function<WindowSoftmaxAttentionQkv> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv, int64_t heads, const at::Tensor& rows,
+                            const at::Tensor& cols, const at::Tensor& bias, int64_t k, int64_t d, double scale) {
+    const at::Tensor b = bias.dim() == 1 && bias.numel() == 0 ? at::Tensor() : bias.contiguous();
+    auto [q, key, value] = parts(qkv, heads);
+    check(q, key, value, rows, cols, b, at::Tensor(), k, d);
+    at::Tensor rc = rows.contiguous(), cc = cols.contiguous();
+    Saved r = forward_impl(q, key, value, rc, cc, b, at::Tensor(), k, d, scale);
+    ctx->save_for_backward({qkv, rc, cc, b.defined() ? b : bias, r.lse});
+    ctx->saved_data["heads"] = heads;
+    ctx->saved_data["k"] = k;
+    ctx->saved_data["d"] = d;
+    ctx->saved_data["scale"] = scale;
+    return r.out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const at::Tensor& qkv = s[0];
+    const int64_t heads = ctx->saved_data["heads"].toInt();
+    const at::Tensor bias = s[3].dim() == 1 && s[3].numel() == 0 ? at::Tensor() : s[3];
+    at::Tensor dqkv = at::empty(qkv.sizes(), qkv.options());
+    auto [q, key, value] = parts(qkv, heads);
+    auto [dq, dk, dv] = parts(dqkv, heads);
+    auto g = backward_impl(grads[0], q, key, value, s[1], s[2], bias, at::Tensor(), s[4], ctx->saved_data["k"].toInt(),
+                           ctx->saved_data["d"].toInt(), ctx->saved_data["scale"].toDouble(), {dq, dk, dv});
+    return {dqkv, at::Tensor(), at::Tensor(), at::Tensor(), g[3], at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+
+ private:
+  // (B, H, W, 3C) → q, key, value (B, heads, H, W, C/heads) views.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor> parts(const at::Tensor& qkv, int64_t heads) {
+    const char* op = "window_softmax_attention_qkv";
+    TORCH_CHECK(qkv.dim() == 4, op, ": qkv must be (B, H, W, 3·C), got shape ", qkv.sizes());
+    TORCH_CHECK(heads >= 1 && qkv.size(3) % (3 * heads) == 0, op, ": qkv's ", qkv.size(3),
+                " channels must split into [q, k, v] × ", heads, " heads; pass a last dimension divisible by 3·heads");
+    const int64_t B = qkv.size(0), H = qkv.size(1), W = qkv.size(2), dh = qkv.size(3) / (3 * heads);
+    at::Tensor split = qkv.view({B, H, W, 3, heads, dh}).permute({3, 0, 4, 1, 2, 5});  // (3, B, heads, H, W, dh)
+    return {split.select(0, 0), split.select(0, 1), split.select(0, 2)};
+  }
+};
+
 }  // namespace
+
+at::Tensor window_softmax_attention_qkv(const at::Tensor& qkv, int64_t heads, const at::Tensor& rows,
+                                        const at::Tensor& cols, const c10::optional<at::Tensor>& bias,
+                                        int64_t kernel_size, int64_t dilation, double scale) {
+  const at::Tensor b = bias.has_value() && bias->defined() ? *bias : at::empty({0}, qkv.options());
+  return WindowSoftmaxAttentionQkv::apply(qkv, heads, rows, cols, b, kernel_size, dilation, scale);
+}
 
 at::Tensor window_softmax_attention(const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
                                     const at::Tensor& rows, const at::Tensor& cols,

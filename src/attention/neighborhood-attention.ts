@@ -45,7 +45,7 @@ import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { ReferenceBuilders } from './reference-builders.js';
-import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowSoftmaxAttention, windowStarts } from './window-gather.js';
+import { fusedWindowAttention, fusedWindowsActive, gatherWindows, windowIndex, windowSoftmaxAttentionQkv, windowStarts } from './window-gather.js';
 
 export interface NeighborhoodAttention2dOptions {
   /** Channels C of the (B, H, W, C) input and output. */
@@ -104,9 +104,10 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
   const padRight = Math.max(0, k * d - W0);
   const xp = padBottom > 0 || padRight > 0 ? F.pad(x, [0, 0, 0, padRight, 0, padBottom]) : x;
   const [H, W] = [H0 + padBottom, W0 + padRight];
+  const qkv = F.linear(xp, w.qkvWeight, w.qkvBias);  // (B, H, W, 3C), channels [q, k, v] × nh × dh
   // split, not select: its backward writes the three gradients into one (B, H, W, 3C) tensor, where
   // select's would make a zero-filled copy of it per part and add them.
-  const [query, key, value] = F.linear(xp, w.qkvWeight, w.qkvBias) // (B, H, W, 3C), channels [q, k, v] × nh × dh
+  const [query, key, value] = qkv
     .split([C, C, C], 3)                               // (B, H, W, C) each
     .map((t) => t.reshape([B, H * W, nh, dh]).permute([0, 2, 1, 3])); // (B, nh, H·W, dh)
   const placement = { kernelSize: k, dilation: d, placement: 'clamped', device: x.device } as const;
@@ -127,8 +128,9 @@ export function neighborhoodAttention2d(x: Tensor, w: NeighborhoodAttention2dWei
     : aten.einsum('bnpt,bnptd->bnpd', [
       weights(aten.einsum('bnpd,bnptd->bnpt', [q, gatherWindows(key, index.keys, T)])), // Eq. (2) q·k
       gatherWindows(value, index.keys, T)]);           // Eq. (3) V_i
-  const heads = !dropping && useFused(['vicinity::window_softmax_attention'], x.device)
-    ? windowSoftmaxAttention(query, key, value, H, W, windowStarts(H, W, placement), { bias, scale: c.scale }) // Eq. (4) 1/√d inside
+  // The fused kernel takes qkv whole (its gradient comes back packed, with no concatenation).
+  const heads = !dropping && useFused(['vicinity::window_softmax_attention_qkv'], x.device)
+    ? windowSoftmaxAttentionQkv(qkv, nh, windowStarts(H, W, placement), { bias, scale: c.scale }) // Eq. (4) 1/√d inside
     : composite(query.mul(c.scale));                   // Eq. (4) 1/√d
   let out = heads.permute([0, 2, 1, 3])                // (B, H·W, nh, dh)
     .reshape([B, H, W, C]);                            // (B, H, W, C), channel h·dh + e

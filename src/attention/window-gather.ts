@@ -236,3 +236,19 @@ export function windowSoftmaxAttention(q: Tensor, key: Tensor, value: Tensor, he
     o.bias ? o.bias.reshape([nh, height, width, T]) : null, o.keyEmbed ?? null, s.kernelSize, s.dilation, o.scale ?? 1)
     .reshape([B, nh, P, dh]);
 }
+
+/**
+ * windowSoftmaxAttention of q, key and value packed as one projection qkv (B, H, W, 3C), channels
+ * [q, k, v] × heads × dh (NATTEN's qkv Linear), in one kernel that returns their gradient packed
+ * the same way (window_softmax.cc `window_softmax_attention_qkv`): no concatenation of three
+ * gradients in backward. → (B, heads, H·W, dh).
+ */
+export function windowSoftmaxAttentionQkv(qkv: Tensor, heads: number, s: WindowStarts,
+  o: { bias?: Tensor | null; scale?: number }): Tensor {
+  const [B, height, width, C3] = qkv.shape;
+  const dh = C3 / (3 * heads);
+  const T = s.kernelSize * s.kernelSize;
+  return aten.vicinity_window_softmax_attention_qkv(qkv, heads, s.rows, s.cols,
+    o.bias ? o.bias.reshape([heads, height, width, T]) : null, s.kernelSize, s.dilation, o.scale ?? 1)
+    .reshape([B, heads, height * width, dh]);
+}

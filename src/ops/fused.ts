@@ -30,6 +30,7 @@ export type FusedOpName =
   | 'vicinity::window_av'
   | 'vicinity::halo_attention'
   | 'vicinity::window_softmax_attention'
+  | 'vicinity::window_softmax_attention_qkv'
   | 'vicinity::lesa_binary'
   | 'aten::scaled_dot_product_attention';
 
@@ -87,6 +88,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'window_softmax.cc',
     devices: ['cpu'],
     composite: 'window_qk, + rpb, softmax, window_av (neighborhood-attention.ts)',
+  },
+  'vicinity::window_softmax_attention_qkv': {
+    name: 'vicinity::window_softmax_attention_qkv',
+    source: 'window_softmax.cc',
+    devices: ['cpu'],
+    composite: 'window_softmax_attention of the split qkv projection, whose gradients autograd concatenates',
   },
   'vicinity::lesa_binary': {
     name: 'vicinity::lesa_binary',

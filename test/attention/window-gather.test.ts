@@ -222,3 +222,29 @@ test('window_softmax_attention reads (B, heads, H, W, C) views in place: the sam
   const [got, expected] = [run(true), run(false)];
   got.forEach((t, i) => assert.deepEqual(values(t), values(expected[i]), `tensor ${i}`));
 }));
+
+test('window_softmax_attention_qkv (packed qkv) = window_softmax_attention of its views: same bits, gradient packed; bias gradient too', () => assertNoLeaks(() => {
+  const c = { h: 5, w: 7, k: 3, d: 1, placement: 'clamped' as const };
+  const [B, nh, dh, T] = [2, 3, 4, 9];
+  const s = windowStarts(c.h, c.w, { kernelSize: c.k, dilation: c.d, placement: c.placement });
+  const qkv = randn([B, c.h, c.w, 3 * nh * dh], { seed: 4 }).requiresGrad_();
+  const bias = randn([nh, c.h, c.w, T], { seed: 5 }).requiresGrad_();
+  const r = randn([B, nh, c.h, c.w, dh], { seed: 6 });
+  const run = (packed: boolean) => {
+    const parts = qkv.reshape([B, c.h, c.w, 3, nh, dh]).permute([3, 0, 4, 1, 2, 5]); // (3, B, nh, H, W, dh)
+    const y = packed
+      ? aten.vicinity_window_softmax_attention_qkv(qkv, nh, s.rows, s.cols, bias, c.k, c.d, 0.5)
+      : aten.vicinity_window_softmax_attention(parts.select(0, 0), parts.select(0, 1), parts.select(0, 2), s.rows, s.cols, bias, null, c.k, c.d, 0.5);
+    y.mul(r).sum().backward();
+    const out = [y.detach(), (qkv.grad as Tensor).clone(), (bias.grad as Tensor).clone()];
+    qkv.grad = null;
+    bias.grad = null;
+    return out;
+  };
+  const [packed, views] = [run(true), run(false)];
+  packed.forEach((t, i) => assert.ok(t.equal(views[i]), `tensor ${i} differs`));
+  assert.throws(() => aten.vicinity_window_softmax_attention_qkv(qkv.detach().narrow(3, 0, 35), nh, s.rows, s.cols, null, c.k),
+    /window_softmax_attention_qkv: qkv's 35 channels must split into \[q, k, v\] × 3 heads; pass a last dimension divisible by 3·heads/);
+  assert.throws(() => aten.vicinity_window_softmax_attention_qkv(qkv.detach().select(0, 0), nh, s.rows, s.cols, null, c.k),
+    /window_softmax_attention_qkv: qkv must be \(B, H, W, 3·C\), got shape \[5, 7, 36\]/);
+}));

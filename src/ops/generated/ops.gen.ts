@@ -1182,6 +1182,11 @@ export function vicinity_window_softmax_attention(q: Tensor, key: Tensor, value:
   return call((ids.vicinity_window_softmax_attention ??= opId('vicinity::window_softmax_attention', '')), [q, key, value, rows, cols, bias, keyEmbed, kernelSize, dilation, scale]) as Tensor;
 }
 
+/** `vicinity::window_softmax_attention_qkv(Tensor qkv, int heads, Tensor rows, Tensor cols, Tensor? bias, int kernel_size, int dilation=1, float scale=1.) -> Tensor` */
+export function vicinity_window_softmax_attention_qkv(qkv: Tensor, heads: number, rows: Tensor, cols: Tensor, bias: Tensor | null | undefined, kernelSize: number, dilation?: number, scale?: number): Tensor {
+  return call((ids.vicinity_window_softmax_attention_qkv ??= opId('vicinity::window_softmax_attention_qkv', '')), [qkv, heads, rows, cols, bias, kernelSize, dilation, scale]) as Tensor;
+}
+
 /** `vicinity::lesa_binary(Tensor qkv, Tensor relative, Tensor weight, Tensor bias, Tensor running_mean, Tensor running_var, int qk_planes, bool batch_stats, float eps) -> (Tensor, Tensor, Tensor)` */
 export function vicinity_lesa_binary(qkv: Tensor, relative: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, qkPlanes: number, batchStats: boolean, eps: number): [Tensor, Tensor, Tensor] {
   return call((ids.vicinity_lesa_binary ??= opId('vicinity::lesa_binary', '')), [qkv, relative, weight, bias, runningMean, runningVar, qkPlanes, batchStats, eps]) as [Tensor, Tensor, Tensor];
