@@ -12,6 +12,8 @@
 #include <limits>
 #include <vector>
 
+#include "vec8.h"
+
 namespace vicinity {
 namespace {
 
@@ -60,11 +62,11 @@ VICINITY_INLINE T reduce8(T* lane) {
 /** Σ_c x_c·y_c in 8 interleaved partial sums, which vectorise without -ffast-math. */
 template <typename T>
 VICINITY_INLINE T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ y) {
-  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Vec8<T> acc = {};
   int64_t c = 0;
-  for (; c + 8 <= d; c += 8) {
-    for (int l = 0; l < 8; ++l) lane[l] += x[c + l] * y[c + l];
-  }
+  for (; c + 8 <= d; c += 8) acc += load8(x + c) * load8(y + c);
+  T lane[8];
+  store8(lane, acc);
   T sum = 0;
   for (; c < d; ++c) sum += x[c] * y[c];
   return sum + reduce8(lane);
@@ -73,11 +75,11 @@ VICINITY_INLINE T dot(int64_t d, const T* __restrict__ x, const T* __restrict__ 
 /** Σ_c x_c, as dot. */
 template <typename T>
 VICINITY_INLINE T total(int64_t d, const T* __restrict__ x) {
-  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Vec8<T> acc = {};
   int64_t c = 0;
-  for (; c + 8 <= d; c += 8) {
-    for (int l = 0; l < 8; ++l) lane[l] += x[c + l];
-  }
+  for (; c + 8 <= d; c += 8) acc += load8(x + c);
+  T lane[8];
+  store8(lane, acc);
   T sum = 0;
   for (; c < d; ++c) sum += x[c];
   return sum + reduce8(lane);
@@ -91,12 +93,9 @@ template <typename T>
 VICINITY_INLINE void weighted_sum(int64_t d, int64_t K, const T* const* rows, const T* a, T* __restrict__ out) {
   int64_t c0 = 0;
   for (; c0 + 8 <= d; c0 += 8) {
-    T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int64_t r = 0; r < K; ++r) {
-      const T* __restrict__ row = rows[r] + c0;
-      for (int l = 0; l < 8; ++l) lane[l] += row[l] * a[r];
-    }
-    for (int l = 0; l < 8; ++l) out[c0 + l] = lane[l];
+    Vec8<T> acc = {};
+    for (int64_t r = 0; r < K; ++r) acc += load8(rows[r] + c0) * a[r];
+    store8(out + c0, acc);
   }
   for (int64_t c = c0; c < d; ++c) {
     T sum = 0;
@@ -108,14 +107,15 @@ VICINITY_INLINE void weighted_sum(int64_t d, int64_t K, const T* const* rows, co
 /** Σ_c x_c·y_c (as dot) and, in the same pass, out += x·a. */
 template <typename T>
 VICINITY_INLINE T dot_axpy(int64_t d, const T* __restrict__ x, const T* __restrict__ y, T a, T* __restrict__ out) {
-  T lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  Vec8<T> acc = {};
   int64_t c = 0;
   for (; c + 8 <= d; c += 8) {
-    for (int l = 0; l < 8; ++l) {
-      lane[l] += x[c + l] * y[c + l];
-      out[c + l] += x[c + l] * a;
-    }
+    const Vec8<T> xc = load8(x + c);
+    acc += xc * load8(y + c);
+    store8(out + c, load8(out + c) + xc * a);
   }
+  T lane[8];
+  store8(lane, acc);
   T sum = 0;
   for (; c < d; ++c) {
     sum += x[c] * y[c];
@@ -143,6 +143,17 @@ void to_channels_first(const scalar_t* src, int64_t d, int64_t n, scalar_t* dst)
 VICINITY_INLINE int64_t window_index(const Geometry& g, int64_t i, int64_t j, int64_t ky, int64_t kx) {
   const int64_t y = i + ky - g.k / 2, x = j + kx - g.k / 2;
   return (y >= 0 && y < g.H && x >= 0 && x < g.W) ? y * g.W + x : -1;
+}
+
+/**
+ * Channels per head: D when the kernel is instantiated for it (la_attention.cc dispatches d = 8,
+ * 16, 32 and 64, LA-ResNet's and the nano models' head widths), else g.d. A compile-time d lets
+ * GCC unroll every per-channel loop of the always-inlined helpers into whole vectors; the
+ * arithmetic and its order are the same either way, so are the results.
+ */
+template <int D>
+VICINITY_INLINE int64_t channels(const Geometry& g) {
+  return D > 0 ? D : g.d;
 }
 
 /** One head's slices of every input and output, (b, n) fixed. */
@@ -252,10 +263,10 @@ VICINITY_INLINE void locate_chunk(const Geometry& g, const HeadSlices<scalar_t>&
  * · wy·wx over the channels-last key map, in la-sampling.ts's order and roundings (wy = (−fy) + 1
  * or fy; a corner outside reads the zero row; a non-finite position gives NaN, as the composite).
  */
-template <typename scalar_t>
+template <int D, typename scalar_t>
 VICINITY_INLINE void sample_chunk(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p0,
                                   int64_t n) {
-  const int64_t d = g.d;
+  const int64_t d = channels<D>(g);
   locate_chunk(g, h, s, p0, n);
   for (int64_t pp = 0; pp < n; ++pp) {
     for (int64_t r = 0; r < g.K; ++r) {
@@ -269,7 +280,11 @@ VICINITY_INLINE void sample_chunk(const Geometry& g, const HeadSlices<scalar_t>&
       for (int c = 0; c < 4; ++c) m[c] = s.corner[c][t] >= 0 ? s.kt + s.corner[c][t] * d : s.zeros;
       const scalar_t wy0 = -s.fy[t] + scalar_t(1), wy1 = s.fy[t], wx0 = -s.fx[t] + scalar_t(1), wx1 = s.fx[t];
       const scalar_t w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
-      for (int64_t c = 0; c < d; ++c) key[c] = ((m[0][c] * w00 + m[1][c] * w01) + m[2][c] * w10) + m[3][c] * w11;
+      int64_t c = 0;
+      for (; c + 8 <= d; c += 8) {
+        store8(key + c, ((load8(m[0] + c) * w00 + load8(m[1] + c) * w01) + load8(m[2] + c) * w10) + load8(m[3] + c) * w11);
+      }
+      for (; c < d; ++c) key[c] = ((m[0][c] * w00 + m[1][c] * w01) + m[2][c] * w10) + m[3][c] * w11;
     }
   }
 }
@@ -307,10 +322,10 @@ void softplus_backward_into(const at::Tensor& grad, const at::Tensor& in, at::Te
 }
 
 /** Weights and output of pixel p from its K rows of keys (softmax) or softplus(keys) (normalized). */
-template <typename scalar_t>
+template <int D, typename scalar_t>
 VICINITY_INLINE void aggregate_pixel(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s,
                                      int64_t p, const scalar_t* rows) {
-  const int64_t d = g.d, K = g.K, P = g.P, i = p / g.W, j = p % g.W;
+  const int64_t d = channels<D>(g), K = g.K, P = g.P, i = p / g.W, j = p % g.W;
   const scalar_t scale = static_cast<scalar_t>(std::sqrt(static_cast<double>(d)));
   for (int64_t c = 0; c < d; ++c) s.qv[c] = h.q[c * P + p];
   for (int64_t r = 0; r < K; ++r) {
@@ -335,24 +350,25 @@ VICINITY_INLINE void aggregate_pixel(const Geometry& g, const HeadSlices<scalar_
   for (int64_t c = 0; c < d; ++c) h.y[c * P + p] = s.acc[c];
 }
 
-template <typename scalar_t>
+template <int D, typename scalar_t>
 VICINITY_CLONES void forward_head(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) {
-  to_channels_last(h.key, g.d, g.P, s.kt);
-  to_channels_last(h.value, g.d, g.P, s.vt);
+  const int64_t d = channels<D>(g);
+  to_channels_last(h.key, d, g.P, s.kt);
+  to_channels_last(h.value, d, g.P, s.vt);
   for (int64_t p0 = 0; p0 < g.P; p0 += g.chunk) {
     const int64_t n = g.P - p0 < g.chunk ? g.P - p0 : g.chunk;
-    sample_chunk(g, h, s, p0, n);
-    if (!g.softmax) softplus_into(s.keys_t, s.soft_t, n * g.K * g.d);
+    sample_chunk<D>(g, h, s, p0, n);
+    if (!g.softmax) softplus_into(s.keys_t, s.soft_t, n * g.K * d);
     const scalar_t* rows = g.softmax ? s.keys : s.soft;
-    for (int64_t pp = 0; pp < n; ++pp) aggregate_pixel(g, h, s, p0 + pp, rows + pp * g.K * g.d);
+    for (int64_t pp = 0; pp < n; ++pp) aggregate_pixel<D>(g, h, s, p0 + pp, rows + pp * g.K * d);
   }
 }
 
 /** ∂L/∂w_r = ∂L/∂y · v_r and ∂L/∂v_r += w_r ∂L/∂y (into gvt) for pixel p; returns Σ_r w_r ∂L/∂w_r. */
-template <typename scalar_t>
+template <int D, typename scalar_t>
 VICINITY_INLINE scalar_t value_backward(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s,
                                         int64_t p) {
-  const int64_t d = g.d, P = g.P, i = p / g.W, j = p % g.W;
+  const int64_t d = channels<D>(g), P = g.P, i = p / g.W, j = p % g.W;
   scalar_t weighted = 0;
   for (int64_t ky = 0, r = 0; ky < g.k; ++ky) {
     for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
@@ -370,16 +386,16 @@ VICINITY_INLINE scalar_t value_backward(const Geometry& g, const HeadSlices<scal
  * row in s.grad — final for 'softmax' (gl·q/√d), before the softplus slope for 'normalized'
  * (∂L/∂w·(q − w)/den, then softplus_backward_into). gl = ∂L/∂(q·key) = a(∂L/∂a − Σ a ∂L/∂a)/√d.
  */
-template <typename scalar_t>
+template <int D, typename scalar_t>
 VICINITY_INLINE void pixel_backward(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p,
                                     int64_t row0) {
-  const int64_t d = g.d, K = g.K, P = g.P;
+  const int64_t d = channels<D>(g), K = g.K, P = g.P;
   const scalar_t scale = static_cast<scalar_t>(std::sqrt(static_cast<double>(d)));
   for (int64_t c = 0; c < d; ++c) {
     s.qv[c] = h.q[c * P + p];
     s.gyv[c] = h.grad_y[c * P + p];
   }
-  const scalar_t weighted = value_backward(g, h, s, p);
+  const scalar_t weighted = value_backward<D>(g, h, s, p);
   const scalar_t* rows = (g.softmax ? s.keys : s.soft) + row0 * d;  // keys, or softplus(keys)
   for (int64_t r = 0; r < K; ++r) {
     const scalar_t w = h.weights[r * P + p];
@@ -396,17 +412,17 @@ VICINITY_INLINE void pixel_backward(const Geometry& g, const HeadSlices<scalar_t
   for (int64_t c = 0; c < d; ++c) h.grad_q[c * P + p] = s.acc[c];
 }
 
-template <typename scalar_t>
+template <int D, typename scalar_t>
 VICINITY_CLONES void backward_head(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) {
-  const int64_t d = g.d, K = g.K, P = g.P;
+  const int64_t d = channels<D>(g), K = g.K, P = g.P;
   to_channels_last(h.key, d, P, s.kt);
   to_channels_last(h.value, d, P, s.vt);
   for (int64_t e = 0; e < 2 * P * d; ++e) s.gkt[e] = 0;      // gkt and gvt
   for (int64_t p0 = 0; p0 < P; p0 += g.chunk) {
     const int64_t n = P - p0 < g.chunk ? P - p0 : g.chunk;
-    sample_chunk(g, h, s, p0, n);
+    sample_chunk<D>(g, h, s, p0, n);
     if (!g.softmax) softplus_into(s.keys_t, s.soft_t, n * K * d);
-    for (int64_t pp = 0; pp < n; ++pp) pixel_backward(g, h, s, p0 + pp, pp * K);
+    for (int64_t pp = 0; pp < n; ++pp) pixel_backward<D>(g, h, s, p0 + pp, pp * K);
     if (!g.softmax) softplus_backward_into(s.grad_t, s.keys_t, s.grad_key_t, n * K * d);
     const scalar_t* gkey = g.softmax ? s.grad : s.grad_key;
     for (int64_t pp = 0; pp < n; ++pp) {

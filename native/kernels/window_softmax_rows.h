@@ -24,6 +24,7 @@
 
 #include "kernel_options.h"
 #include "softmax_exp.h"
+#include "vec8.h"
 
 namespace vicinity {
 namespace {
@@ -102,25 +103,6 @@ struct RowScratch {
     dvb.resize(cols);
   }
 };
-
-template <typename T>
-struct VecOf {
-  typedef T type __attribute__((vector_size(kLanes * sizeof(T))));
-};
-template <typename T>
-using Vec = typename VecOf<T>::type;
-
-template <typename T>
-VICINITY_KERNEL_INLINE Vec<T> load(const T* p) {
-  Vec<T> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-
-template <typename T>
-VICINITY_KERNEL_INLINE void store(T* p, Vec<T> v) {
-  std::memcpy(p, &v, sizeof v);
-}
 
 // kb[((y·k + b)·C + c)·lanes + j] = map[y, cols[j] + b·d, c] (0 off the map), through a
 // channel-planar copy of the map.
@@ -215,8 +197,8 @@ template <typename T>
 VICINITY_KERNEL_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, int64_t ne, RowScratch<T>& s) {
   const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
-  const Vec<T> neg_inf = Vec<T>{} + kNegInf, zero = Vec<T>{};
-  for (int64_t jb = 0; jb < L; jb += kLanes) store(s.m.data() + jb, neg_inf);
+  const Vec8<T> neg_inf = Vec8<T>{} + kNegInf, zero = Vec8<T>{};
+  for (int64_t jb = 0; jb < L; jb += kLanes) store8(s.m.data() + jb, neg_inf);
   for (int64_t e = 0; e < ne; e++) {
     const int64_t t = s.tv[e];
     T* st = s.s.data() + t * L;
@@ -224,20 +206,20 @@ VICINITY_KERNEL_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>
     const T* mask = s.mask.data() + (t % r.k) * L;
     const T* embed = in.embed ? in.embed + t * C : nullptr;
     for (int64_t jb = 0; jb < L; jb += kLanes) {
-      Vec<T> acc = in.bias ? load(in.bias + (i * tk + t) * L + jb) : zero;
+      Vec8<T> acc = in.bias ? load8(in.bias + (i * tk + t) * L + jb) : zero;
       for (int64_t c = 0; c < C; c++) {
-        const Vec<T> key = embed ? load(kt + c * L + jb) + embed[c] : load(kt + c * L + jb);
-        acc += load(s.q.data() + c * L + jb) * key;
+        const Vec8<T> key = embed ? load8(kt + c * L + jb) + embed[c] : load8(kt + c * L + jb);
+        acc += load8(s.q.data() + c * L + jb) * key;
       }
-      acc += load(mask + jb);
-      store(st + jb, acc);
-      const Vec<T> m = load(s.m.data() + jb);
-      store(s.m.data() + jb, acc > m ? acc : m);
+      acc += load8(mask + jb);
+      store8(st + jb, acc);
+      const Vec8<T> m = load8(s.m.data() + jb);
+      store8(s.m.data() + jb, acc > m ? acc : m);
     }
   }
   for (int64_t jb = 0; jb < L; jb += kLanes) {
-    const Vec<T> m = load(s.m.data() + jb);
-    store(s.m.data() + jb, m == neg_inf ? zero : m);
+    const Vec8<T> m = load8(s.m.data() + jb);
+    store8(s.m.data() + jb, m == neg_inf ? zero : m);
   }
 }
 
@@ -261,13 +243,13 @@ VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInput
   row_logits(r, in, i, ne, s);
   row_exp(r, ne, s.m.data(), s);
   for (int64_t jb = 0; jb < L; jb += kLanes) {
-    Vec<T> sum{};
-    for (int64_t e = 0; e < ne; e++) sum += load(s.s.data() + s.tv[e] * L + jb);
-    store(s.sum.data() + jb, sum);
+    Vec8<T> sum{};
+    for (int64_t e = 0; e < ne; e++) sum += load8(s.s.data() + s.tv[e] * L + jb);
+    store8(s.sum.data() + jb, sum);
     for (int64_t c = 0; c < C; c++) {
-      Vec<T> acc{};
-      for (int64_t e = 0; e < ne; e++) acc += load(s.s.data() + s.tv[e] * L + jb) * load(s.vb.data() + s.off[e] + c * L + jb);
-      store(s.o.data() + c * L + jb, acc);
+      Vec8<T> acc{};
+      for (int64_t e = 0; e < ne; e++) acc += load8(s.s.data() + s.tv[e] * L + jb) * load8(s.vb.data() + s.off[e] + c * L + jb);
+      store8(s.o.data() + c * L + jb, acc);
     }
   }
   T* inv = s.dp.data();  // 1 / sum per lane (dp is free in forward)
@@ -296,24 +278,24 @@ VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInpu
   const T* p = s.s.data();
   T* dp = s.dp.data();
   for (int64_t jb = 0; jb < L; jb += kLanes) {
-    Vec<T> total{};  // Σ_t P_t ∂P_t, then ∂S_t = P_t (∂P_t − total)
+    Vec8<T> total{};  // Σ_t P_t ∂P_t, then ∂S_t = P_t (∂P_t − total)
     for (int64_t e = 0; e < ne; e++) {
-      Vec<T> acc{};
-      for (int64_t c = 0; c < C; c++) acc += load(s.g.data() + c * L + jb) * load(s.vb.data() + s.off[e] + c * L + jb);
-      store(dp + s.tv[e] * L + jb, acc);
-      total += load(p + s.tv[e] * L + jb) * acc;
+      Vec8<T> acc{};
+      for (int64_t c = 0; c < C; c++) acc += load8(s.g.data() + c * L + jb) * load8(s.vb.data() + s.off[e] + c * L + jb);
+      store8(dp + s.tv[e] * L + jb, acc);
+      total += load8(p + s.tv[e] * L + jb) * acc;
     }
     for (int64_t e = 0; e < ne; e++) {
       const int64_t t = s.tv[e] * L + jb;
-      store(dp + t, load(p + t) * (load(dp + t) - total));
+      store8(dp + t, load8(p + t) * (load8(dp + t) - total));
     }
     for (int64_t c = 0; c < C; c++) {
-      Vec<T> acc{};
+      Vec8<T> acc{};
       for (int64_t e = 0; e < ne; e++) {
-        const Vec<T> key = load(s.kb.data() + s.off[e] + c * L + jb);
-        acc += load(dp + s.tv[e] * L + jb) * (in.embed ? key + in.embed[s.tv[e] * C + c] : key);
+        const Vec8<T> key = load8(s.kb.data() + s.off[e] + c * L + jb);
+        acc += load8(dp + s.tv[e] * L + jb) * (in.embed ? key + in.embed[s.tv[e] * C + c] : key);
       }
-      store(s.o.data() + c * L + jb, acc);
+      store8(s.o.data() + c * L + jb, acc);
     }
   }
   for (int64_t e = 0; e < ne; e++) {
@@ -323,15 +305,15 @@ VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInpu
       T* dv = s.dvb.data() + s.off[e] + c * L;
       T* de = in.embed ? s.de.data() + (t * C + c) * L : nullptr;
       for (int64_t jb = 0; jb < L; jb += kLanes) {
-        const Vec<T> ds = load(dp + t * L + jb), qc = load(s.q.data() + c * L + jb);
-        store(dk + jb, load(dk + jb) + ds * qc);
-        store(dv + jb, load(dv + jb) + load(p + t * L + jb) * load(s.g.data() + c * L + jb));
-        if (de) store(de + jb, load(de + jb) + ds * qc);
+        const Vec8<T> ds = load8(dp + t * L + jb), qc = load8(s.q.data() + c * L + jb);
+        store8(dk + jb, load8(dk + jb) + ds * qc);
+        store8(dv + jb, load8(dv + jb) + load8(p + t * L + jb) * load8(s.g.data() + c * L + jb));
+        if (de) store8(de + jb, load8(de + jb) + ds * qc);
       }
     }
     if (dbias) {
       T* db = dbias + (i * tk + t) * L;
-      for (int64_t jb = 0; jb < L; jb += kLanes) store(db + jb, load(db + jb) + load(dp + t * L + jb));
+      for (int64_t jb = 0; jb < L; jb += kLanes) store8(db + jb, load8(db + jb) + load8(dp + t * L + jb));
     }
   }
   store_row(r, s.o.data(), static_cast<const T*>(nullptr), in.scale, dq, dqs, i);  // ∂q = scale · Σ_t ∂S_t (k_t + e_t)
