@@ -24,6 +24,7 @@
 #endif
 
 #include <cstdint>
+#include <type_traits>
 
 namespace vicinity {
 
@@ -33,6 +34,22 @@ namespace vicinity {
 template <typename T>
 VICINITY_KERNEL_INLINE void zero_fill(T* p, int64_t n) {
   __builtin_memset(static_cast<void*>(p), 0, static_cast<size_t>(n) * sizeof(T));
+}
+
+// fn(std::integral_constant<int, W>()) with W = width for the per-head channel counts the kernels
+// compile apart (4, 8, 16, 32, 64: the head widths of the papers' and the nano models), else W = 0
+// (the kernel reads the width at run time). A compile-time width lets GCC unroll the per-channel
+// loops of the always-inlined helpers; the arithmetic and its order, so the results, are the same.
+template <typename Fn>
+void with_width(int64_t width, const Fn& fn) {
+  switch (width) {
+    case 4: return fn(std::integral_constant<int, 4>());
+    case 8: return fn(std::integral_constant<int, 8>());
+    case 16: return fn(std::integral_constant<int, 16>());
+    case 32: return fn(std::integral_constant<int, 32>());
+    case 64: return fn(std::integral_constant<int, 64>());
+    default: return fn(std::integral_constant<int, 0>());
+  }
 }
 
 }  // namespace vicinity

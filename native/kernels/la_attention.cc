@@ -38,9 +38,9 @@
 
 #include <algorithm>
 #include <string>
-#include <type_traits>
 #include <vector>
 
+#include "kernel_options.h"
 #include "kernels.h"
 #include "la_attention_head.h"
 
@@ -101,18 +101,6 @@ void for_each_head(const Geometry& g, const at::TensorOptions& options, const He
   });
 }
 
-/** fn(std::integral_constant<int, D>) with D = d for the head widths compiled apart, else 0 (any d). */
-template <typename Fn>
-void with_head_width(int64_t d, const Fn& fn) {
-  switch (d) {
-    case 8: return fn(std::integral_constant<int, 8>());
-    case 16: return fn(std::integral_constant<int, 16>());
-    case 32: return fn(std::integral_constant<int, 32>());
-    case 64: return fn(std::integral_constant<int, 64>());
-    default: return fn(std::integral_constant<int, 0>());
-  }
-}
-
 class LaAttention : public torch::autograd::Function<LaAttention> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
@@ -125,7 +113,7 @@ class LaAttention : public torch::autograd::Function<LaAttention> {
       const HeadSlices<scalar_t> base{qc.data_ptr<scalar_t>(), kc.data_ptr<scalar_t>(), vc.data_ptr<scalar_t>(),
                                       oc.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                                       nullptr, nullptr, nullptr, nullptr, nullptr};
-      with_head_width(g.d, [&](auto width) {
+      with_width(g.d, [&](auto width) {
         for_each_head(g, q.options(), base,
                       [&](const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) { forward_head<width()>(g, h, s); });
       });
@@ -153,7 +141,7 @@ class LaAttention : public torch::autograd::Function<LaAttention> {
                                       grad_y.data_ptr<scalar_t>(), grad_q.data_ptr<scalar_t>(),
                                       grad_key.data_ptr<scalar_t>(), grad_value.data_ptr<scalar_t>(),
                                       grad_off.data_ptr<scalar_t>()};
-      with_head_width(g.d, [&](auto width) {
+      with_width(g.d, [&](auto width) {
         for_each_head(g, q.options(), base,
                       [&](const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) { backward_head<width()>(g, h, s); });
       });

@@ -146,10 +146,8 @@ VICINITY_INLINE int64_t window_index(const Geometry& g, int64_t i, int64_t j, in
 }
 
 /**
- * Channels per head: D when the kernel is instantiated for it (la_attention.cc dispatches d = 8,
- * 16, 32 and 64, LA-ResNet's and the nano models' head widths), else g.d. A compile-time d lets
- * GCC unroll every per-channel loop of the always-inlined helpers into whole vectors; the
- * arithmetic and its order are the same either way, so are the results.
+ * Channels per head: D when the kernel is instantiated for it (la_attention.cc dispatches by
+ * kernel_options.h with_width), else g.d.
  */
 template <int D>
 VICINITY_INLINE int64_t channels(const Geometry& g) {
@@ -404,7 +402,9 @@ VICINITY_INLINE void pixel_backward(const Geometry& g, const HeadSlices<scalar_t
     const scalar_t factor = g.softmax ? w * (s.gw[r] - weighted) / scale
                                       : s.gw[r] / (total(d, row) + static_cast<scalar_t>(g.eps));
     const scalar_t shift = g.softmax ? scalar_t(0) : w;
-    for (int64_t c = 0; c < d; ++c) out[c] = factor * (s.qv[c] - shift);
+    int64_t c = 0;
+    for (; c + 8 <= d; c += 8) store8(out + c, (load8(s.qv + c) - shift) * factor);
+    for (; c < d; ++c) out[c] = factor * (s.qv[c] - shift);
     s.factor[r] = factor;
     s.rows[r] = row;
   }

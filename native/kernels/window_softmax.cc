@@ -35,6 +35,7 @@
 #include <tuple>
 #include <vector>
 
+#include "kernel_options.h"
 #include "kernels.h"
 #include "window_geometry.h"
 #include "window_softmax_rows.h"
@@ -187,9 +188,11 @@ Saved forward_impl(const at::Tensor& q, const at::Tensor& key, const at::Tensor&
         const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed, scale);
         gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
         gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
-        for (int64_t i = 0; i < g.h; i++) {
-          forward_row(r, in, i, s, head_map<scalar_t>(out, n), os, lse.data_ptr<scalar_t>() + n * hw);
-        }
+        with_width(r.c, [&](auto width) {
+          for (int64_t i = 0; i < g.h; i++) {
+            forward_row<width()>(r, in, i, s, head_map<scalar_t>(out, n), os, lse.data_ptr<scalar_t>() + n * hw);
+          }
+        });
       }
     });
   });
@@ -228,10 +231,12 @@ variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const a
           zero_fill(s.dkb.data(), int64_t(s.dkb.size()));
           zero_fill(s.dvb.data(), int64_t(s.dvb.size()));
           scalar_t* dbias = bias.defined() ? db_rows.data_ptr<scalar_t>() + h * g.h * tk * r.lanes : nullptr;
-          for (int64_t i = 0; i < g.h; i++) {
-            backward_row(r, in, i, head_map<scalar_t>(grad, n), gs, lse.data_ptr<scalar_t>() + n * hw, s,
-                         head_map<scalar_t>(dq, n), dqs, dbias);
-          }
+          with_width(r.c, [&](auto width) {
+            for (int64_t i = 0; i < g.h; i++) {
+              backward_row<width()>(r, in, i, head_map<scalar_t>(grad, n), gs, lse.data_ptr<scalar_t>() + n * hw, s,
+                                    head_map<scalar_t>(dq, n), dqs, dbias);
+            }
+          });
           scatter_columns(r, s.dkb.data(), s.plane.data(), head_map<scalar_t>(dk, n), dks);
           scatter_columns(r, s.dvb.data(), s.plane.data(), head_map<scalar_t>(dv, n), dvs);
         }

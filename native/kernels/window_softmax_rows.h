@@ -193,9 +193,9 @@ VICINITY_KERNEL_INLINE int64_t row_elements(const RowGeometry& r, int64_t i, Row
 // s[t][j] = bias[i, j, t] + q_j · (k[t, j] + embed[t]) (q_j: s.q, already times the scale), −inf
 // for keys off the map, for the row's
 // ne in-map elements; the per-lane max in m (0 where every logit is −inf).
-template <typename T>
+template <int CC, typename T>
 VICINITY_KERNEL_INLINE void row_logits(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, int64_t ne, RowScratch<T>& s) {
-  const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
+  const int64_t L = r.lanes, C = CC ? CC : r.c, tk = r.k * r.k;
   constexpr T kNegInf = -std::numeric_limits<T>::infinity();
   const Vec8<T> neg_inf = Vec8<T>{} + kNegInf, zero = Vec8<T>{};
   for (int64_t jb = 0; jb < L; jb += kLanes) store8(s.m.data() + jb, neg_inf);
@@ -233,24 +233,36 @@ VICINITY_KERNEL_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* _
   }
 }
 
-// Row i of one head's output (its map at strides os) and lse[i] (W).
-template <typename T>
+// Row i of one head's output (its map at strides os) and lse[i] (W). CC: the channels r.c if
+// compiled apart (with_width), else 0.
+template <int CC, typename T>
 VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
                                            T* out, const MapStrides& os, T* lse) {
-  const int64_t L = r.lanes, C = r.c;
+  const int64_t L = r.lanes, C = CC ? CC : r.c;
   load_row(r, in.q, in.qs, i, in.scale, s.q.data());  // scale·q
   const int64_t ne = row_elements(r, i, s);
-  row_logits(r, in, i, ne, s);
+  row_logits<CC>(r, in, i, ne, s);
   row_exp(r, ne, s.m.data(), s);
   for (int64_t jb = 0; jb < L; jb += kLanes) {
     Vec8<T> sum{};
-    for (int64_t e = 0; e < ne; e++) sum += load8(s.s.data() + s.tv[e] * L + jb);
-    store8(s.sum.data() + jb, sum);
-    for (int64_t c = 0; c < C; c++) {
-      Vec8<T> acc{};
-      for (int64_t e = 0; e < ne; e++) acc += load8(s.s.data() + s.tv[e] * L + jb) * load8(s.vb.data() + s.off[e] + c * L + jb);
-      store8(s.o.data() + c * L + jb, acc);
+    if constexpr (CC > 0) {  // e outer, the CC accumulators in registers: each weight loaded once
+      Vec8<T> acc[CC] = {};
+      for (int64_t e = 0; e < ne; e++) {
+        const Vec8<T> pe = load8(s.s.data() + s.tv[e] * L + jb);
+        const T* vb = s.vb.data() + s.off[e] + jb;
+        sum += pe;
+        for (int64_t c = 0; c < CC; c++) acc[c] += pe * load8(vb + c * L);
+      }
+      for (int64_t c = 0; c < CC; c++) store8(s.o.data() + c * L + jb, acc[c]);
+    } else {
+      for (int64_t e = 0; e < ne; e++) sum += load8(s.s.data() + s.tv[e] * L + jb);
+      for (int64_t c = 0; c < C; c++) {
+        Vec8<T> acc{};
+        for (int64_t e = 0; e < ne; e++) acc += load8(s.s.data() + s.tv[e] * L + jb) * load8(s.vb.data() + s.off[e] + c * L + jb);
+        store8(s.o.data() + c * L + jb, acc);
+      }
     }
+    store8(s.sum.data() + jb, sum);
   }
   T* inv = s.dp.data();  // 1 / sum per lane (dp is free in forward)
   for (int64_t j = 0; j < r.w; j++) {
@@ -263,15 +275,15 @@ VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInput
 
 // One head's query row i backward (∂out at strides gs): ∂q row into dq (strides dqs), ∂ of the key / value columns into s.dkb /
 // s.dvb, ∂bias (H, k², lanes) into dbias, ∂embed per lane into s.de; lse as forward saved it.
-template <typename T>
+template <int CC, typename T>
 VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
                                             const MapStrides& gs, const T* lse, RowScratch<T>& s, T* dq,
                                             const MapStrides& dqs, T* dbias) {
-  const int64_t L = r.lanes, C = r.c, tk = r.k * r.k;
+  const int64_t L = r.lanes, C = CC ? CC : r.c, tk = r.k * r.k;
   load_row(r, in.q, in.qs, i, in.scale, s.q.data());  // scale·q: ∂k and ∂embed take it as it is
   load_row(r, grad, gs, i, T(1), s.g.data());
   const int64_t ne = row_elements(r, i, s);
-  row_logits(r, in, i, ne, s);
+  row_logits<CC>(r, in, i, ne, s);
   T* shift = s.m.data();  // lse per lane (0 for a query without keys: its logits are all −inf)
   for (int64_t j = 0; j < L; j++) shift[j] = j < r.w && std::isfinite(lse[i * r.w + j]) ? lse[i * r.w + j] : T(0);
   row_exp(r, ne, shift, s);  // P
@@ -289,13 +301,27 @@ VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInpu
       const int64_t t = s.tv[e] * L + jb;
       store8(dp + t, load8(p + t) * (load8(dp + t) - total));
     }
-    for (int64_t c = 0; c < C; c++) {
-      Vec8<T> acc{};
+    if constexpr (CC > 0) {  // as forward's output: e outer, CC accumulators
+      Vec8<T> acc[CC] = {};
       for (int64_t e = 0; e < ne; e++) {
-        const Vec8<T> key = load8(s.kb.data() + s.off[e] + c * L + jb);
-        acc += load8(dp + s.tv[e] * L + jb) * (in.embed ? key + in.embed[s.tv[e] * C + c] : key);
+        const Vec8<T> ds = load8(dp + s.tv[e] * L + jb);
+        const T* kb = s.kb.data() + s.off[e] + jb;
+        const T* embed = in.embed ? in.embed + s.tv[e] * C : nullptr;
+        for (int64_t c = 0; c < CC; c++) {
+          const Vec8<T> key = load8(kb + c * L);
+          acc[c] += ds * (embed ? key + embed[c] : key);
+        }
       }
-      store8(s.o.data() + c * L + jb, acc);
+      for (int64_t c = 0; c < CC; c++) store8(s.o.data() + c * L + jb, acc[c]);
+    } else {
+      for (int64_t c = 0; c < C; c++) {
+        Vec8<T> acc{};
+        for (int64_t e = 0; e < ne; e++) {
+          const Vec8<T> key = load8(s.kb.data() + s.off[e] + c * L + jb);
+          acc += load8(dp + s.tv[e] * L + jb) * (in.embed ? key + in.embed[s.tv[e] * C + c] : key);
+        }
+        store8(s.o.data() + c * L + jb, acc);
+      }
     }
   }
   for (int64_t e = 0; e < ne; e++) {
