@@ -7,7 +7,7 @@ export { Tensor, isDType, type DType, type Device, type NestedArray, type TypedD
 export * from './tensor/creation.js';
 export { scope, tidy, keep, currentScope, Scope } from './tensor/scope.js';
 export { noGrad, enableGrad, isGradEnabled, setGradEnabled, grad, type GradOptions } from './tensor/autograd.js';
-export { memory, resetPeakMemory, flushFinalizers, setNumThreads, getNumThreads, type MemoryInfo } from './tensor/memory.js';
+export { memory, resetPeakMemory, emptyCache, setCpuCacheLimit, flushFinalizers, setNumThreads, getNumThreads, type MemoryInfo } from './tensor/memory.js';
 export { kernelMode, setKernelMode, withKernelMode, FUSED_OPS, type KernelMode, type FusedOpName } from './ops/fused.js';
 export * as F from './ops/functional.js';
 export * as aten from './ops/generated/ops.gen.js';

@@ -108,8 +108,10 @@ export interface NativeAddon {
   makeGenerator(seed: number): NativeGenerator;
   seedGenerator(generator: NativeGenerator, seed: number): void;
   memoryCounters(): { liveTensors: number; liveBytes: number; createdTensors: number };
-  allocatorStats(): { allocatedBytes: number; peakAllocatedBytes: number; allocations: number };
+  allocatorStats(): { allocatedBytes: number; peakAllocatedBytes: number; allocations: number; cachedBytes: number };
   resetPeakMemory(): void;
+  emptyCache(): void;
+  setCacheLimit(bytes: number): void;
   fromTypedArray(data: ArrayBufferView, shape: number[], dtype: DType): TensorBase;
   isGradEnabled(): boolean;
   setGradEnabled(enabled: boolean): boolean;

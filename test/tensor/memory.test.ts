@@ -1,11 +1,12 @@
 /**
  * memory()'s allocator statistics (native/core/memory_stats.cc): exact byte counts of libtorch's
- * CPU allocations, current and peak since resetPeakMemory().
+ * CPU allocations, current and peak since resetPeakMemory(), and the cache of freed large blocks
+ * (reuse by size class, the limit, emptyCache()).
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { zeros } from '../../src/tensor/creation.js';
-import { memory, resetPeakMemory } from '../../src/tensor/memory.js';
+import { emptyCache, memory, resetPeakMemory, setCpuCacheLimit } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 
 test('a tensor adds exactly its bytes, and dispose() returns them', () => {
@@ -47,4 +48,41 @@ test('intermediates a scope frees still count toward the peak', () => {
   assert.equal(memory().peakAllocatedBytes - base, 3 * 131_072);
   z.dispose();
   x.dispose();
+});
+
+test('a freed block of ≥ 1 MiB is cached and serves the next request of its size class', () => {
+  emptyCache();
+  const before = memory();
+  const big = zeros([1000, 1000]);                   // 4 000 000 bytes: class 4 194 304 (4 MiB)
+  assert.equal(memory().allocatedBytes - before.allocatedBytes, 4_000_000, 'requested bytes are counted, not the class');
+  big.dispose();
+  assert.equal(memory().cachedBytes, 4_194_304);
+  assert.equal(memory().allocatedBytes, before.allocatedBytes);
+  const again = zeros([1024, 1000]);                 // 4 096 000 bytes: the same class, the cached block
+  assert.equal(memory().cachedBytes, 0);
+  assert.equal((again.sum().item() as number), 0, 'a reused block holds what the op wrote');
+  again.dispose();
+  const small = zeros([100, 100]);                   // 40 000 bytes: below 1 MiB, never cached
+  small.dispose();
+  assert.equal(memory().cachedBytes, 4_194_304);
+  emptyCache();
+  assert.equal(memory().cachedBytes, 0);
+});
+
+test('setCpuCacheLimit bounds the cache (0 turns it off) and rejects bad limits', () => {
+  try {
+    setCpuCacheLimit(5_000_000);
+    const [a, b] = [zeros([1000, 1000]), zeros([1000, 1000])];
+    a.dispose();
+    b.dispose();                                     // a second 4 MiB block would exceed 5 MB
+    assert.equal(memory().cachedBytes, 4_194_304);
+    setCpuCacheLimit(0);
+    assert.equal(memory().cachedBytes, 0, 'setting a limit empties the cache');
+    zeros([1000, 1000]).dispose();
+    assert.equal(memory().cachedBytes, 0);
+    assert.throws(() => setCpuCacheLimit(-1), /setCpuCacheLimit: bytes must be a finite number ≥ 0, got -1; pass 0 to turn the cache off/);
+    assert.throws(() => setCpuCacheLimit(Number.NaN), /got NaN/);
+  } finally {
+    setCpuCacheLimit(2 ** 32);
+  }
 });
