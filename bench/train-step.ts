@@ -5,33 +5,70 @@
  * resnet_nano first. Median of the last 4 of 6 steps; wall time, so compare models within one run.
  *
  *   npm run build:ts && node dist/bench/train-step.js resnet_nano la_resnet_nano [--batch-size 128]
- *                                                     [--kernels auto|composite]
+ *                                                     [--kernels auto|composite] [--conv-twins]
  *
  * --kernels composite runs the models without the fused kernels (src/ops/fused.ts), as in
- * bench/layers.ts.
+ * bench/layers.ts. --conv-twins also times the plain-convolution twins of the bottleneck nano
+ * layouts (each attention layer a 3×3 conv, MACs counted by countMacs): what the same network
+ * reaches without attention, the ceiling its attention layers are measured against.
  */
 import { parseArgs } from 'node:util';
-import { createModel, modelInfo } from '../src/models/registry.js';
+import { countMacs } from '../src/analysis/macs.js';
+import { createModel, modelInfo, type Classifier } from '../src/models/registry.js';
+import { resnetFamily } from '../src/models/resnet-family.js';
 import { manualSeed } from '../src/tensor/creation.js';
 import { setKernelMode, type KernelMode } from '../src/ops/fused.js';
 import { medianStepSeconds } from './step-time.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { 'batch-size': { type: 'string', default: '128' }, kernels: { type: 'string', default: 'auto' } },
+  options: {
+    'batch-size': { type: 'string', default: '128' },
+    kernels: { type: 'string', default: 'auto' },
+    'conv-twins': { type: 'boolean', default: false },
+  },
 });
 const batchSize = Number(values['batch-size']);
 setKernelMode(values.kernels as KernelMode);
-let baseline: { name: string; macsPerSecond: number } | null = null;
-for (const name of positionals) {
+
+interface Candidate {
+  name: string;
+  build: () => Classifier;
+  /** MACs per image, or null to count them. */
+  macs: number | null;
+  inChannels: number;
+  inputSize: number;
+  numClasses: number;
+}
+
+const nano = { numClasses: 10, inChannels: 1, inputSize: 28 };
+const CONV_TWINS: Candidate[] = [
+  {
+    name: 'conv twin of sasa/na_resnet_nano (bottlenecks [1, 1, 1, 1], planes 32–256)', macs: null, ...nano,
+    build: () => resnetFamily({ depths: [1, 1, 1, 1], stem: 'cifar', stemWidth: 32, widths: [32, 64, 128, 256], ...nano }),
+  },
+  {
+    name: 'conv twin of lesa_resnet_nano (bottlenecks [1, 1, 2, 2], widths 16–128)', macs: null, ...nano,
+    build: () => resnetFamily({ depths: [1, 1, 2, 2], widths: [16, 32, 64, 128], stem: 'cifar', stemWidth: 32, stageStrides: [1, 2, 2, 1], ...nano }),
+  },
+];
+
+const candidates: Candidate[] = positionals.map((name) => {
   const info = modelInfo(name);
+  return { name, build: () => createModel(name), macs: info.macs, inChannels: info.inChannels, inputSize: info.inputSize, numClasses: info.numClasses };
+});
+if (values['conv-twins']) candidates.push(...CONV_TWINS);
+
+let baseline: { name: string; macsPerSecond: number } | null = null;
+for (const c of candidates) {
   manualSeed(0);
-  const model = createModel(name);
-  const ms = 1000 * await medianStepSeconds(model, [batchSize, info.inChannels, info.inputSize, info.inputSize], info.numClasses);
+  const model = c.build();
+  const macs = c.macs ?? countMacs(model, [1, c.inChannels, c.inputSize, c.inputSize]).total;
+  const ms = 1000 * await medianStepSeconds(model, [batchSize, c.inChannels, c.inputSize, c.inputSize], c.numClasses);
   const imagesPerSecond = (batchSize / ms) * 1000;
-  const macsPerSecond = imagesPerSecond * info.macs;
-  baseline ??= { name, macsPerSecond };
-  console.log(`${name}: ${ms.toFixed(0)} ms/step at batch ${batchSize}, ${imagesPerSecond.toFixed(0)} images/s, ` +
-    `${(info.macs / 1e6).toFixed(1)} M MACs/image, MAC-throughput ${(macsPerSecond / baseline.macsPerSecond).toFixed(2)}× ${baseline.name}'s`);
+  const macsPerSecond = imagesPerSecond * macs;
+  baseline ??= { name: c.name, macsPerSecond };
+  console.log(`${c.name}: ${ms.toFixed(0)} ms/step at batch ${batchSize}, ${imagesPerSecond.toFixed(0)} images/s, ` +
+    `${(macs / 1e6).toFixed(1)} M MACs/image, MAC-throughput ${(macsPerSecond / baseline.macsPerSecond).toFixed(2)}× ${baseline.name}'s`);
   model.dispose();
 }
