@@ -255,6 +255,25 @@ variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const a
   return {dq, dk, dv, db, de};
 }
 
+// An absent optional input travels as an empty 1-D tensor: autograd Functions take no undefined inputs.
+at::Tensor given(const at::Tensor& t) { return t.dim() == 1 && t.numel() == 0 ? at::Tensor() : t; }
+
+// The window options both autograd Functions keep for backward.
+struct WindowOptions {
+  int64_t k, d;
+  double scale;
+};
+
+void save_options(AutogradContext* ctx, const WindowOptions& o) {
+  ctx->saved_data["k"] = o.k;
+  ctx->saved_data["d"] = o.d;
+  ctx->saved_data["scale"] = o.scale;
+}
+
+WindowOptions saved_options(AutogradContext* ctx) {
+  return {ctx->saved_data["k"].toInt(), ctx->saved_data["d"].toInt(), ctx->saved_data["scale"].toDouble()};
+}
+
 class WindowSoftmaxAttention : public torch::autograd::Function<WindowSoftmaxAttention> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
@@ -267,24 +286,17 @@ class WindowSoftmaxAttention : public torch::autograd::Function<WindowSoftmaxAtt
     at::Tensor bc = b.defined() ? b.contiguous() : bias, ec = e.defined() ? e.contiguous() : embed;
     Saved r = forward_impl(qc, kc, vc, rc, cc, given(bc), given(ec), k, d, scale);
     ctx->save_for_backward({qc, kc, vc, rc, cc, bc, ec, r.lse});
-    ctx->saved_data["k"] = k;
-    ctx->saved_data["d"] = d;
-    ctx->saved_data["scale"] = scale;
+    save_options(ctx, {k, d, scale});
     return r.out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
     const at::Tensor& grad = grads[0];  // read at its strides
-    auto g = backward_impl(grad, s[0], s[1], s[2], s[3], s[4], given(s[5]), given(s[6]), s[7],
-                           ctx->saved_data["k"].toInt(), ctx->saved_data["d"].toInt(),
-                           ctx->saved_data["scale"].toDouble());
+    const WindowOptions o = saved_options(ctx);
+    auto g = backward_impl(grad, s[0], s[1], s[2], s[3], s[4], given(s[5]), given(s[6]), s[7], o.k, o.d, o.scale);
     return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), g[3], g[4], at::Tensor(), at::Tensor(), at::Tensor()};
   }
-
- private:
-  // An absent optional input travels as an empty 1-D tensor: autograd Functions take no undefined inputs.
-  static at::Tensor given(const at::Tensor& t) { return t.dim() == 1 && t.numel() == 0 ? at::Tensor() : t; }
 };
 
 // The packed form: q, key and value as the three C-channel thirds of one projection qkv
@@ -295,16 +307,14 @@ class WindowSoftmaxAttentionQkv : public torch::autograd::Function<WindowSoftmax
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& qkv, int64_t heads, const at::Tensor& rows,
                             const at::Tensor& cols, const at::Tensor& bias, int64_t k, int64_t d, double scale) {
-    const at::Tensor b = bias.dim() == 1 && bias.numel() == 0 ? at::Tensor() : bias.contiguous();
+    const at::Tensor b = given(bias).defined() ? bias.contiguous() : at::Tensor();
     auto [q, key, value] = parts(qkv, heads);
     check(q, key, value, rows, cols, b, at::Tensor(), k, d);
     at::Tensor rc = rows.contiguous(), cc = cols.contiguous();
     Saved r = forward_impl(q, key, value, rc, cc, b, at::Tensor(), k, d, scale);
     ctx->save_for_backward({qkv, rc, cc, b.defined() ? b : bias, r.lse});
     ctx->saved_data["heads"] = heads;
-    ctx->saved_data["k"] = k;
-    ctx->saved_data["d"] = d;
-    ctx->saved_data["scale"] = scale;
+    save_options(ctx, {k, d, scale});
     return r.out;
   }
 
@@ -312,12 +322,12 @@ class WindowSoftmaxAttentionQkv : public torch::autograd::Function<WindowSoftmax
     auto s = ctx->get_saved_variables();
     const at::Tensor& qkv = s[0];
     const int64_t heads = ctx->saved_data["heads"].toInt();
-    const at::Tensor bias = s[3].dim() == 1 && s[3].numel() == 0 ? at::Tensor() : s[3];
+    const at::Tensor bias = given(s[3]);
     at::Tensor dqkv = at::empty(qkv.sizes(), qkv.options());
     auto [q, key, value] = parts(qkv, heads);
     auto [dq, dk, dv] = parts(dqkv, heads);
-    auto g = backward_impl(grads[0], q, key, value, s[1], s[2], bias, at::Tensor(), s[4], ctx->saved_data["k"].toInt(),
-                           ctx->saved_data["d"].toInt(), ctx->saved_data["scale"].toDouble(), {dq, dk, dv});
+    const WindowOptions o = saved_options(ctx);
+    auto g = backward_impl(grads[0], q, key, value, s[1], s[2], bias, at::Tensor(), s[4], o.k, o.d, o.scale, {dq, dk, dv});
     return {dqkv, at::Tensor(), at::Tensor(), at::Tensor(), g[3], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 
