@@ -2,7 +2,9 @@
  * Seconds per training step (forward, cross-entropy, backward, SGD step) of registered models on
  * random data at their default input size, and MAC-throughput (images/s × MACs per image, the
  * papers' MACs from the registry) relative to the first model named — issue 9's yardstick with
- * resnet_nano first. Median of the last 4 of 6 steps; wall time, so compare models within one run.
+ * resnet_nano first. Each other model is timed in alternation with the first (a step of each per
+ * round, 5 rounds after 2 warm-up ones: step-time.ts pairedStepSeconds), so each ratio compares
+ * the two under the same machine state; the first model's time is printed per pairing.
  *
  *   npm run build:ts && node dist/bench/train-step.js resnet_nano la_resnet_nano [--batch-size 128]
  *                                                     [--kernels auto|composite] [--conv-twins]
@@ -18,7 +20,7 @@ import { createModel, modelInfo, type Classifier } from '../src/models/registry.
 import { resnetFamily } from '../src/models/resnet-family.js';
 import { manualSeed } from '../src/tensor/creation.js';
 import { setKernelMode, type KernelMode } from '../src/ops/fused.js';
-import { medianStepSeconds } from './step-time.js';
+import { medianStepSeconds, pairedStepSeconds } from './step-time.js';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -59,16 +61,26 @@ const candidates: Candidate[] = positionals.map((name) => {
 });
 if (values['conv-twins']) candidates.push(...CONV_TWINS);
 
-let baseline: { name: string; macsPerSecond: number } | null = null;
-for (const c of candidates) {
+const [first, ...others] = candidates;
+if (first === undefined) throw new Error('train-step: name at least one model (the baseline first, e.g. resnet_nano)');
+manualSeed(0);
+const base = first.build();
+const baseMacs = first.macs ?? countMacs(base, [1, first.inChannels, first.inputSize, first.inputSize]).total;
+const inputOf = (c: Candidate): [number, number, number, number] => [batchSize, c.inChannels, c.inputSize, c.inputSize];
+const report = (name: string, ms: number, macs: number, ratio: number, note = ''): void => {
+  const imagesPerSecond = (batchSize / ms) * 1000;
+  console.log(`${name}: ${ms.toFixed(0)} ms/step at batch ${batchSize}, ${imagesPerSecond.toFixed(0)} images/s, ` +
+    `${(macs / 1e6).toFixed(1)} M MACs/image, MAC-throughput ${ratio.toFixed(2)}× ${first.name}'s${note}`);
+};
+if (others.length === 0) report(first.name, 1000 * await medianStepSeconds(base, inputOf(first), first.numClasses), baseMacs, 1);
+for (const c of others) {
   manualSeed(0);
   const model = c.build();
   const macs = c.macs ?? countMacs(model, [1, c.inChannels, c.inputSize, c.inputSize]).total;
-  const ms = 1000 * await medianStepSeconds(model, [batchSize, c.inChannels, c.inputSize, c.inputSize], c.numClasses);
-  const imagesPerSecond = (batchSize / ms) * 1000;
-  const macsPerSecond = imagesPerSecond * macs;
-  baseline ??= { name: c.name, macsPerSecond };
-  console.log(`${c.name}: ${ms.toFixed(0)} ms/step at batch ${batchSize}, ${imagesPerSecond.toFixed(0)} images/s, ` +
-    `${(macs / 1e6).toFixed(1)} M MACs/image, MAC-throughput ${(macsPerSecond / baseline.macsPerSecond).toFixed(2)}× ${baseline.name}'s`);
+  const [baseSeconds, seconds] = await pairedStepSeconds(
+    { model: base, input: inputOf(first), numClasses: first.numClasses }, { model, input: inputOf(c), numClasses: c.numClasses });
+  const ratio = (macs / seconds) / (baseMacs / baseSeconds);
+  report(c.name, 1000 * seconds, macs, ratio, ` (${first.name} ${(1000 * baseSeconds).toFixed(0)} ms in the same rounds)`);
   model.dispose();
 }
+base.dispose();
