@@ -39,7 +39,7 @@ VICINITY_KERNEL_INLINE void zero_fill(T* p, int64_t n) {
 // fn(std::integral_constant<int, W>()) with W = width for the per-head channel counts the kernels
 // compile apart (4, 8, 16, 32, 64: the head widths of the papers' and the nano models), else W = 0
 // (the kernel reads the width at run time). A compile-time width lets GCC unroll the per-channel
-// loops of the always-inlined helpers; the arithmetic and its order, so the results, are the same.
+// loops of the always-inlined helpers; the arithmetic and its order are the same.
 template <typename Fn>
 void with_width(int64_t width, const Fn& fn) {
   switch (width) {

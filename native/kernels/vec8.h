@@ -1,8 +1,8 @@
 // Eight-lane vectors (GCC's vector extension) for the fused kernels' hot loops: a Vec8<float> is
 // one AVX register in the x86-64-v3 clones, two SSE registers in the default ones. Arithmetic on
-// them is lane-wise and in the written order (no contraction into FMA: the addon builds in ISO
-// C++ mode, whose default is -ffp-contract=off), so a vectorised loop gives the bits of its scalar
-// form. load8/store8 go through memcpy: unaligned, and free of aliasing assumptions.
+// them is lane-wise and in the written order, as the scalar loops it replaces (GCC may contract
+// a·b + c into one FMA in the x86-64-v3 clones, scalar or vector alike: C++'s default
+// -ffp-contract=fast). load8/store8 go through memcpy: unaligned, and free of aliasing assumptions.
 #pragma once
 #include <cstring>
 

@@ -186,12 +186,8 @@ Saved forward_impl(const at::Tensor& q, const at::Tensor& key, const at::Tensor&
       s.size(r, false);
       for (int64_t n = begin; n < end; n++) {
         const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed, scale);
-        gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
-        gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
         with_width(r.c, [&](auto width) {
-          for (int64_t i = 0; i < g.h; i++) {
-            forward_row<width()>(r, in, i, s, head_map<scalar_t>(out, n), os, lse.data_ptr<scalar_t>() + n * hw);
-          }
+          forward_head<width()>(r, in, s, head_map<scalar_t>(out, n), os, lse.data_ptr<scalar_t>() + n * hw);
         });
       }
     });
@@ -226,19 +222,12 @@ variable_list backward_impl(const at::Tensor& grad, const at::Tensor& q, const a
         if (embed.defined()) s.de.assign(tk * r.c * r.lanes, scalar_t(0));
         for (int64_t n = h; n < g.n; n += groups) {
           const HeadInputs<scalar_t> in = head_inputs<scalar_t>(r, n, nb, q, key, value, bias_rows, embed, scale);
-          gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
-          gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
-          zero_fill(s.dkb.data(), int64_t(s.dkb.size()));
-          zero_fill(s.dvb.data(), int64_t(s.dvb.size()));
           scalar_t* dbias = bias.defined() ? db_rows.data_ptr<scalar_t>() + h * g.h * tk * r.lanes : nullptr;
           with_width(r.c, [&](auto width) {
-            for (int64_t i = 0; i < g.h; i++) {
-              backward_row<width()>(r, in, i, head_map<scalar_t>(grad, n), gs, lse.data_ptr<scalar_t>() + n * hw, s,
-                                    head_map<scalar_t>(dq, n), dqs, dbias);
-            }
+            backward_head<width()>(r, in, head_map<scalar_t>(grad, n), gs, lse.data_ptr<scalar_t>() + n * hw, s,
+                                   head_map<scalar_t>(dq, n), dqs, dbias, head_map<scalar_t>(dk, n), dks,
+                                   head_map<scalar_t>(dv, n), dvs);
           });
-          scatter_columns(r, s.dkb.data(), s.plane.data(), head_map<scalar_t>(dk, n), dks);
-          scatter_columns(r, s.dvb.data(), s.plane.data(), head_map<scalar_t>(dv, n), dvs);
         }
         if (embed.defined()) {  // Σ over the lanes, once per task
           scalar_t* dst = de.data_ptr<scalar_t>() + h * tk * r.c;

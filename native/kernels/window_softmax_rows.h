@@ -236,7 +236,7 @@ VICINITY_KERNEL_INLINE void row_exp(const RowGeometry& r, int64_t ne, const T* _
 // Row i of one head's output (its map at strides os) and lse[i] (W). CC: the channels r.c if
 // compiled apart (with_width), else 0.
 template <int CC, typename T>
-VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
+VICINITY_KERNEL_INLINE void forward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, RowScratch<T>& s,
                                            T* out, const MapStrides& os, T* lse) {
   const int64_t L = r.lanes, C = CC ? CC : r.c;
   load_row(r, in.q, in.qs, i, in.scale, s.q.data());  // scale·q
@@ -276,7 +276,7 @@ VICINITY_X86_64_V3_CLONES void forward_row(const RowGeometry& r, const HeadInput
 // One head's query row i backward (∂out at strides gs): ∂q row into dq (strides dqs), ∂ of the key / value columns into s.dkb /
 // s.dvb, ∂bias (H, k², lanes) into dbias, ∂embed per lane into s.de; lse as forward saved it.
 template <int CC, typename T>
-VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
+VICINITY_KERNEL_INLINE void backward_row(const RowGeometry& r, const HeadInputs<T>& in, int64_t i, const T* grad,
                                             const MapStrides& gs, const T* lse, RowScratch<T>& s, T* dq,
                                             const MapStrides& dqs, T* dbias) {
   const int64_t L = r.lanes, C = CC ? CC : r.c, tk = r.k * r.k;
@@ -343,6 +343,33 @@ VICINITY_X86_64_V3_CLONES void backward_row(const RowGeometry& r, const HeadInpu
     }
   }
   store_row(r, s.o.data(), static_cast<const T*>(nullptr), in.scale, dq, dqs, i);  // ∂q = scale · Σ_t ∂S_t (k_t + e_t)
+}
+
+// One head's forward: its key and value window columns gathered, then every query row (out and
+// lse are the head's). The per-head functions carry the target clones, so the gathers, the rows
+// and the scatters all compile at -O3 for the CPU's ISA.
+template <int CC, typename T>
+VICINITY_X86_64_V3_CLONES void forward_head(const RowGeometry& r, const HeadInputs<T>& in, RowScratch<T>& s, T* out,
+                                            const MapStrides& os, T* lse) {
+  gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
+  gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
+  for (int64_t i = 0; i < r.h; i++) forward_row<CC>(r, in, i, s, out, os, lse);
+}
+
+// One head's backward: ∂q rows into dq, its key and value gradients scattered into dk and dv
+// (each head's maps at their strides), ∂bias into dbias, ∂embed per lane into s.de.
+template <int CC, typename T>
+VICINITY_X86_64_V3_CLONES void backward_head(const RowGeometry& r, const HeadInputs<T>& in, const T* grad,
+                                             const MapStrides& gs, const T* lse, RowScratch<T>& s, T* dq,
+                                             const MapStrides& dqs, T* dbias, T* dk, const MapStrides& dks, T* dv,
+                                             const MapStrides& dvs) {
+  gather_columns(r, in.key, in.ks, s.plane.data(), s.kb.data());
+  gather_columns(r, in.value, in.vs, s.plane.data(), s.vb.data());
+  zero_fill(s.dkb.data(), int64_t(s.dkb.size()));
+  zero_fill(s.dvb.data(), int64_t(s.dvb.size()));
+  for (int64_t i = 0; i < r.h; i++) backward_row<CC>(r, in, i, grad, gs, lse, s, dq, dqs, dbias);
+  scatter_columns(r, s.dkb.data(), s.plane.data(), dk, dks);
+  scatter_columns(r, s.dvb.data(), s.plane.data(), dv, dvs);
 }
 
 #if defined(__GNUC__)
