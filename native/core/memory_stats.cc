@@ -15,11 +15,13 @@
 // A freed block of ≥ 1 MiB goes to a pool keyed by its size class (sizes rounded up to 1/8 of
 // their power of two, so a block serves any request of its class) and the next request of that
 // class takes it back, already mapped. The pool holds at most a quarter of the machine's memory
-// (blocks beyond go back to the previous allocator), and emptyCache() returns it all, as
-// torch.cuda.empty_cache does for the CUDA caching allocator. The statistics count requested
+// (blocks beyond go back to the previous allocator), an allocation that fails empties it and
+// tries again, and emptyCache() returns it all, as torch.cuda.empty_cache does for the CUDA
+// caching allocator. The statistics count requested
 // bytes of live storages, cached blocks not included; cachedBytes reports the pool.
 #include <c10/core/Allocator.h>
 #include <c10/core/CPUAllocator.h>
+#include <c10/util/Exception.h>
 #include <napi.h>
 
 #include <atomic>
@@ -185,7 +187,7 @@ class CountingAllocator final : public c10::Allocator {
     if (capacity >= kCachedFrom && take_cached(capacity, &record, &data)) {
       record.bytes = bytes;
     } else {
-      c10::DataPtr inner = inner_->allocate(static_cast<size_t>(capacity));
+      c10::DataPtr inner = allocate_or_empty_cache(static_cast<size_t>(capacity));
       if (n == 0 || inner.get() == nullptr) return inner;
       data = inner.get();
       record = Allocation{inner.get_context(), inner.get_deleter(), bytes, capacity};
@@ -198,6 +200,18 @@ class CountingAllocator final : public c10::Allocator {
     }
     account(record.bytes);
     return c10::DataPtr(data, data, &release, c10::Device(c10::DeviceType::CPU));
+  }
+
+  // The previous allocator's block; when that fails (out of memory), the cache is returned to
+  // the system and the request tried once more, as PyTorch's CUDA caching allocator does.
+  c10::DataPtr allocate_or_empty_cache(size_t n) const {
+    try {
+      return inner_->allocate(n);
+    } catch (const c10::Error&) {
+      if (stats().cached.load(std::memory_order_relaxed) == 0) throw;
+    }
+    empty_cache();
+    return inner_->allocate(n);
   }
 
   c10::Allocator* inner_;

@@ -86,3 +86,10 @@ test('setCpuCacheLimit bounds the cache (0 turns it off) and rejects bad limits'
     setCpuCacheLimit(2 ** 32);
   }
 });
+
+test('an allocation that fails empties the cache before it gives up, and says how much it asked for', () => {
+  zeros([1000, 1000]).dispose();
+  assert.equal(memory().cachedBytes, 4_194_304);
+  assert.throws(() => zeros([2 ** 40]), /can't allocate memory: you tried to allocate 4398046511104 bytes/);
+  assert.equal(memory().cachedBytes, 0);
+});
