@@ -42,6 +42,8 @@ struct Geometry {
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC push_options
 #pragma GCC optimize("O3", "no-trapping-math")
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wpsabi"  // vec8.h's by-value vectors never cross an ABI boundary: always inlined
 #define VICINITY_INLINE inline __attribute__((always_inline))
 #else
 #define VICINITY_INLINE inline
@@ -437,6 +439,7 @@ VICINITY_CLONES void backward_head(const Geometry& g, const HeadSlices<scalar_t>
 }
 
 #if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
 #pragma GCC pop_options
 #endif
 
