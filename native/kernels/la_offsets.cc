@@ -11,7 +11,8 @@
 //   — the gradient autograd computes for the composite path it replaces (la-offsets.ts
 //   roundOffsets + constrainOffsets: clamp passes the gradient at its boundary, amax/amin split
 //   it evenly between tied extremes), in the same operation order, so forward is bit-identical
-//   to it and backward differs only in the order of the Σ.
+//   to it and backward differs only in the order of the Σ and where the x86-64-v3 clone fuses a
+//   multiply and an add (C++'s default -ffp-contract=fast).
 // Why fused: the composite runs ~13 elementwise ops and 2 reductions forward and as many backward
 // over a (B, 2·m·k², H, W) field — at la_resnet_nano's first stage 7.2 M elements, ~130 ms of
 // an ~800 ms training step; this is two passes each way, each sample's field in cache.
