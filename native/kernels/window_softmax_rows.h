@@ -38,6 +38,7 @@ VICINITY_KERNEL_OPTIONS_BEGIN
 #endif
 
 constexpr int64_t kLanes = 8;  // one vector: 8 queries of a row
+constexpr int64_t kAccumulators = 16;  // channel sums a row's weighted sums keep in registers
 
 // The window of every query: query (i, j) of the H×W map reads keys (rows[i] + a·d, cols[j] + b·d)
 // of the Hk×Wk key map, t = a·k + b. `lanes` = W rounded up to kLanes: the padded lanes are
@@ -245,22 +246,18 @@ VICINITY_KERNEL_INLINE void forward_row(const RowGeometry& r, const HeadInputs<T
   row_exp(r, ne, s.m.data(), s);
   for (int64_t jb = 0; jb < L; jb += kLanes) {
     Vec8<T> sum{};
-    if constexpr (CC > 0) {  // e outer, the CC accumulators in registers: each weight loaded once
-      Vec8<T> acc[CC] = {};
+    for (int64_t e = 0; e < ne; e++) sum += load8(s.s.data() + s.tv[e] * L + jb);
+    // Window elements outer, up to kAccumulators channels' sums in registers: each weight loaded
+    // once per block of channels.
+    for (int64_t c0 = 0; c0 < C; c0 += kAccumulators) {
+      const int64_t nc = C - c0 < kAccumulators ? C - c0 : kAccumulators;
+      Vec8<T> acc[kAccumulators] = {};
       for (int64_t e = 0; e < ne; e++) {
         const Vec8<T> pe = load8(s.s.data() + s.tv[e] * L + jb);
-        const T* vb = s.vb.data() + s.off[e] + jb;
-        sum += pe;
-        for (int64_t c = 0; c < CC; c++) acc[c] += pe * load8(vb + c * L);
+        const T* vb = s.vb.data() + s.off[e] + c0 * L + jb;
+        for (int64_t c = 0; c < nc; c++) acc[c] += pe * load8(vb + c * L);
       }
-      for (int64_t c = 0; c < CC; c++) store8(s.o.data() + c * L + jb, acc[c]);
-    } else {
-      for (int64_t e = 0; e < ne; e++) sum += load8(s.s.data() + s.tv[e] * L + jb);
-      for (int64_t c = 0; c < C; c++) {
-        Vec8<T> acc{};
-        for (int64_t e = 0; e < ne; e++) acc += load8(s.s.data() + s.tv[e] * L + jb) * load8(s.vb.data() + s.off[e] + c * L + jb);
-        store8(s.o.data() + c * L + jb, acc);
-      }
+      for (int64_t c = 0; c < nc; c++) store8(s.o.data() + (c0 + c) * L + jb, acc[c]);
     }
     store8(s.sum.data() + jb, sum);
   }
@@ -301,27 +298,19 @@ VICINITY_KERNEL_INLINE void backward_row(const RowGeometry& r, const HeadInputs<
       const int64_t t = s.tv[e] * L + jb;
       store8(dp + t, load8(p + t) * (load8(dp + t) - total));
     }
-    if constexpr (CC > 0) {  // as forward's output: e outer, CC accumulators
-      Vec8<T> acc[CC] = {};
+    for (int64_t c0 = 0; c0 < C; c0 += kAccumulators) {  // as forward's output
+      const int64_t nc = C - c0 < kAccumulators ? C - c0 : kAccumulators;
+      Vec8<T> acc[kAccumulators] = {};
       for (int64_t e = 0; e < ne; e++) {
         const Vec8<T> ds = load8(dp + s.tv[e] * L + jb);
-        const T* kb = s.kb.data() + s.off[e] + jb;
-        const T* embed = in.embed ? in.embed + s.tv[e] * C : nullptr;
-        for (int64_t c = 0; c < CC; c++) {
+        const T* kb = s.kb.data() + s.off[e] + c0 * L + jb;
+        const T* embed = in.embed ? in.embed + s.tv[e] * C + c0 : nullptr;
+        for (int64_t c = 0; c < nc; c++) {
           const Vec8<T> key = load8(kb + c * L);
           acc[c] += ds * (embed ? key + embed[c] : key);
         }
       }
-      for (int64_t c = 0; c < CC; c++) store8(s.o.data() + c * L + jb, acc[c]);
-    } else {
-      for (int64_t c = 0; c < C; c++) {
-        Vec8<T> acc{};
-        for (int64_t e = 0; e < ne; e++) {
-          const Vec8<T> key = load8(s.kb.data() + s.off[e] + c * L + jb);
-          acc += load8(dp + s.tv[e] * L + jb) * (in.embed ? key + in.embed[s.tv[e] * C + c] : key);
-        }
-        store8(s.o.data() + c * L + jb, acc);
-      }
+      for (int64_t c = 0; c < nc; c++) store8(s.o.data() + (c0 + c) * L + jb, acc[c]);
     }
   }
   for (int64_t e = 0; e < ne; e++) {
