@@ -12,6 +12,7 @@
 #include <limits>
 #include <vector>
 
+#include "softmax_exp.h"
 #include "vec8.h"
 
 namespace vicinity {
@@ -34,25 +35,18 @@ struct Geometry {
   int64_t chunk;  // pixels per chunk
 };
 
-// The loops below vectorise only at -O3 (binding.gyp builds -O2) with -fno-trapping-math (which
-// lets GCC turn the branches of locate_point into selects; it changes no value, only which
-// floating-point exception flags could be raised, and nothing reads them), and with AVX2 only in
-// the clones of forward_head/backward_head that GCC's target_clones picks by the CPU at load time
-// (the default clone runs on any x86-64). The helpers are always inlined so the clones carry them.
-#if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC push_options
-#pragma GCC optimize("O3", "no-trapping-math")
+// The hot loops build with kernel_options.h's options (-O3, no-trapping-math: GCC turns the branches
+// of locate_point into selects; it changes no value, only which floating-point exception flags
+// could be raised, and nothing reads them) and an x86-64-v3 (AVX2 + FMA) clone of
+// forward_head/backward_head that GCC's target_clones picks by the CPU at load time (the default
+// clone runs on any x86-64). The helpers are always inlined so the clones carry them.
+VICINITY_KERNEL_OPTIONS_BEGIN
+#if defined(__GNUC__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wpsabi"  // vec8.h's by-value vectors never cross an ABI boundary: always inlined
-#define VICINITY_INLINE inline __attribute__((always_inline))
-#else
-#define VICINITY_INLINE inline
 #endif
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#define VICINITY_CLONES __attribute__((target_clones("avx2", "default")))
-#else
-#define VICINITY_CLONES
-#endif
+#define VICINITY_INLINE VICINITY_KERNEL_INLINE
+#define VICINITY_CLONES VICINITY_X86_64_V3_CLONES
 
 /** lane[0] + … + lane[7] as a tree (3 dependent adds instead of 8). */
 template <typename T>
@@ -126,6 +120,49 @@ VICINITY_INLINE T dot_axpy(int64_t d, const T* __restrict__ x, const T* __restri
   return sum + reduce8(lane);
 }
 
+/**
+ * True where the per-pixel dot products run as 8-lane partial sums reduced eight at a time
+ * (sum_rows8): the head width is compiled in and a multiple of 8.
+ */
+template <int D>
+constexpr bool kLaneDots = D > 0 && D % 8 == 0;
+
+/** x·y over D channels as 8 lane partial sums into lanes (D a multiple of 8); sum_rows8 finishes it. */
+template <int D, typename T>
+VICINITY_INLINE void dot_lanes(const T* __restrict__ x, const T* __restrict__ y, T* __restrict__ lanes) {
+  Vec8<T> acc = load8(x) * load8(y);
+  for (int c = 8; c < D; c += 8) acc += load8(x + c) * load8(y + c);
+  store8(lanes, acc);
+}
+
+/** dot_lanes(x, y, lanes) and, in the same pass, out += x·a. */
+template <int D, typename T>
+VICINITY_INLINE void dot_axpy_lanes(const T* __restrict__ x, const T* __restrict__ y, T a, T* __restrict__ out,
+                                    T* __restrict__ lanes) {
+  Vec8<T> acc = {};
+  for (int c = 0; c < D; c += 8) {
+    const Vec8<T> xc = load8(x + c);
+    acc += xc * load8(y + c);
+    store8(out + c, load8(out + c) + xc * a);
+  }
+  store8(lanes, acc);
+}
+
+/**
+ * out[i] = the sum of the 8 lanes of rows[8i … 8i+7] for i < n: eight rows per vector tree
+ * (vec8.h sum_lanes8) instead of a scalar chain each. `rows` and `out` hold n rounded up to 8
+ * rows; the rows past n are zeroed here.
+ */
+template <typename T>
+VICINITY_INLINE void sum_rows8(int64_t n, T* rows, T* out) {
+  for (int64_t i = n; i % 8 != 0; ++i) store8(rows + 8 * i, Vec8<T>{});
+  for (int64_t i0 = 0; i0 < n; i0 += 8) {
+    Vec8<T> v[8];
+    for (int l = 0; l < 8; ++l) v[l] = load8(rows + 8 * (i0 + l));
+    sum_lanes8<T>(v, out + i0);
+  }
+}
+
 /** (d, n) → (n, d): one head's map to channels-last, and back. */
 template <typename scalar_t>
 void to_channels_last(const scalar_t* src, int64_t d, int64_t n, scalar_t* dst) {
@@ -166,6 +203,8 @@ struct HeadSlices {
   scalar_t *grad_q, *grad_key, *grad_value, *grad_off;
 };
 
+constexpr int64_t rounded8(int64_t n) { return (n + 7) / 8 * 8; }
+
 /**
  * A thread's working memory, reused by every head it runs. A chunk's sampling positions are kept
  * as structure-of-arrays over t = r·n + pp (point r of pixel p0 + pp), so locate_chunk vectorises;
@@ -175,24 +214,29 @@ template <typename scalar_t>
 struct Scratch {
   std::vector<scalar_t> maps, small, fractions;
   std::vector<int32_t> pixels, indices, invalid;
+  std::vector<scalar_t> lanes;
   std::vector<const scalar_t*> pointers;
-  scalar_t *kt, *vt, *gkt, *gvt;    // channels-last maps and their gradients (P, d)
+  // Channels-last maps and their gradients, (P + 1, d): row P of kt and vt stays zero and is the
+  // row every corner outside the map reads; row P of gkt and gvt absorbs what is added there.
+  scalar_t *kt, *vt, *gkt, *gvt;
   scalar_t *qv, *gyv, *acc, *zeros; // one pixel's q, ∂L/∂y, an accumulator; a zero row (d)
   scalar_t *w, *gw, *factor;        // one pixel's w, ∂L/∂w and key-gradient factors (K)
   const scalar_t** rows;            // one pixel's K value (or key) rows
   int32_t *row_of, *col_of;         // (P): i and j of pixel p
-  int32_t* corner[4];               // (chunk·K): flat index of (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1); −1 outside
+  int32_t* corner[4];               // (chunk·K): flat index of (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1); P outside
   scalar_t *fy, *fx;                // (chunk·K): Y − floor(Y), X − floor(X)
+  scalar_t* weight[4];              // (chunk·K): each corner's bilinear weight wy·wx
   int32_t* nonfinite;               // (chunk·K): 1 for a NaN or infinite position
+  scalar_t *lane_rows, *sums;       // a pixel's 8-lane partial dots (≤ 2K rows of 8) and their sums (kLaneDots)
   at::Tensor buffers;               // keys, softplus(keys), ∂L/∂softplus, ∂L/∂key: 4 × (chunk·K·d)
   at::Tensor keys_t, soft_t, grad_t, grad_key_t;
   scalar_t *keys, *soft, *grad, *grad_key;
 
   Scratch(const Geometry& g, const at::TensorOptions& options)
-      : maps(4 * g.P * g.d), small(4 * g.d + 3 * g.K, 0), fractions(2 * g.chunk * g.K), pixels(2 * g.P),
+      : maps(4 * (g.P + 1) * g.d, 0), small(4 * g.d + 3 * g.K, 0), fractions(6 * g.chunk * g.K), pixels(2 * g.P),
         indices(4 * g.chunk * g.K), invalid(g.chunk * g.K),
-        pointers(g.K) {
-    const int64_t pd = g.P * g.d, points = g.chunk * g.K;
+        lanes(9 * rounded8(2 * g.K)), pointers(g.K) {
+    const int64_t pd = (g.P + 1) * g.d, points = g.chunk * g.K;
     kt = maps.data(), vt = kt + pd, gkt = vt + pd, gvt = gkt + pd;
     qv = small.data(), gyv = qv + g.d, acc = gyv + g.d, zeros = acc + g.d, w = zeros + g.d, gw = w + g.K, factor = gw + g.K;
     rows = pointers.data();
@@ -200,6 +244,8 @@ struct Scratch {
     for (int64_t p = 0; p < g.P; ++p) row_of[p] = static_cast<int32_t>(p / g.W), col_of[p] = static_cast<int32_t>(p % g.W);
     for (int c = 0; c < 4; ++c) corner[c] = indices.data() + c * points;
     fy = fractions.data(), fx = fy + points, nonfinite = invalid.data();
+    for (int c = 0; c < 4; ++c) weight[c] = fx + (c + 1) * points;
+    lane_rows = lanes.data(), sums = lane_rows + 8 * rounded8(2 * g.K);
     buffers = at::empty({4, points * g.d}, options);
     keys_t = buffers[0], soft_t = buffers[1], grad_t = buffers[2], grad_key_t = buffers[3];
     keys = keys_t.data_ptr<scalar_t>(), soft = soft_t.data_ptr<scalar_t>();
@@ -218,7 +264,8 @@ VICINITY_INLINE void locate_point(int64_t n, int32_t ry, int32_t rx, int32_t H, 
                                   const scalar_t* __restrict__ dy, const scalar_t* __restrict__ dx,
                                   int32_t* __restrict__ c00, int32_t* __restrict__ c01, int32_t* __restrict__ c10,
                                   int32_t* __restrict__ c11, scalar_t* __restrict__ fy, scalar_t* __restrict__ fx,
-                                  int32_t* __restrict__ bad) {
+                                  scalar_t* __restrict__ w00, scalar_t* __restrict__ w01, scalar_t* __restrict__ w10,
+                                  scalar_t* __restrict__ w11, int32_t* __restrict__ bad) {
   // Positions beyond a pixel outside the map are clamped to it: every corner stays outside, and the
   // integer casts and flat indices stay exact and small.
   const scalar_t low = -2, high_y = scalar_t(H + 1), high_x = scalar_t(W + 1);
@@ -231,15 +278,22 @@ VICINITY_INLINE void locate_point(int64_t n, int32_t ry, int32_t rx, int32_t H, 
     const scalar_t Xn = finite ? (X < low ? low : X > high_x ? high_x : X) : low;
     const int32_t ty = static_cast<int32_t>(Yn), tx = static_cast<int32_t>(Xn);  // truncation
     const int32_t y0 = ty - int32_t(Yn < scalar_t(ty)), x0 = tx - int32_t(Xn < scalar_t(tx));  // floor
-    fy[pp] = Yn - scalar_t(y0);
-    fx[pp] = Xn - scalar_t(x0);
+    const scalar_t ffy = Yn - scalar_t(y0), ffx = Xn - scalar_t(x0);
+    fy[pp] = ffy;
+    fx[pp] = ffx;
+    const scalar_t wy0 = -ffy + scalar_t(1), wx0 = -ffx + scalar_t(1);  // la-sampling.ts: fy.neg().add(1)
+    w00[pp] = wy0 * wx0;
+    w01[pp] = wy0 * ffx;
+    w10[pp] = ffy * wx0;
+    w11[pp] = ffy * ffx;
     const bool top = (y0 >= 0) & (y0 < H), bottom = (y0 + 1 >= 0) & (y0 + 1 < H);
     const bool left = (x0 >= 0) & (x0 < W), right = (x0 + 1 >= 0) & (x0 + 1 < W);
     const int32_t at = y0 * W + x0;
-    c00[pp] = top & left ? at : -1;
-    c01[pp] = top & right ? at + 1 : -1;
-    c10[pp] = bottom & left ? at + W : -1;
-    c11[pp] = bottom & right ? at + W + 1 : -1;
+    const int32_t outside = H * W;  // the zero row
+    c00[pp] = top & left ? at : outside;
+    c01[pp] = top & right ? at + 1 : outside;
+    c10[pp] = bottom & left ? at + W : outside;
+    c11[pp] = bottom & right ? at + W + 1 : outside;
   }
 }
 
@@ -253,7 +307,8 @@ VICINITY_INLINE void locate_chunk(const Geometry& g, const HeadSlices<scalar_t>&
       const scalar_t* dy = h.off + 2 * r * g.P + p0;
       const int64_t t = r * n;
       locate_point(n, ky - half, kx - half, H, W, s.row_of + p0, s.col_of + p0, dy, dy + g.P, s.corner[0] + t,
-                   s.corner[1] + t, s.corner[2] + t, s.corner[3] + t, s.fy + t, s.fx + t, s.nonfinite + t);
+                   s.corner[1] + t, s.corner[2] + t, s.corner[3] + t, s.fy + t, s.fx + t, s.weight[0] + t,
+                   s.weight[1] + t, s.weight[2] + t, s.weight[3] + t, s.nonfinite + t);
     }
   }
 }
@@ -277,9 +332,8 @@ VICINITY_INLINE void sample_chunk(const Geometry& g, const HeadSlices<scalar_t>&
         continue;
       }
       const scalar_t* __restrict__ m[4];
-      for (int c = 0; c < 4; ++c) m[c] = s.corner[c][t] >= 0 ? s.kt + s.corner[c][t] * d : s.zeros;
-      const scalar_t wy0 = -s.fy[t] + scalar_t(1), wy1 = s.fy[t], wx0 = -s.fx[t] + scalar_t(1), wx1 = s.fx[t];
-      const scalar_t w00 = wy0 * wx0, w01 = wy0 * wx1, w10 = wy1 * wx0, w11 = wy1 * wx1;
+      for (int c = 0; c < 4; ++c) m[c] = s.kt + s.corner[c][t] * d;
+      const scalar_t w00 = s.weight[0][t], w01 = s.weight[1][t], w10 = s.weight[2][t], w11 = s.weight[3][t];
       int64_t c = 0;
       for (; c + 8 <= d; c += 8) {
         store8(key + c, ((load8(m[0] + c) * w00 + load8(m[1] + c) * w01) + load8(m[2] + c) * w10) + load8(m[3] + c) * w11);
@@ -290,8 +344,9 @@ VICINITY_INLINE void sample_chunk(const Geometry& g, const HeadSlices<scalar_t>&
 }
 
 /**
- * Adds gkey·weight to the channels-last key-map gradient at each corner of point t inside the map
- * and writes the coordinate gradients ∂L/∂Y, ∂L/∂X (floor() held constant; NaN if non-finite).
+ * Adds gkey·weight to the channels-last key-map gradient at each corner of point t (a corner
+ * outside adds to the absorbing row P and contributes a zero slope, as it reads the zero row) and
+ * writes the coordinate gradients ∂L/∂Y, ∂L/∂X (floor() held constant; NaN if non-finite).
  */
 template <typename scalar_t>
 VICINITY_INLINE void scatter_key_gradient(const Scratch<scalar_t>& s, int64_t t, int64_t d, const scalar_t* gkey,
@@ -300,13 +355,39 @@ VICINITY_INLINE void scatter_key_gradient(const Scratch<scalar_t>& s, int64_t t,
   const scalar_t wy[2] = {-s.fy[t] + scalar_t(1), s.fy[t]}, wx[2] = {-s.fx[t] + scalar_t(1), s.fx[t]};
   for (int c = 0; c < 4; ++c) {
     const int32_t at = s.corner[c][t];
-    if (at < 0) continue;
-    const scalar_t slope = dot_axpy(d, gkey, s.kt + at * d, wy[c / 2] * wx[c % 2], s.gkt + at * d);
+    const scalar_t slope = dot_axpy(d, gkey, s.kt + at * d, s.weight[c][t], s.gkt + at * d);
     sy += (c < 2 ? -wx[c % 2] : wx[c % 2]) * slope;     // ∂(wy·wx)/∂Y
     sx += (c % 2 == 0 ? -wy[c / 2] : wy[c / 2]) * slope;
   }
   *gy = sy;
   *gx = sx;
+}
+
+/**
+ * scatter_key_gradient for a compiled width D (kLaneDots): the corner products go to gkt as there,
+ * and ∂L/∂Y, ∂L/∂X leave as two rows of 8 lane partial sums (gkey·Σ_corners ∂(wy·wx)/∂Y·key),
+ * which the caller sums eight rows at a time.
+ */
+template <int D, typename scalar_t>
+VICINITY_INLINE void scatter_key_gradient_lanes(const Scratch<scalar_t>& s, int64_t t, const scalar_t* gkey,
+                                                scalar_t* lanes_y, scalar_t* lanes_x) {
+  const scalar_t wy[2] = {-s.fy[t] + scalar_t(1), s.fy[t]}, wx[2] = {-s.fx[t] + scalar_t(1), s.fx[t]};
+  Vec8<scalar_t> ay = {}, ax = {};
+  for (int c = 0; c < 4; ++c) {
+    const int32_t at = s.corner[c][t];
+    const scalar_t weight = s.weight[c][t];
+    const scalar_t dy = c < 2 ? -wx[c % 2] : wx[c % 2], dx = c % 2 == 0 ? -wy[c / 2] : wy[c / 2];
+    const scalar_t* __restrict__ key = s.kt + at * D;
+    scalar_t* __restrict__ gk = s.gkt + at * D;
+    for (int ch = 0; ch < D; ch += 8) {
+      const Vec8<scalar_t> g = load8(gkey + ch), slope = g * load8(key + ch);
+      store8(gk + ch, load8(gk + ch) + g * weight);
+      ay += slope * dy;
+      ax += slope * dx;
+    }
+  }
+  store8(lanes_y, ay);
+  store8(lanes_x, ax);
 }
 
 /** out[0:n] = softplus(in[0:n]) by ATen's vectorised CPU kernel (the composite's aten.softplus). */
@@ -328,15 +409,20 @@ VICINITY_INLINE void aggregate_pixel(const Geometry& g, const HeadSlices<scalar_
   const int64_t d = channels<D>(g), K = g.K, P = g.P, i = p / g.W, j = p % g.W;
   const scalar_t scale = static_cast<scalar_t>(std::sqrt(static_cast<double>(d)));
   for (int64_t c = 0; c < d; ++c) s.qv[c] = h.q[c * P + p];
+  if constexpr (kLaneDots<D>) {
+    for (int64_t r = 0; r < K; ++r) dot_lanes<D>(s.qv, rows + r * d, s.lane_rows + 8 * r);
+    sum_rows8(K, s.lane_rows, s.sums);
+  } else {
+    for (int64_t r = 0; r < K; ++r) s.sums[r] = dot(d, s.qv, rows + r * d);
+  }
   for (int64_t r = 0; r < K; ++r) {
-    const scalar_t* row = rows + r * d;
-    s.w[r] = g.softmax ? dot(d, s.qv, row) / scale                                   // Eq. (6): q·key/√d
-                       : dot(d, s.qv, row) / (total(d, row) + static_cast<scalar_t>(g.eps));  // Σ sp·q / (Σ sp + eps)
+    s.w[r] = g.softmax ? s.sums[r] / scale                                                   // Eq. (6): q·key/√d
+                       : s.sums[r] / (total(d, rows + r * d) + static_cast<scalar_t>(g.eps));  // Σ sp·q / (Σ sp + eps)
   }
   if (g.softmax) {
     scalar_t top = s.w[0], sum = 0;
     for (int64_t r = 1; r < K; ++r) top = s.w[r] > top ? s.w[r] : top;
-    for (int64_t r = 0; r < K; ++r) sum += (s.w[r] = std::exp(s.w[r] - top));
+    for (int64_t r = 0; r < K; ++r) sum += (s.w[r] = softmax_exp(s.w[r] - top));
     for (int64_t r = 0; r < K; ++r) s.w[r] /= sum;
   }
   for (int64_t ky = 0, r = 0; ky < g.k; ++ky) {
@@ -369,15 +455,27 @@ template <int D, typename scalar_t>
 VICINITY_INLINE scalar_t value_backward(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s,
                                         int64_t p) {
   const int64_t d = channels<D>(g), P = g.P, i = p / g.W, j = p % g.W;
-  scalar_t weighted = 0;
   for (int64_t ky = 0, r = 0; ky < g.k; ++ky) {
     for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
       const scalar_t w = h.weights[r * P + p];
       const int64_t at = window_index(g, i, j, ky, kx);
-      s.gw[r] = at >= 0 ? dot_axpy(d, s.gyv, s.vt + at * d, w, s.gvt + at * d) : scalar_t(0);
-      weighted += w * s.gw[r];
+      if constexpr (kLaneDots<D>) {
+        if (at >= 0) {
+          dot_axpy_lanes<D>(s.gyv, s.vt + at * D, w, s.gvt + at * D, s.lane_rows + 8 * r);
+        } else {
+          store8(s.lane_rows + 8 * r, Vec8<scalar_t>{});
+        }
+      } else {
+        s.gw[r] = at >= 0 ? dot_axpy(d, s.gyv, s.vt + at * d, w, s.gvt + at * d) : scalar_t(0);
+      }
     }
   }
+  if constexpr (kLaneDots<D>) {
+    sum_rows8(g.K, s.lane_rows, s.sums);
+    for (int64_t r = 0; r < g.K; ++r) s.gw[r] = s.sums[r];
+  }
+  scalar_t weighted = 0;
+  for (int64_t r = 0; r < g.K; ++r) weighted += h.weights[r * P + p] * s.gw[r];
   return weighted;
 }
 
@@ -419,7 +517,7 @@ VICINITY_CLONES void backward_head(const Geometry& g, const HeadSlices<scalar_t>
   const int64_t d = channels<D>(g), K = g.K, P = g.P;
   to_channels_last(h.key, d, P, s.kt);
   to_channels_last(h.value, d, P, s.vt);
-  for (int64_t e = 0; e < 2 * P * d; ++e) s.gkt[e] = 0;      // gkt and gvt
+  zero_fill(s.gkt, 2 * (P + 1) * d);                          // gkt and gvt
   for (int64_t p0 = 0; p0 < P; p0 += g.chunk) {
     const int64_t n = P - p0 < g.chunk ? P - p0 : g.chunk;
     sample_chunk<D>(g, h, s, p0, n);
@@ -428,9 +526,23 @@ VICINITY_CLONES void backward_head(const Geometry& g, const HeadSlices<scalar_t>
     if (!g.softmax) softplus_backward_into(s.grad_t, s.keys_t, s.grad_key_t, n * K * d);
     const scalar_t* gkey = g.softmax ? s.grad : s.grad_key;
     for (int64_t pp = 0; pp < n; ++pp) {
-      for (int64_t r = 0; r < K; ++r) {
-        scalar_t* goff = h.grad_off + 2 * r * P + p0 + pp;      // Y = i + ry + dy: ∂Y/∂dy = 1
-        scatter_key_gradient(s, r * n + pp, d, gkey + (pp * K + r) * d, goff, goff + P);
+      if constexpr (kLaneDots<D>) {
+        for (int64_t r = 0; r < K; ++r) {
+          scatter_key_gradient_lanes<D>(s, r * n + pp, gkey + (pp * K + r) * D, s.lane_rows + 16 * r,
+                                        s.lane_rows + 16 * r + 8);
+        }
+        sum_rows8(2 * K, s.lane_rows, s.sums);
+        for (int64_t r = 0; r < K; ++r) {
+          scalar_t* goff = h.grad_off + 2 * r * P + p0 + pp;    // Y = i + ry + dy: ∂Y/∂dy = 1
+          const bool bad = s.nonfinite[r * n + pp] != 0;
+          goff[0] = bad ? kNaN<scalar_t> : s.sums[2 * r];
+          goff[P] = bad ? kNaN<scalar_t> : s.sums[2 * r + 1];
+        }
+      } else {
+        for (int64_t r = 0; r < K; ++r) {
+          scalar_t* goff = h.grad_off + 2 * r * P + p0 + pp;    // Y = i + ry + dy: ∂Y/∂dy = 1
+          scatter_key_gradient(s, r * n + pp, d, gkey + (pp * K + r) * d, goff, goff + P);
+        }
       }
     }
   }
@@ -438,10 +550,12 @@ VICINITY_CLONES void backward_head(const Geometry& g, const HeadSlices<scalar_t>
   to_channels_first(s.gvt, d, P, h.grad_value);
 }
 
-#if defined(__GNUC__) && !defined(__clang__)
+#if defined(__GNUC__)
 #pragma GCC diagnostic pop
-#pragma GCC pop_options
 #endif
+VICINITY_KERNEL_OPTIONS_END
+#undef VICINITY_INLINE
+#undef VICINITY_CLONES
 
 }  // namespace
 }  // namespace vicinity

@@ -4,7 +4,8 @@
  * and every gradient (float64, both aggregations, per-point and per-pixel offsets, stride 2, groups,
  * odd sizes, batch 1, zero offsets, windows pushed fully outside the map, d with and without a
  * remainder of 8), in float32 within rounding, under the float64 gradcheck through q, k, v and the
- * offsets, bit-for-bit across thread counts; it counts the composite's MACs, and rejects bad
+ * offsets, bit-for-bit across thread counts; a NaN sampling position poisons only its own pixel and
+ * point; it counts the composite's MACs, and rejects bad
  * arguments with messages naming the shapes. The fixtures run through it in la-layer.test.ts.
  */
 import assert from 'node:assert/strict';
@@ -74,6 +75,8 @@ const CASES: { B: number; H: number; W: number; o: Partial<LALayerOptions>; raw?
   { B: 2, H: 5, W: 7, o: { kernelSize: 5, constraint: 2.5, rounding: 'none' } },
   { B: 2, H: 4, W: 3, o: { outChannels: 24, heads: 2 } },                          // d = 12: 8 + 4
   { B: 2, H: 3, W: 4, o: { outChannels: 32, heads: 2, aggregation: 'softmax' } },   // d = 16
+  { B: 2, H: 4, W: 5, o: { outChannels: 16, heads: 2 } },                          // d = 8: lane sums
+  { B: 2, H: 5, W: 4, o: { outChannels: 16, heads: 2, aggregation: 'softmax', constraint: 4, rounding: 'none' }, raw: 'scattered' },
   { B: 2, H: 5, W: 5, o: {}, raw: 'zero' },
   { B: 2, H: 4, W: 4, o: { constraint: 40 }, raw: 'outside' },
   { B: 2, H: 4, W: 5, o: { aggregation: 'softmax', constraint: 40, offsets: 'per-pixel' }, raw: 'outside' },
@@ -170,6 +173,27 @@ test('the op gives the same bits at 1 and 2 threads (each (b, head) is one task)
     one.forEach((t, i) => assert.ok(t.equal(two[i]), `output ${i} differs between 1 and 2 threads`));
   } finally {
     setNumThreads(threads);
+  }
+}));
+
+test('a NaN sampling position gives NaN at its pixel and head only, and NaN offset gradients at its point', () => tidy(() => {
+  for (const [d, mode] of [[8, 'softmax'], [8, 'normalized'], [3, 'softmax']] as const) {
+    const { q, k, v, off } = opInputs(1, 2, d, 4, 5, 3, 90);
+    const P = 20;
+    const poisoned = off.clone();
+    poisoned.narrow(1, 1, 1).narrow(2, 4, 1).narrow(3, 1, 1).narrow(4, 7, 1).fill_(Number.NaN);  // head 1, point 4, dx, p 7
+    const leaves = [q, k, v, poisoned].map((t) => t.detach().requiresGrad_());
+    const y = aten.vicinity_la_attention(leaves[0], leaves[1], leaves[2], leaves[3], 3, mode, 1e-6);
+    const [gOff] = grad(y.sum(), [leaves[3]]) as Tensor[];
+    const isNaN = (t: Tensor) => values(t.isnan().to('float64'));
+    const yNaN = isNaN(y);                                      // (1, 2, d, P)
+    yNaN.forEach((flag, e) => {
+      const [head, p] = [Math.floor(e / (d * P)), e % P];
+      assert.equal(flag, head === 1 && p === 7 ? 1 : 0, `d ${d} ${mode}: y[head ${head}, pixel ${p}]`);
+    });
+    const gNaN = isNaN(gOff.narrow(1, 1, 1).narrow(2, 4, 1).narrow(4, 7, 1));  // both coordinates of the point
+    assert.deepEqual(gNaN, [1, 1], `d ${d} ${mode}: ∂L/∂(dy, dx) at the poisoned point`);
+    assert.equal(isNaN(gOff.narrow(1, 0, 1)).some((f) => f === 1), false, `d ${d} ${mode}: head 0 stays finite`);
   }
 }));
 
