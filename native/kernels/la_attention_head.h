@@ -227,6 +227,7 @@ struct Scratch {
   scalar_t *fy, *fx;                // (chunk·K): Y − floor(Y), X − floor(X)
   scalar_t* weight[4];              // (chunk·K): each corner's bilinear weight wy·wx
   int32_t* nonfinite;               // (chunk·K): 1 for a NaN or infinite position
+  scalar_t *top, *total;            // (chunk): softmax_columns' per-pixel max and sum
   scalar_t *lane_rows, *sums;       // a pixel's 8-lane partial dots (≤ 2K rows of 8) and their sums (kLaneDots)
   at::Tensor buffers;               // keys, softplus(keys), ∂L/∂softplus, ∂L/∂key: 4 × (chunk·K·d)
   at::Tensor keys_t, soft_t, grad_t, grad_key_t;
@@ -235,7 +236,7 @@ struct Scratch {
   Scratch(const Geometry& g, const at::TensorOptions& options)
       : maps(4 * (g.P + 1) * g.d, 0), small(4 * g.d + 3 * g.K, 0), fractions(6 * g.chunk * g.K), pixels(2 * g.P),
         indices(4 * g.chunk * g.K), invalid(g.chunk * g.K),
-        lanes(9 * rounded8(2 * g.K)), pointers(g.K) {
+        lanes(9 * rounded8(2 * g.K) + 2 * g.chunk), pointers(g.K) {
     const int64_t pd = (g.P + 1) * g.d, points = g.chunk * g.K;
     kt = maps.data(), vt = kt + pd, gkt = vt + pd, gvt = gkt + pd;
     qv = small.data(), gyv = qv + g.d, acc = gyv + g.d, zeros = acc + g.d, w = zeros + g.d, gw = w + g.K, factor = gw + g.K;
@@ -246,6 +247,7 @@ struct Scratch {
     fy = fractions.data(), fx = fy + points, nonfinite = invalid.data();
     for (int c = 0; c < 4; ++c) weight[c] = fx + (c + 1) * points;
     lane_rows = lanes.data(), sums = lane_rows + 8 * rounded8(2 * g.K);
+    top = sums + rounded8(2 * g.K), total = top + g.chunk;
     buffers = at::empty({4, points * g.d}, options);
     keys_t = buffers[0], soft_t = buffers[1], grad_t = buffers[2], grad_key_t = buffers[3];
     keys = keys_t.data_ptr<scalar_t>(), soft = soft_t.data_ptr<scalar_t>();
@@ -402,11 +404,15 @@ void softplus_backward_into(const at::Tensor& grad, const at::Tensor& in, at::Te
   at::cpu::softplus_backward_out(head, grad.narrow(0, 0, n), in.narrow(0, 0, n), 1, kSoftplusThreshold);
 }
 
-/** Weights and output of pixel p from its K rows of keys (softmax) or softplus(keys) (normalized). */
+/**
+ * Pixel p's K scores into the weights map (h.weights[r·P + p]) from its K rows of keys (softmax:
+ * q·key/√d, the logits softmax_columns then normalises) or softplus(keys) (normalized: the final
+ * weights Σ sp·q / (Σ sp + eps)).
+ */
 template <int D, typename scalar_t>
-VICINITY_INLINE void aggregate_pixel(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s,
-                                     int64_t p, const scalar_t* rows) {
-  const int64_t d = channels<D>(g), K = g.K, P = g.P, i = p / g.W, j = p % g.W;
+VICINITY_INLINE void score_pixel(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p,
+                                 const scalar_t* rows) {
+  const int64_t d = channels<D>(g), K = g.K, P = g.P;
   const scalar_t scale = static_cast<scalar_t>(std::sqrt(static_cast<double>(d)));
   for (int64_t c = 0; c < d; ++c) s.qv[c] = h.q[c * P + p];
   if constexpr (kLaneDots<D>) {
@@ -416,18 +422,41 @@ VICINITY_INLINE void aggregate_pixel(const Geometry& g, const HeadSlices<scalar_
     for (int64_t r = 0; r < K; ++r) s.sums[r] = dot(d, s.qv, rows + r * d);
   }
   for (int64_t r = 0; r < K; ++r) {
-    s.w[r] = g.softmax ? s.sums[r] / scale                                                   // Eq. (6): q·key/√d
-                       : s.sums[r] / (total(d, rows + r * d) + static_cast<scalar_t>(g.eps));  // Σ sp·q / (Σ sp + eps)
+    h.weights[r * P + p] = g.softmax ? s.sums[r] / scale                                      // Eq. (6): q·key/√d
+                                     : s.sums[r] / (total(d, rows + r * d) + static_cast<scalar_t>(g.eps));
   }
-  if (g.softmax) {
-    scalar_t top = s.w[0], sum = 0;
-    for (int64_t r = 1; r < K; ++r) top = s.w[r] > top ? s.w[r] : top;
-    for (int64_t r = 0; r < K; ++r) sum += (s.w[r] = softmax_exp(s.w[r] - top));
-    for (int64_t r = 0; r < K; ++r) s.w[r] /= sum;
+}
+
+/**
+ * softmax over r of x[r·stride + pp] (K rows) for each of n pixels pp, in place: the pixels are
+ * the vector lanes (the loops over pp vectorise, softmax_exp included); each pixel's max and sum
+ * run over r in order, as a per-pixel loop would. top and sum are n-element scratch.
+ */
+template <typename scalar_t>
+VICINITY_INLINE void softmax_columns(int64_t K, int64_t n, int64_t stride, scalar_t* __restrict__ x,
+                                     scalar_t* __restrict__ top, scalar_t* __restrict__ sum) {
+  for (int64_t pp = 0; pp < n; ++pp) top[pp] = x[pp], sum[pp] = 0;
+  for (int64_t r = 1; r < K; ++r) {
+    const scalar_t* __restrict__ row = x + r * stride;
+    for (int64_t pp = 0; pp < n; ++pp) top[pp] = row[pp] > top[pp] ? row[pp] : top[pp];
   }
+  for (int64_t r = 0; r < K; ++r) {
+    scalar_t* __restrict__ row = x + r * stride;
+    for (int64_t pp = 0; pp < n; ++pp) sum[pp] += (row[pp] = softmax_exp(row[pp] - top[pp]));
+  }
+  for (int64_t r = 0; r < K; ++r) {
+    scalar_t* __restrict__ row = x + r * stride;
+    for (int64_t pp = 0; pp < n; ++pp) row[pp] /= sum[pp];
+  }
+}
+
+/** Pixel p's output y = Σ_r w_r v_r from its weights in h.weights. */
+template <int D, typename scalar_t>
+VICINITY_INLINE void output_pixel(const Geometry& g, const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s, int64_t p) {
+  const int64_t d = channels<D>(g), K = g.K, P = g.P, i = p / g.W, j = p % g.W;
   for (int64_t ky = 0, r = 0; ky < g.k; ++ky) {
     for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
-      h.weights[r * P + p] = s.w[r];
+      s.w[r] = h.weights[r * P + p];
       const int64_t at = window_index(g, i, j, ky, kx);
       s.rows[r] = at >= 0 ? s.vt + at * d : s.zeros;           // zero outside, as F.unfold pads
     }
@@ -446,7 +475,9 @@ VICINITY_CLONES void forward_head(const Geometry& g, const HeadSlices<scalar_t>&
     sample_chunk<D>(g, h, s, p0, n);
     if (!g.softmax) softplus_into(s.keys_t, s.soft_t, n * g.K * d);
     const scalar_t* rows = g.softmax ? s.keys : s.soft;
-    for (int64_t pp = 0; pp < n; ++pp) aggregate_pixel<D>(g, h, s, p0 + pp, rows + pp * g.K * d);
+    for (int64_t pp = 0; pp < n; ++pp) score_pixel<D>(g, h, s, p0 + pp, rows + pp * g.K * d);
+    if (g.softmax) softmax_columns(g.K, n, g.P, h.weights + p0, s.top, s.total);
+    for (int64_t pp = 0; pp < n; ++pp) output_pixel<D>(g, h, s, p0 + pp);
   }
 }
 
