@@ -19,8 +19,12 @@
 // head's slices of q, key, value and offsets), so there are no atomics and the result does not
 // depend on the thread count. A task transposes its key and value maps to channels-last (H·W, d),
 // so a bilinear corner is one contiguous d-vector, and walks the pixels in chunks: the corners of
-// a chunk's points are computed branch-free as structure-of-arrays (vectorised), its sampled keys
-// (chunk·K, d) stay in cache, and softplus and its backward run over the whole chunk through
+// a chunk's points are computed branch-free as structure-of-arrays (vectorised) with their
+// bilinear weights, a corner outside the map indexes a zero row appended to the channels-last
+// maps (so sampling and the key-gradient scatter need no branch), its sampled keys (chunk·K, d)
+// stay in cache, a pixel's K dot products finish eight at a time (vec8.h sum_lanes8), the
+// softmax runs over the chunk's pixels as vector lanes (softmax_exp.h's polynomial, ≤ 2 ulp, for
+// float32; exp for float64), and softplus and its backward run over the whole chunk through
 // ATen's own vectorised CPU kernels (at::cpu::softplus_out, softplus_backward_out), which makes
 // them bit-for-bit the composite path's (glibc's scalar log1pf alone took a third of the time).
 // Measured (docs/benchmarks.md, "LA-layer fused kernel"): forward + backward of a 128×32×28×28
