@@ -27,8 +27,9 @@
 // float32; exp for float64), and softplus and its backward run over the whole chunk through
 // ATen's own vectorised CPU kernels (at::cpu::softplus_out, softplus_backward_out), which makes
 // them bit-for-bit the composite path's (glibc's scalar log1pf alone took a third of the time).
-// Measured (docs/benchmarks.md, "LA-layer fused kernel"): forward + backward of a 128×32×28×28
-// LA-layer take 4.2× (normalized) and 7.5× (softmax) less CPU time than the composite path.
+// Measured (docs/benchmarks.md, "LA-layer fused kernel" and issue 9's run 5): forward + backward
+// of a 128×32×28×28 LA-layer take 5.2× (normalized) and 6.6× (softmax) less CPU time than the
+// composite path.
 // Deviations: CPU only (LALayer keeps the composite path elsewhere); no double backward (the
 // backward is not itself differentiable; training never needs it); a NaN or infinite sampling
 // position gives a NaN key and NaN offset gradients (the composite also spreads NaN into the
