@@ -31,8 +31,10 @@ VICINITY_KERNEL_INLINE Vec8<T> load8(const T* p) {
   return v;
 }
 
+// By reference: a by-value 64-byte vector parameter (Vec8<double>) draws GCC's ABI note at the
+// end of each translation unit, though the call is always inlined.
 template <typename T>
-VICINITY_KERNEL_INLINE void store8(T* p, Vec8<T> v) {
+VICINITY_KERNEL_INLINE void store8(T* p, const Vec8<T>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
