@@ -64,10 +64,10 @@ void to_channels_first(const scalar_t* src, int64_t d, int64_t n, scalar_t* dst)
   }
 }
 
-/** Flat index of (i + ry, j + rx), kernel point (ky, kx), or −1 outside the map (value reads 0). */
+/** Flat index of (i + ry, j + rx), kernel point (ky, kx), or P outside the map (the zero row: value reads 0). */
 VICINITY_INLINE int64_t window_index(const Geometry& g, int64_t i, int64_t j, int64_t ky, int64_t kx) {
   const int64_t y = i + ky - g.k / 2, x = j + kx - g.k / 2;
-  return (y >= 0 && y < g.H && x >= 0 && x < g.W) ? y * g.W + x : -1;
+  return (y >= 0) & (y < g.H) & (x >= 0) & (x < g.W) ? y * g.W + x : g.P;
 }
 
 /**
@@ -105,7 +105,7 @@ struct Scratch {
   // Channels-last maps and their gradients, (P + 1, d): row P of kt and vt stays zero and is the
   // row every corner outside the map reads; row P of gkt and gvt absorbs what is added there.
   scalar_t *kt, *vt, *gkt, *gvt;
-  scalar_t *qv, *gyv, *acc, *zeros; // one pixel's q, ∂L/∂y, an accumulator; a zero row (d)
+  scalar_t *qv, *gyv, *acc;         // one pixel's q, ∂L/∂y, an accumulator (d)
   scalar_t *w, *gw, *factor;        // one pixel's w, ∂L/∂w and key-gradient factors (K)
   const scalar_t** rows;            // one pixel's K value (or key) rows
   int32_t *row_of, *col_of;         // (P): i and j of pixel p
@@ -120,12 +120,12 @@ struct Scratch {
   scalar_t *keys, *soft, *grad, *grad_key;
 
   Scratch(const Geometry& g, const at::TensorOptions& options)
-      : maps(4 * (g.P + 1) * g.d, 0), small(4 * g.d + 3 * g.K, 0), fractions(6 * g.chunk * g.K), pixels(2 * g.P),
+      : maps(4 * (g.P + 1) * g.d, 0), small(3 * g.d + 3 * g.K, 0), fractions(6 * g.chunk * g.K), pixels(2 * g.P),
         indices(4 * g.chunk * g.K), invalid(g.chunk * g.K),
         lanes(9 * rounded8(2 * g.K) + 2 * g.chunk), pointers(g.K) {
     const int64_t pd = (g.P + 1) * g.d, points = g.chunk * g.K;
     kt = maps.data(), vt = kt + pd, gkt = vt + pd, gvt = gkt + pd;
-    qv = small.data(), gyv = qv + g.d, acc = gyv + g.d, zeros = acc + g.d, w = zeros + g.d, gw = w + g.K, factor = gw + g.K;
+    qv = small.data(), gyv = qv + g.d, acc = gyv + g.d, w = acc + g.d, gw = w + g.K, factor = gw + g.K;
     rows = pointers.data();
     row_of = pixels.data(), col_of = row_of + g.P;
     for (int64_t p = 0; p < g.P; ++p) row_of[p] = static_cast<int32_t>(p / g.W), col_of[p] = static_cast<int32_t>(p % g.W);
@@ -344,7 +344,7 @@ VICINITY_INLINE void output_pixel(const Geometry& g, const HeadSlices<scalar_t>&
     for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
       s.w[r] = h.weights[r * P + p];
       const int64_t at = window_index(g, i, j, ky, kx);
-      s.rows[r] = at >= 0 ? s.vt + at * d : s.zeros;           // zero outside, as F.unfold pads
+      s.rows[r] = s.vt + at * d;                                // the zero row outside, as F.unfold pads
     }
   }
   weighted_sum(d, K, s.rows, s.w, s.acc);                     // y = Σ_r w_r v_r
@@ -376,14 +376,10 @@ VICINITY_INLINE scalar_t value_backward(const Geometry& g, const HeadSlices<scal
     for (int64_t kx = 0; kx < g.k; ++kx, ++r) {
       const scalar_t w = h.weights[r * P + p];
       const int64_t at = window_index(g, i, j, ky, kx);
-      if constexpr (kLaneDots<D>) {
-        if (at >= 0) {
-          dot_axpy_lanes<D>(s.gyv, s.vt + at * D, w, s.gvt + at * D, s.lane_rows + 8 * r);
-        } else {
-          store8(s.lane_rows + 8 * r, Vec8<scalar_t>{});
-        }
+      if constexpr (kLaneDots<D>) {  // outside: the zero row's dot, an axpy into the absorbing row
+        dot_axpy_lanes<D>(s.gyv, s.vt + at * D, w, s.gvt + at * D, s.lane_rows + 8 * r);
       } else {
-        s.gw[r] = at >= 0 ? dot_axpy(d, s.gyv, s.vt + at * d, w, s.gvt + at * d) : scalar_t(0);
+        s.gw[r] = dot_axpy(d, s.gyv, s.vt + at * d, w, s.gvt + at * d);
       }
     }
   }
