@@ -18,10 +18,10 @@ import * as F from '../../src/ops/functional.js';
 import { withKernelMode } from '../../src/ops/fused.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { manualSeed, randn } from '../../src/tensor/creation.js';
-import { getNumThreads, setNumThreads } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
+import { assertSameBitsAtOneAndTwoThreads } from '../support/threads.js';
 
 /** y and ∂(Σ y ⊙ r)/∂(x, every parameter) under a kernel mode. */
 function run(m: HaloAttention, x: Tensor, mode: 'auto' | 'composite'): { outputs: Tensor[]; ops: Set<string> } {
@@ -92,29 +92,19 @@ test('float32: bit-identical for 1 and 2 threads (forward and every input gradie
     [[1, 2 * 16, 16, 16], [1, 2 * 32, 16, 16], 31, 2, 16, 0, 0, 0, true],
     [[1, 16, 16, 16], [1, 32, 16, 16], 31, 1, 16, 0, 0, 0, false],
   ];
-  const threads = getNumThreads();
-  try {
-    for (const [qs, kvs, rows, heads, block, halo, mh, mw, grouped] of geometries) {
-      const make = (shape: number[], seed: number) => randn(shape, { seed }).requiresGrad_();
-      const dqk = qs[1] / heads;
-      const inputs = [make(qs, 14), make(kvs, 15), make([rows, dqk], 16), make([rows, dqk], 17)];
-      const r = randn([qs[0], heads * (kvs[1] / heads - dqk), qs[2], qs[3]], { seed: 18 });
-      const once = (): Tensor[] => {
-        const y = aten.vicinity_halo_attention(inputs[0], inputs[1], inputs[2], inputs[3], heads, block, halo, mh, mw, 0.35,
-          false, grouped);
-        y.mul(r).sum().backward();
-        const out = [y.detach(), ...inputs.map((t) => (t.grad as Tensor).clone())];
-        inputs.forEach((t) => t.grad?.zero_());
-        return out;
-      };
-      setNumThreads(1);
-      const one = once();
-      setNumThreads(2);
-      const two = once();
-      one.forEach((t, i) => assert.ok(t.equal(two[i]), `geometry ${JSON.stringify(qs)}: output ${i} differs between 1 and 2 threads`));
-    }
-  } finally {
-    setNumThreads(threads);
+  for (const [qs, kvs, rows, heads, block, halo, mh, mw, grouped] of geometries) {
+    const make = (shape: number[], seed: number) => randn(shape, { seed }).requiresGrad_();
+    const dqk = qs[1] / heads;
+    const inputs = [make(qs, 14), make(kvs, 15), make([rows, dqk], 16), make([rows, dqk], 17)];
+    const r = randn([qs[0], heads * (kvs[1] / heads - dqk), qs[2], qs[3]], { seed: 18 });
+    assertSameBitsAtOneAndTwoThreads(() => {
+      const y = aten.vicinity_halo_attention(inputs[0], inputs[1], inputs[2], inputs[3], heads, block, halo, mh, mw, 0.35,
+        false, grouped);
+      y.mul(r).sum().backward();
+      const out = [y.detach(), ...inputs.map((t) => (t.grad as Tensor).clone())];
+      inputs.forEach((t) => t.grad?.zero_());
+      return out;
+    }, `geometry ${JSON.stringify(qs)}: `);
   }
 }));
 

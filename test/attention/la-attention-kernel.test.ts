@@ -18,9 +18,9 @@ import { withKernelMode, type KernelMode } from '../../src/ops/fused.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { grad, noGrad } from '../../src/tensor/autograd.js';
 import { full, manualSeed, rand, randn } from '../../src/tensor/creation.js';
-import { getNumThreads, setNumThreads } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertSameBitsAtOneAndTwoThreads } from '../support/threads.js';
 
 const values = (t: Tensor): number[] => Array.from(t.contiguous().to('float64').dataSync() as Float64Array, Number);
 
@@ -160,20 +160,12 @@ test('float64 gradcheck of the op with k = 5, a 1×5 map and d = 9 (a remainder 
 }));
 
 test('the op gives the same bits at 1 and 2 threads (each (b, head) is one task)', () => tidy(() => {
-  const threads = getNumThreads();
   const { q, k, v, off } = opInputs(3, 4, 8, 6, 5, 3, 80);
-  const once = (n: number) => {
-    setNumThreads(n);
+  assertSameBitsAtOneAndTwoThreads(() => {
     const leaves = [q, k, v, off].map((t) => t.detach().to('float32').requiresGrad_());
     const y = aten.vicinity_la_attention(leaves[0], leaves[1], leaves[2], leaves[3], 3, 'normalized');
     return [y, ...grad(y.mul(y).sum(), leaves).map((g) => g as Tensor)];
-  };
-  try {
-    const [one, two] = [once(1), once(2)];
-    one.forEach((t, i) => assert.ok(t.equal(two[i]), `output ${i} differs between 1 and 2 threads`));
-  } finally {
-    setNumThreads(threads);
-  }
+  });
 }));
 
 test('a NaN sampling position gives NaN at its pixel and head only, and NaN offset gradients at its point', () => tidy(() => {

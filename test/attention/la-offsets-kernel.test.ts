@@ -14,9 +14,9 @@ import { gradcheck } from '../../src/autograd/gradcheck.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { grad } from '../../src/tensor/autograd.js';
 import { full, randn } from '../../src/tensor/creation.js';
-import { getNumThreads, setNumThreads } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
+import { assertSameBitsAtOneAndTwoThreads } from '../support/threads.js';
 
 type Dtype = 'float32' | 'float64';
 
@@ -88,18 +88,8 @@ test('float64 gradcheck of vicinity::la_offsets without rounding (distinct value
 }));
 
 test('the op gives the same bits at 1 and 2 threads (each sample is one task)', () => tidy(() => {
-  const threads = getNumThreads();
   const raw = randn([5, 72, 7, 7], { seed: 12 }).mul(2);
-  const once = (n: number) => {
-    setNumThreads(n);
-    return run(raw, 3, 'ste', true);
-  };
-  try {
-    const [one, two] = [once(1), once(2)];
-    one.forEach((t, i) => assert.ok(t.equal(two[i]), `output ${i} differs between 1 and 2 threads`));
-  } finally {
-    setNumThreads(threads);
-  }
+  assertSameBitsAtOneAndTwoThreads(() => run(raw, 3, 'ste', true));
 }));
 
 test('bad arguments throw errors naming the problem and the fix', () => tidy(() => {

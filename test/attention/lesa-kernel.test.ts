@@ -19,10 +19,10 @@ import { withKernelMode } from '../../src/ops/fused.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { manualSeed, ones, randn, zeros } from '../../src/tensor/creation.js';
-import { getNumThreads, setNumThreads } from '../../src/tensor/memory.js';
 import { tidy } from '../../src/tensor/scope.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
+import { assertSameBitsAtOneAndTwoThreads } from '../support/threads.js';
 
 type Layer = Lesa | LesaBinaryAttention;
 
@@ -152,16 +152,7 @@ test('float32: bit-identical for 1 and 2 threads (output, statistics and every g
       leaves.forEach((t) => t.grad?.zero_());
       return out;
     };
-    const threads = getNumThreads();
-    try {
-      setNumThreads(1);
-      const one = once();
-      setNumThreads(2);
-      const two = once();
-      one.forEach((t, i) => assert.ok(t.equal(two[i]), `output ${i} differs between 1 and 2 threads (batch statistics ${batchStats})`));
-    } finally {
-      setNumThreads(threads);
-    }
+    assertSameBitsAtOneAndTwoThreads(once, `batch statistics ${batchStats}: `);
   }
 }));
 

@@ -13,9 +13,9 @@ import {
 import { assertGradcheck } from '../../src/autograd/gradcheck.js';
 import * as aten from '../../src/ops/generated/ops.gen.js';
 import { randn } from '../../src/tensor/creation.js';
-import { getNumThreads, setNumThreads } from '../../src/tensor/memory.js';
 import type { Tensor } from '../../src/tensor/tensor.js';
 import { assertNoLeaks } from '../support/leaks.js';
+import { atOneAndTwoThreads } from '../support/threads.js';
 
 const cases: { h: number; w: number; k: number; d: number; placement: WindowPlacement }[] = [
   { h: 5, w: 6, k: 3, d: 1, placement: 'centred' },
@@ -172,20 +172,14 @@ test('window_softmax_attention: the same bits at 1 and 2 threads (values and gra
   const bias = randn([nh, P, 25], { seed: 4 }).requiresGrad_();
   const embed = randn([nh, 25, 8], { seed: 5 }).requiresGrad_();
   const leaves = [q, key, value, bias, embed];
-  const run = (threads: number) => {
-    const before = getNumThreads();
-    setNumThreads(threads);
-    try {
-      const y = softmaxKernel(q, key, value, bias, c, embed);
-      y.sum().backward();
-      const out = [y.detach(), ...leaves.map((t) => (t.grad as Tensor).clone())].map(values);
-      for (const t of leaves) t.grad = null;
-      return out;
-    } finally {
-      setNumThreads(before);
-    }
-  };
-  assert.deepEqual(run(1), run(2));
+  const [one, two] = atOneAndTwoThreads(() => {
+    const y = softmaxKernel(q, key, value, bias, c, embed);
+    y.sum().backward();
+    const out = [y.detach(), ...leaves.map((t) => (t.grad as Tensor).clone())].map(values);
+    for (const t of leaves) t.grad = null;
+    return out;
+  });
+  assert.deepEqual(one, two);
 }));
 
 test('window_softmax_attention: bad arguments throw errors naming the shapes', () => assertNoLeaks(() => {
