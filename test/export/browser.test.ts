@@ -14,15 +14,15 @@ import path from 'node:path';
 import test from 'node:test';
 import { pathToFileURL } from 'node:url';
 import { PNG } from 'pngjs';
-import { chromium, type Page } from 'playwright-core';
+import type { Page } from 'playwright-core';
 import { loadPretrained } from '../../src/checkpoint/tensor-io.js';
 import { createModel, type Classifier } from '../../src/models/registry.js';
 import { noGrad } from '../../src/tensor/autograd.js';
 import { tensor } from '../../src/tensor/creation.js';
 import { tidy } from '../../src/tensor/scope.js';
+import { CHROMIUM, launchChromium } from '../support/browser.js';
 import { repoRoot } from '../support/paths.js';
 
-const CHROMIUM = process.env.VICINITY_CHROMIUM ?? '/usr/bin/chromium';
 const MODEL = 'la_resnet_nano_s2';
 const cli = path.join(repoRoot, 'dist/src/cli/main.js');
 
@@ -72,8 +72,20 @@ async function shownTop3(page: Page): Promise<number[]> {
 
 test('browser example: exported LA model in onnxruntime-web predicts as vicinity does', { timeout: 300_000 }, async (t) => {
   assert.ok(existsSync(CHROMIUM), `${CHROMIUM} not found: install Debian's chromium (scripts/setup.sh does) or set VICINITY_CHROMIUM`);
+  // One hook that undoes the set-up last-in first-out and tries every step: node:test runs a
+  // test's after-hooks first-in first-out and stops at the first that throws, so with one hook
+  // per resource the folder went first (under a running Chromium: ENOTEMPTY) and the browser was
+  // never closed, leaving the test process waiting on it.
+  const undo: (() => unknown)[] = [];
+  t.after(async () => {
+    const failures: unknown[] = [];
+    for (const step of undo.reverse()) {
+      try { await step(); } catch (e) { failures.push(e); }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, 'browser test clean-up failed');
+  });
   const dir = mkdtempSync(path.join(os.tmpdir(), 'vicinity-browser-'));
-  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  undo.push(() => rmSync(dir, { recursive: true, force: true }));
 
   // a short training run on the bundled subset, then export, as docs/browser.md tells users
   vicinity('train', '--model', MODEL, '--dataset', 'fashion-mnist', '--data-source', 'subset', '--epochs', '1',
@@ -90,19 +102,16 @@ test('browser example: exported LA model in onnxruntime-web predicts as vicinity
   };
   const siteDir = await buildSite({ model: onnxFile, out: path.join(dir, 'site'), samples: 6, dataSource: 'subset' });
   const site = await serveDirectory(siteDir);
-  t.after(() => site.close());
+  undo.push(() => site.close());
 
   const model = createModel(MODEL, { numClasses: 10, inChannels: 1, inputSize: 28 });
   await loadPretrained(model, checkpoint);
   model.eval();
-  t.after(() => model.dispose());
+  undo.push(() => model.dispose());
 
-  const context = await chromium.launchPersistentContext(path.join(dir, 'profile'), {
-    executablePath: CHROMIUM, headless: true,
-    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-      '--disable-component-update', '--disable-sync'],
-  });
-  t.after(() => context.close());
+  const browser = await launchChromium();
+  undo.push(() => browser.close());
+  const { context } = browser;
   const page = context.pages()[0] ?? await context.newPage();
   const errors: string[] = [];
   page.on('console', (m) => { if (m.type() === 'error') errors.push(m.text()); });

@@ -36,7 +36,8 @@ export async function launchChromium(): Promise<{ context: BrowserContext; close
     context,
     close: async () => {
       await context.close();
-      rmSync(profile, { recursive: true, force: true });
+      // Chromium's helper processes can still be flushing the profile for a moment after close
+      rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
     },
   };
 }
