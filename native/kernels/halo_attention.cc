@@ -43,6 +43,13 @@
 // Determinism: the tables' gradients are summed per task, then over tasks in task order; every
 // GEMM sees the same operands at the same alignment whichever thread runs it, and the BLAS is
 // held single-threaded inside a task (tile_gemm.h), so results do not depend on the thread count.
+// `vicinity::halo_attention_projected` is the same attention with HaloAttention's kv projection
+// (a 1×1 conv without padding: one GEMM per image, W·x_b) inside, taking the input map x instead of
+// kv: forward projects the whole kv map (kept for backward, as the separate conv's output was);
+// backward forms ∂kv for kGradChunkBytes of images at a time and takes each chunk straight on to
+// ∂x_b = Wᵀ·∂kv_b, ∂W += ∂kv_b·x_bᵀ and ∂bias, so the whole ∂kv map never exists (with the conv's
+// backward it was most of the layer's peak). ∂W runs over fixed 16-row blocks, images in order, so
+// its bits do not depend on the thread count either.
 // Deviations: CPU only; no double backward (training never needs it). float32's exponential is a
 // vectorisable polynomial (softmax_exp, ≤ ~1 ulp on the softmax's range) instead of libm's expf;
 // float64 keeps std::exp.
@@ -51,7 +58,10 @@
 #include <ATen/Parallel.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include <algorithm>
 #include <cstdint>
+#include <tuple>
+#include <utility>
 #include <vector>
 
 #include "halo_attention_head.h"
@@ -105,6 +115,62 @@ HaloGeometry check_inputs(const at::Tensor& q, const at::Tensor& kv, const at::T
                       scale_pos_embed, grouped_kv};
 }
 
+/** out = attention over every head of the maps (parallel over B·nh). */
+at::Tensor attend(const HaloGeometry& g, const at::Tensor& q, const at::Tensor& kv, const at::Tensor& tables) {
+  at::Tensor out = at::empty({g.B, g.nh * g.dv, g.Hq(), g.Wq()}, q.options());
+  const MapStrides qm(q), kvm(kv), om(out);
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_forward", [&] {
+    const scalar_t* qp = q.data_ptr<scalar_t>();
+    const scalar_t* kvp = kv.data_ptr<scalar_t>();
+    scalar_t* op = out.data_ptr<scalar_t>();
+    at::parallel_for(0, g.B * g.nh, 1, [&](int64_t begin, int64_t end) {
+      tile::SingleThreadedBlas single;
+      HaloScratch<scalar_t> s(g, false);
+      for (int64_t n = begin; n < end; ++n) {
+        const auto kvo = kv_offsets(g, n, kvm);
+        forward_head(g, qp + query_map_offset(g, n, g.dqk, qm), qm, kvp + kvo.first, kvp + kvo.second, kvm,
+                     tables.data_ptr<scalar_t>(), op + query_map_offset(g, n, g.dv, om), s);
+      }
+    });
+  });
+  return out;
+}
+
+/**
+ * Backward of heads [n0, n1) of the B·nh, n0 a multiple of nh (parallel over them): their channels
+ * of ∂q (the whole map's tensor), of ∂kv (gkv holds only images n0/nh … (n1 − 1)/nh) and their
+ * table-gradient partials.
+ */
+void attend_backward(const HaloGeometry& g, const at::Tensor& q, const at::Tensor& kv, const at::Tensor& out,
+                     const at::Tensor& gout, const at::Tensor& tables, at::Tensor& gq, at::Tensor& gkv,
+                     at::Tensor& partial, int64_t n0, int64_t n1) {
+  const int64_t table = g.rows() * g.dqk;
+  const MapStrides qm(q), kvm(kv), om(out), gom(gout), gqm(gq), gkvm(gkv);
+  AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_backward", [&] {
+    const scalar_t* kvp = kv.data_ptr<scalar_t>();
+    scalar_t* gkvp = gkv.data_ptr<scalar_t>();
+    at::parallel_for(n0, n1, 1, [&](int64_t begin, int64_t end) {
+      tile::SingleThreadedBlas single;
+      HaloScratch<scalar_t> scratch(g, true);
+      for (int64_t n = begin; n < end; ++n) {
+        const auto kvo = kv_offsets(g, n, kvm), gkvo = kv_offsets(g, n - n0, gkvm);
+        backward_head(g, q.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, qm), qm, kvp + kvo.first,
+                      kvp + kvo.second, kvm, out.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, om), om,
+                      gout.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, gom), gom, tables.data_ptr<scalar_t>(),
+                      gq.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, gqm), gkvp + gkvo.first,
+                      gkvp + gkvo.second, partial.data_ptr<scalar_t>() + n * 2 * table, scratch);
+      }
+    });
+  });
+}
+
+/** ∂height_rel, ∂width_rel: the per-head partials summed in head order (the same bits for any thread count). */
+std::pair<at::Tensor, at::Tensor> table_grads(const HaloGeometry& g, const at::Tensor& partial) {
+  at::Tensor sums = at::zeros({2, g.rows() * g.dqk}, partial.options());
+  for (int64_t n = 0; n < partial.size(0); ++n) sums.add_(partial[n]);
+  return {sums[0].reshape({g.rows(), g.dqk}), sums[1].reshape({g.rows(), g.dqk})};
+}
+
 class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& kv, const at::Tensor& hrel,
@@ -114,69 +180,172 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
         check_inputs(q, kv, hrel, wrel, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed, grouped_kv);
     tile::require_blas("halo_attention");
     at::Tensor hc = hrel.contiguous(), wc = wrel.contiguous();
-    at::Tensor out = at::empty({g.B, g.nh * g.dv, g.Hq(), g.Wq()}, q.options());
-    at::Tensor tables = at::cat({hc, wc});  // (2·rows, dqk): [height_rel; width_rel], one GEMM operand
-    const MapStrides qm(q), kvm(kv), om(out);
-    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_forward", [&] {
-      const scalar_t* qp = q.data_ptr<scalar_t>();
-      const scalar_t* kvp = kv.data_ptr<scalar_t>();
-      scalar_t* op = out.data_ptr<scalar_t>();
-      at::parallel_for(0, g.B * g.nh, 1, [&](int64_t begin, int64_t end) {
-        tile::SingleThreadedBlas single;
-        HaloScratch<scalar_t> s(g, false);
-        for (int64_t n = begin; n < end; ++n) {
-          const auto kvo = kv_offsets(g, n, kvm);
-          forward_head(g, qp + query_map_offset(g, n, g.dqk, qm), qm, kvp + kvo.first, kvp + kvo.second, kvm,
-                       tables.data_ptr<scalar_t>(), op + query_map_offset(g, n, g.dv, om), s);
-        }
-      });
-    });
+    at::Tensor out = attend(g, q, kv, at::cat({hc, wc}));  // tables (2·rows, dqk): [height_rel; width_rel], one GEMM operand
     ctx->save_for_backward({q, kv, hc, wc, out});
-    ctx->saved_data["ints"] = std::vector<int64_t>{heads, block, halo, mask_h, mask_w};
-    ctx->saved_data["scale"] = scale;
-    ctx->saved_data["scale_pos_embed"] = scale_pos_embed;
-    ctx->saved_data["grouped_kv"] = grouped_kv;
+    save_geometry(ctx, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed, grouped_kv);
     return out;
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
     auto s = ctx->get_saved_variables();
-    const std::vector<int64_t> v = ctx->saved_data["ints"].toIntVector();
-    const HaloGeometry g = check_inputs(s[0], s[1], s[2], s[3], v[0], v[1], v[2], v[3], v[4],
-                                        ctx->saved_data["scale"].toDouble(), ctx->saved_data["scale_pos_embed"].toBool(),
-                                        ctx->saved_data["grouped_kv"].toBool());
+    const HaloGeometry g = saved_geometry(ctx, s[0], s[1], s[2], s[3]);
     variable_list result(12);
     if (!grads[0].defined()) return result;
     const at::Tensor &q = s[0], &kv = s[1], &out = s[4], &gout = grads[0];  // gout: any strides (e.g. expanded)
     // The gradients in the inputs' layouts, contiguous (a channel slice's gradient goes back through the slice).
     at::Tensor gq = at::empty(q.sizes(), q.options()), gkv = at::empty(kv.sizes(), kv.options());
-    const int64_t N = g.B * g.nh, table = g.rows() * g.dqk;
-    at::Tensor partial = at::zeros({N, 2, table}, q.options());  // per head: ∂height_rel, ∂width_rel
-    at::Tensor tables = at::cat({s[2], s[3]});                     // (2·rows, dqk), as in forward
-    const MapStrides qm(q), kvm(kv), om(out), gom(gout), gqm(gq), gkvm(gkv);
-    AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "halo_attention_backward", [&] {
-      const scalar_t* kvp = kv.data_ptr<scalar_t>();
-      scalar_t* gkvp = gkv.data_ptr<scalar_t>();
-      at::parallel_for(0, N, 1, [&](int64_t begin, int64_t end) {
-        tile::SingleThreadedBlas single;
-        HaloScratch<scalar_t> scratch(g, true);
-        for (int64_t n = begin; n < end; ++n) {
-          const auto kvo = kv_offsets(g, n, kvm), gkvo = kv_offsets(g, n, gkvm);
-          backward_head(g, q.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, qm), qm, kvp + kvo.first,
-                        kvp + kvo.second, kvm, out.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, om), om,
-                        gout.data_ptr<scalar_t>() + query_map_offset(g, n, g.dv, gom), gom, tables.data_ptr<scalar_t>(),
-                        gq.data_ptr<scalar_t>() + query_map_offset(g, n, g.dqk, gqm), gkvp + gkvo.first,
-                        gkvp + gkvo.second, partial.data_ptr<scalar_t>() + n * 2 * table, scratch);
-        }
-      });
-    });
-    // Sum over heads in head order (a fixed order: the same bits for any thread count).
-    at::Tensor sums = at::zeros({2, table}, q.options());
-    for (int64_t n = 0; n < N; ++n) sums.add_(partial[n]);
+    at::Tensor partial = at::zeros({g.B * g.nh, 2, g.rows() * g.dqk}, q.options());  // per head: ∂height_rel, ∂width_rel
+    attend_backward(g, q, kv, out, gout, at::cat({s[2], s[3]}), gq, gkv, partial, 0, g.B * g.nh);
     result[0] = gq;
     result[1] = gkv;
-    result[2] = sums[0].reshape({g.rows(), g.dqk});
-    result[3] = sums[1].reshape({g.rows(), g.dqk});
+    std::tie(result[2], result[3]) = table_grads(g, partial);
+    return result;
+  }
+
+  static void save_geometry(AutogradContext* ctx, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,
+                            int64_t mask_w, double scale, bool scale_pos_embed, bool grouped_kv) {
+    ctx->saved_data["ints"] = std::vector<int64_t>{heads, block, halo, mask_h, mask_w};
+    ctx->saved_data["scale"] = scale;
+    ctx->saved_data["scale_pos_embed"] = scale_pos_embed;
+    ctx->saved_data["grouped_kv"] = grouped_kv;
+  }
+
+  static HaloGeometry saved_geometry(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& kv,
+                                     const at::Tensor& hrel, const at::Tensor& wrel) {
+    const std::vector<int64_t> v = ctx->saved_data["ints"].toIntVector();
+    return check_inputs(q, kv, hrel, wrel, v[0], v[1], v[2], v[3], v[4], ctx->saved_data["scale"].toDouble(),
+                        ctx->saved_data["scale_pos_embed"].toBool(), ctx->saved_data["grouped_kv"].toBool());
+  }
+};
+
+/** Rows of ∂W per task in the projection's backward: fixed, so every GEMM is the same whatever the thread count. */
+constexpr int64_t kWeightRows = 16;
+/** ∂kv is produced for this many bytes of images at a time (at least one image) in the projected op's backward. */
+constexpr int64_t kGradChunkBytes = 1 << 20;
+
+/** kv_b = W·x_b (+ bias) for every image b: (B, Ckv, H, W) from x (B, C, H, W) contiguous and W (Ckv, C). */
+at::Tensor project_kv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
+  const int64_t B = x.size(0), C = x.size(1), hw = x.size(2) * x.size(3), ckv = w.size(0);
+  at::Tensor kv = at::empty({B, ckv, x.size(2), x.size(3)}, x.options());
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "halo_attention_project", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>();
+    const scalar_t* bp = bias.defined() ? bias.data_ptr<scalar_t>() : nullptr;
+    scalar_t* kvp = kv.data_ptr<scalar_t>();
+    at::parallel_for(0, B, 1, [&](int64_t begin, int64_t end) {
+      tile::SingleThreadedBlas single;
+      for (int64_t b = begin; b < end; ++b) {
+        scalar_t* out = kvp + b * ckv * hw;
+        tile::gemm<scalar_t>(false, false, ckv, hw, C, scalar_t(1), wp, C, xp + b * C * hw, hw, scalar_t(0), out, hw);
+        for (int64_t r = 0; bp != nullptr && r < ckv; ++r) {
+          for (int64_t i = 0; i < hw; ++i) out[r * hw + i] += bp[r];
+        }
+      }
+    });
+  });
+  return kv;
+}
+
+/**
+ * The projection's backward for images [b0, b1), whose ∂kv is gkv (b1 − b0, Ckv, H, W): ∂x_b = Wᵀ·∂kv_b
+ * (written), ∂W += ∂kv_b·x_bᵀ and ∂bias += Σ ∂kv_b over the pixels, images in order (gw and gbias
+ * are written, not added to, for b0 = 0).
+ */
+void project_kv_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gkv, int64_t b0, int64_t b1,
+                         at::Tensor& gx, at::Tensor& gw, at::Tensor& gbias) {
+  const int64_t C = x.size(1), hw = x.size(2) * x.size(3), ckv = w.size(0);
+  AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "halo_attention_project_backward", [&] {
+    const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *gkvp = gkv.data_ptr<scalar_t>();
+    scalar_t *gxp = gx.data_ptr<scalar_t>(), *gwp = gw.data_ptr<scalar_t>();
+    scalar_t* gbp = gbias.defined() ? gbias.data_ptr<scalar_t>() : nullptr;
+    at::parallel_for(b0, b1, 1, [&](int64_t begin, int64_t end) {
+      tile::SingleThreadedBlas single;
+      for (int64_t b = begin; b < end; ++b) {
+        tile::gemm<scalar_t>(true, false, C, hw, ckv, scalar_t(1), wp, C, gkvp + (b - b0) * ckv * hw, hw, scalar_t(0),
+                             gxp + b * C * hw, hw);
+      }
+    });
+    const int64_t row_blocks = (ckv + kWeightRows - 1) / kWeightRows;
+    at::parallel_for(0, row_blocks, 1, [&](int64_t begin, int64_t end) {
+      tile::SingleThreadedBlas single;
+      for (int64_t rb = begin; rb < end; ++rb) {
+        const int64_t r0 = rb * kWeightRows, rows = std::min(kWeightRows, ckv - r0);
+        for (int64_t b = b0; b < b1; ++b) {
+          const scalar_t* g = gkvp + ((b - b0) * ckv + r0) * hw;
+          tile::gemm<scalar_t>(false, true, rows, C, hw, scalar_t(1), g, hw, xp + b * C * hw, hw,
+                               b == 0 ? scalar_t(0) : scalar_t(1), gwp + r0 * C, C);
+          for (int64_t r = 0; gbp != nullptr && r < rows; ++r) {
+            scalar_t sum = b == 0 ? scalar_t(0) : gbp[r0 + r];
+            for (int64_t i = 0; i < hw; ++i) sum += g[r * hw + i];
+            gbp[r0 + r] = sum;
+          }
+        }
+      }
+    });
+  });
+}
+
+/**
+ * HaloAttention's kv projection (a 1×1 conv, timm's `kv`) and the attention as one operator, so
+ * that ∂kv never exists whole: backward produces it for a chunk of images at a time
+ * (kGradChunkBytes) and takes each chunk straight on to ∂x, ∂W and ∂bias. Forward keeps the kv map
+ * for backward, as the separate conv + halo_attention did (no recomputation).
+ */
+class HaloAttentionProjectedFn : public torch::autograd::Function<HaloAttentionProjectedFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& x, const at::Tensor& kv_weight,
+                            const c10::optional<at::Tensor>& kv_bias, const at::Tensor& hrel, const at::Tensor& wrel,
+                            int64_t heads, int64_t block, int64_t halo, int64_t mask_h, int64_t mask_w, double scale,
+                            bool scale_pos_embed) {
+    TORCH_CHECK(x.dim() == 4, "halo_attention_projected: x must be the input map (B, C, H, W), got shape ", x.sizes());
+    TORCH_CHECK(kv_weight.dim() == 4 && kv_weight.size(1) == x.size(1) && kv_weight.size(2) == 1 &&
+                    kv_weight.size(3) == 1,
+                "halo_attention_projected: kv_weight must be a 1×1 conv weight (heads·(dqk + dv), C = ", x.size(1),
+                ", 1, 1), got shape ", kv_weight.sizes());
+    const at::Tensor bias = kv_bias.has_value() ? *kv_bias : at::Tensor();
+    TORCH_CHECK(!bias.defined() || (bias.dim() == 1 && bias.size(0) == kv_weight.size(0)),
+                "halo_attention_projected: kv_bias must be (", kv_weight.size(0), "), got shape ", bias.sizes());
+    for (const at::Tensor* t : {&x, &kv_weight, &bias}) {
+      TORCH_CHECK(!t->defined() || (t->scalar_type() == q.scalar_type() && t->device().is_cpu()),
+                  "halo_attention_projected: x, kv_weight and kv_bias must be CPU tensors of q's dtype ",
+                  q.scalar_type(), ", got ", t->scalar_type(), " on ", t->device());
+    }
+    tile::require_blas("halo_attention_projected");
+    const at::Tensor xc = x.contiguous(), w = kv_weight.reshape({kv_weight.size(0), x.size(1)}).contiguous();
+    const at::Tensor bc = bias.defined() ? bias.contiguous() : bias;
+    at::Tensor kv = project_kv(xc, w, bc);
+    const HaloGeometry g =
+        check_inputs(q, kv, hrel, wrel, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed, false);
+    at::Tensor hc = hrel.contiguous(), wc = wrel.contiguous();
+    at::Tensor out = attend(g, q, kv, at::cat({hc, wc}));
+    ctx->save_for_backward({q, kv, hc, wc, out, xc, w, bc});
+    HaloAttentionFn::save_geometry(ctx, heads, block, halo, mask_h, mask_w, scale, scale_pos_embed, false);
+    ctx->saved_data["weight_shape"] = kv_weight.sizes().vec();
+    return out;
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    auto s = ctx->get_saved_variables();
+    const HaloGeometry g = HaloAttentionFn::saved_geometry(ctx, s[0], s[1], s[2], s[3]);
+    variable_list result(13);
+    if (!grads[0].defined()) return result;
+    const at::Tensor &q = s[0], &kv = s[1], &out = s[4], &x = s[5], &w = s[6], &bias = s[7], &gout = grads[0];
+    at::Tensor gq = at::empty(q.sizes(), q.options()), gx = at::empty(x.sizes(), x.options());
+    at::Tensor gw = at::empty(w.sizes(), w.options()), gbias = bias.defined() ? at::empty_like(bias) : at::Tensor();
+    at::Tensor partial = at::zeros({g.B * g.nh, 2, g.rows() * g.dqk}, q.options());
+    const at::Tensor tables = at::cat({s[2], s[3]});
+    const int64_t image_bytes = kv[0].numel() * static_cast<int64_t>(kv.element_size());
+    const int64_t chunk = std::clamp<int64_t>(kGradChunkBytes / image_bytes, 1, g.B);
+    at::Tensor gkv = at::empty({chunk, kv.size(1), kv.size(2), kv.size(3)}, kv.options());
+    for (int64_t b0 = 0; b0 < g.B; b0 += chunk) {
+      const int64_t b1 = std::min(g.B, b0 + chunk);
+      attend_backward(g, q, kv, out, gout, tables, gq, gkv, partial, b0 * g.nh, b1 * g.nh);
+      project_kv_backward(x, w, gkv, b0, b1, gx, gw, gbias);
+    }
+    result[0] = gq;
+    result[1] = gx;
+    result[2] = gw.reshape(ctx->saved_data["weight_shape"].toIntVector());
+    result[3] = gbias;
+    std::tie(result[4], result[5]) = table_grads(g, partial);
     return result;
   }
 };
@@ -188,6 +357,14 @@ at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::T
                           int64_t mask_w, double scale, bool scale_pos_embed, bool grouped_kv) {
   return HaloAttentionFn::apply(q, kv, height_rel, width_rel, heads, block, halo, mask_h, mask_w, scale,
                                 scale_pos_embed, grouped_kv);
+}
+
+at::Tensor halo_attention_projected(const at::Tensor& q, const at::Tensor& x, const at::Tensor& kv_weight,
+                                    const c10::optional<at::Tensor>& kv_bias, const at::Tensor& height_rel,
+                                    const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo,
+                                    int64_t mask_h, int64_t mask_w, double scale, bool scale_pos_embed) {
+  return HaloAttentionProjectedFn::apply(q, x, kv_weight, kv_bias, height_rel, width_rel, heads, block, halo, mask_h,
+                                         mask_w, scale, scale_pos_embed);
 }
 
 }  // namespace vicinity

@@ -41,6 +41,11 @@ at::Tensor window_softmax_attention_qkv(const at::Tensor& qkv, int64_t heads, co
 at::Tensor halo_attention(const at::Tensor& q, const at::Tensor& kv, const at::Tensor& height_rel,
                           const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo, int64_t mask_h,
                           int64_t mask_w, double scale, bool scale_pos_embed, bool grouped_kv);
+// The same with HaloAttention's kv projection (1×1 conv of x) inside, its ∂kv produced a chunk at a time.
+at::Tensor halo_attention_projected(const at::Tensor& q, const at::Tensor& x, const at::Tensor& kv_weight,
+                                    const c10::optional<at::Tensor>& kv_bias, const at::Tensor& height_rel,
+                                    const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo,
+                                    int64_t mask_h, int64_t mask_w, double scale, bool scale_pos_embed);
 
 // lesa_binary.cc: LESA's binary term (Eq. 1, 3): logits, bn_similarity, softmax, Σ_j P·v and Σ_j P·r^v.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lesa_binary(const at::Tensor& qkv, const at::Tensor& relative,

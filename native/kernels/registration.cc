@@ -27,6 +27,10 @@ TORCH_LIBRARY(vicinity, m) {
   m.def("halo_attention(Tensor q, Tensor kv, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, "
         "int mask_h, int mask_w, float scale, bool scale_pos_embed=False, bool grouped_kv=False) -> Tensor",
         &vicinity::halo_attention);
+  m.def("halo_attention_projected(Tensor q, Tensor x, Tensor kv_weight, Tensor? kv_bias, Tensor height_rel, "
+        "Tensor width_rel, int heads, int block, int halo, int mask_h, int mask_w, float scale, "
+        "bool scale_pos_embed=False) -> Tensor",
+        &vicinity::halo_attention_projected);
   m.def("lesa_binary(Tensor qkv, Tensor relative, Tensor weight, Tensor bias, Tensor running_mean, "
         "Tensor running_var, int qk_planes, bool batch_stats, float eps) -> (Tensor, Tensor, Tensor)",
         &vicinity::lesa_binary);

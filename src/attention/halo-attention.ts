@@ -186,25 +186,20 @@ export class HaloAttention extends Module {
     const [nby, nbx] = [Math.ceil(height / b), Math.ceil(width / b)];
     const [padH, padW] = [nby * b - height, nbx * b - width];
     const input = padH + padW > 0 ? F.pad(x, [0, padW, 0, padH]) : x;  // (B, dim, nby·b, nbx·b)
-    const project = () => [
-      F.conv2d(input, w.qWeight, w.qBias, { stride: this.blockStride }),  // q map (B, nh·dqk, nby·bds, nbx·bds)
-      F.conv2d(input, w.kvWeight, w.kvBias),                              // kv map (B, nh·(dqk+dv), nby·b, nbx·b)
-    ];
-    if (useFused(['vicinity::halo_attention'], x.device)) {
-      // Eq. (1)–(4) in one kernel (native/kernels/halo_attention.cc): the same values as below,
-      // without the unfolded windows, the logits tensors or block-layout copies: it reads the q
-      // and kv maps block by block and writes the output map; padding 'mask' masks beyond H×W.
-      // tidy: no handle here keeps the maps alive; autograd holds them (the kernel saved them)
-      // until the kernel's backward has run, then frees them, as PyTorch's reference counting does.
+    const queries = () => F.conv2d(input, w.qWeight, w.qBias, { stride: this.blockStride });  // q map (B, nh·dqk, nby·bds, nbx·bds)
+    if (useFused(['vicinity::halo_attention_projected'], x.device)) {
+      // Eq. (1)–(4) in one kernel (native/kernels/halo_attention.cc) with the kv projection inside:
+      // the same values as below, without the unfolded windows, the logits tensors or block-layout
+      // copies, and ∂kv is formed a few images at a time and taken on to ∂x and ∂W (the map alone
+      // was most of the layer's backward peak); padding 'mask' masks beyond H×W.
+      // tidy: no handle here keeps the q map alive; autograd holds it (the kernel saved it)
+      // until the kernel's backward has run, then frees it, as PyTorch's reference counting does.
       const mask = this.padding === 'mask' ? [height, width] : [0, 0];
-      const out = tidy(() => {
-        const [qMap, kvMap] = project();
-        return aten.vicinity_halo_attention(qMap, kvMap, w.heightRel, w.widthRel, this.numHeads, b, this.haloSize,
-          mask[0], mask[1], this.scale, this.scalePosEmbed);               // (B, nh·dv, nby·bds, nbx·bds)
-      });
+      const out = tidy(() => aten.vicinity_halo_attention_projected(queries(), input, w.kvWeight, w.kvBias, w.heightRel,
+        w.widthRel, this.numHeads, b, this.haloSize, mask[0], mask[1], this.scale, this.scalePosEmbed));  // (B, nh·dv, nby·bds, nbx·bds)
       return this.cropAndPool(out, height, width);
     }
-    const [qMap, kvMap] = project();
+    const [qMap, kvMap] = [queries(), F.conv2d(input, w.kvWeight, w.kvBias)];  // kv map (B, nh·(dqk+dv), nby·b, nbx·b)
     const q = this.queryBlocks(qMap, batch, nby, nbx);                     // (B·nh, blocks, bds², dqk)
     const [k, v] = this.keyValueWindows(kvMap, batch, nby, nbx);
     const [nb, bds2, dqk] = [nby * nbx, this.blockSizeDs ** 2, this.dimHeadQk];

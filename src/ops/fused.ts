@@ -29,6 +29,7 @@ export type FusedOpName =
   | 'vicinity::window_qk'
   | 'vicinity::window_av'
   | 'vicinity::halo_attention'
+  | 'vicinity::halo_attention_projected'
   | 'vicinity::window_softmax_attention'
   | 'vicinity::window_softmax_attention_qkv'
   | 'vicinity::lesa_binary'
@@ -82,6 +83,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'halo_attention.cc',
     devices: ['cpu'],
     composite: 'HaloAttention: unfolded k/v windows, relPosLogits2d, q·kᵀ, softmax, ·v (halo-attention.ts)',
+  },
+  'vicinity::halo_attention_projected': {
+    name: 'vicinity::halo_attention_projected',
+    source: 'halo_attention.cc',
+    devices: ['cpu'],
+    composite: 'HaloAttention: the kv 1×1 conv, then the composite halo_attention replaces (halo-attention.ts)',
   },
   'vicinity::window_softmax_attention': {
     name: 'vicinity::window_softmax_attention',

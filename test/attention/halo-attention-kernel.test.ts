@@ -1,12 +1,14 @@
 /**
- * The fused HaloAttention kernel `vicinity::halo_attention` (native/kernels/halo_attention.cc),
- * which HaloAttention runs on CPU: it equals the composite path (unfolded windows, relPosLogits2d,
+ * The fused HaloAttention kernels (native/kernels/halo_attention.cc): `vicinity::halo_attention`
+ * (BoTNet's MHSA) and `vicinity::halo_attention_projected` (the same with the kv projection inside,
+ * which HaloAttention runs on CPU). HaloAttention's kernel equals the composite path (unfolded windows, relPosLogits2d,
  * softmax, ·v; kernel mode 'composite') in forward and every gradient in float64 — padding 'none'
  * and 'mask' (odd sizes), strided queries, the average-pool stride, scalePosEmbed, halo 0, head
  * widths that are not a multiple of 4, blocks of 196 and 256 queries (tiled by the kernel) — and
  * in float32 to float precision, is bit-identical across thread counts in float32, reads BoTNet's
  * grouped kv and batch-strided channel slices as it reads per-head kv maps, counts the
- * composite's MACs, and rejects bad arguments with messages naming the shapes. The fixtures
+ * composite's MACs, and rejects bad arguments with messages naming the shapes. A map large enough
+ * that the projected op's backward forms ∂kv in several chunks of images is among the cases. The fixtures
  * and float64 gradchecks of halo-attention.test.ts run through it too (kernel mode 'auto').
  */
 import assert from 'node:assert/strict';
@@ -45,6 +47,8 @@ const cases: [HaloAttentionOptions, number[]][] = [
   [{ dim: 8, numHeads: 2, blockSize: 16, haloSize: 0 }, [1, 8, 16, 16]],
   // … and 196 queries as 128 + 68, over a masked 16×16 window.
   [{ dim: 6, numHeads: 1, dimHead: 4, blockSize: 14, haloSize: 1, padding: 'mask' }, [1, 6, 13, 15]],
+  // 64 kv channels × 32×32 = 512 KiB per image in float64: ∂kv in chunks of 2 images, then 1.
+  [{ dim: 32, numHeads: 2, blockSize: 8, haloSize: 2, qkvBias: true }, [3, 32, 32, 32]],
 ];
 
 for (const [o, shape] of cases) {
@@ -54,8 +58,8 @@ for (const [o, shape] of cases) {
     const x = randn(shape, { seed: 12, dtype: 'float64' });
     const fused = run(m, x, 'auto');
     const composite = run(m, x, 'composite');
-    assert.ok(fused.ops.has('vicinity::halo_attention'), 'the kernel ran under auto');
-    assert.ok(!composite.ops.has('vicinity::halo_attention'), 'the composite path ran under composite');
+    assert.ok(fused.ops.has('vicinity::halo_attention_projected'), 'the kernel ran under auto');
+    assert.ok(![...composite.ops].some((op) => op.startsWith('vicinity::')), 'the composite path ran under composite');
     fused.outputs.forEach((t, i) => {
       const [worst, scale] = tidy(() => [t.sub(composite.outputs[i]).abs().max().item() as number,
         composite.outputs[i].abs().max().item() as number]);
@@ -106,6 +110,20 @@ test('float32: bit-identical for 1 and 2 threads (forward and every input gradie
       return out;
     }, `geometry ${JSON.stringify(qs)}: `);
   }
+  // The projected op over three chunks of one image (64 kv channels × 48×48 = 576 KiB each), with a bias.
+  const [B, C, heads, dqk, H] = [3, 16, 4, 8, 48];
+  const make = (shape: number[], seed: number) => randn(shape, { seed }).requiresGrad_();
+  const inputs = [make([B, heads * dqk, H, H], 24), make([B, C, H, H], 25), make([2 * heads * dqk, C, 1, 1], 26),
+    make([2 * heads * dqk], 27), make([15, dqk], 28), make([15, dqk], 29)];
+  const r = randn([B, heads * dqk, H, H], { seed: 30 });
+  assertSameBitsAtOneAndTwoThreads(() => {
+    const y = aten.vicinity_halo_attention_projected(inputs[0], inputs[1], inputs[2], inputs[3], inputs[4], inputs[5], heads, 6,
+      1, 0, 0, 0.35, false);
+    y.mul(r).sum().backward();
+    const out = [y.detach(), ...inputs.map((t) => (t.grad as Tensor).clone())];
+    inputs.forEach((t) => t.grad?.zero_());
+    return out;
+  }, 'projected op: ');
 }));
 
 test('map layouts: grouped kv and channel slices of one qkv map (batch-strided, read in place) = per-head kv; expanded ∂out; float64', () => assertNoLeaks(() => tidy(() => {
@@ -154,7 +172,7 @@ test('countMacs counts the composite path\'s products whatever the kernel mode',
     const input = [1, ...shape.slice(1)];
     const fused = countMacs(m, input);
     const composite = withKernelMode('composite', () => countMacs(m, input));
-    assert.equal(fused.byOp['vicinity::halo_attention'], undefined);
+    assert.equal(fused.byOp['vicinity::halo_attention_projected'], undefined);
     assert.ok(fused.byOp['aten::matmul'] > 0);
     assert.deepEqual(fused.byOp, composite.byOp, JSON.stringify(o));
     m.dispose();
@@ -180,4 +198,17 @@ test('bad arguments throw errors naming the shapes', () => tidy(() => {
   assert.throws(call({ kv: kv.narrow(1, 0, 17) }), /halo_attention: kv has 17 channels, which is not heads·\(dqk \+ dv\)/);
   assert.throws(call({ valid: 9 }), /halo_attention: the mask size 9×8 must lie within the 8×8 map \(or be 0×0: no mask\)/);
   assert.throws(call({ kv: kv.to('float64') }), /halo_attention: every input must have q's dtype Float, got Double/);
+
+  // The projected op: x (2, 4, 8, 8) projected to kv by a (32, 4, 1, 1) weight; then the same geometry checks.
+  const x = randn([2, 4, 8, 8]);
+  const projected = (o: { x?: Tensor; w?: Tensor; bias?: Tensor; block?: number }) =>
+    () => aten.vicinity_halo_attention_projected(q, o.x ?? x, o.w ?? randn([32, 4, 1, 1]), o.bias ?? null, randn([11, 8]),
+      randn([11, 8]), 2, o.block ?? 4, 1, 0, 0, 0.35, false);
+  assert.equal(projected({})().shape.join(), '2,16,8,8');
+  assert.throws(projected({ x: x.reshape([2, 4, 64]) }), /halo_attention_projected: x must be the input map \(B, C, H, W\), got shape \[2, 4, 64\]/);
+  assert.throws(projected({ w: randn([32, 4, 3, 3]) }), /halo_attention_projected: kv_weight must be a 1×1 conv weight \(heads·\(dqk \+ dv\), C = 4, 1, 1\), got shape \[32, 4, 3, 3\]/);
+  assert.throws(projected({ w: randn([32, 5, 1, 1]) }), /kv_weight must be a 1×1 conv weight/);
+  assert.throws(projected({ bias: randn([31]) }), /halo_attention_projected: kv_bias must be \(32\), got shape \[31\]/);
+  assert.throws(projected({ x: x.to('float64') }), /halo_attention_projected: x, kv_weight and kv_bias must be CPU tensors of q's dtype Float, got Double on cpu/);
+  assert.throws(projected({ block: 3 }), /halo_attention: the kv map 8×8 is not a whole number of 3×3 blocks; pad it first/);
 }));

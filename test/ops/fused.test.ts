@@ -74,7 +74,7 @@ function run(m: Module, x: Tensor, mode: 'auto' | 'composite'): { outputs: Tenso
 const layers: [string, () => Module, number[], FusedOpName][] = [
   ['SASA k5 stride 2', () => new SASA({ inChannels: 8, outChannels: 8, kernelSize: 5, numHeads: 2, stride: 2 }), [2, 8, 7, 6], 'vicinity::window_softmax_attention'],
   ['NeighborhoodAttention2d k3 dilation 2', () => new NeighborhoodAttention2d({ dim: 8, numHeads: 2, kernelSize: 3, dilation: 2 }), [2, 7, 8, 8], 'vicinity::window_softmax_attention_qkv'],
-  ['HaloAttention b4 h1 mask', () => new HaloAttention({ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, padding: 'mask' }), [2, 8, 7, 9], 'vicinity::halo_attention'],
+  ['HaloAttention b4 h1 mask', () => new HaloAttention({ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, padding: 'mask' }), [2, 8, 7, 9], 'vicinity::halo_attention_projected'],
   ['MultiHeadSelfAttention2d 6×6 stride 2 (one halo block)', () => new MultiHeadSelfAttention2d({ dim: 8, numHeads: 2, featSize: 6, stride: 2, dimHead: 3 }), [2, 8, 6, 6], 'vicinity::halo_attention'],
   ['MultiHeadSelfAttention2d scalePosEmbed', () => new MultiHeadSelfAttention2d({ dim: 8, numHeads: 2, featSize: 5, scalePosEmbed: true }), [2, 8, 5, 5], 'vicinity::halo_attention'],
   ['LesaBinaryAttention classification, odd L', () => new LesaBinaryAttention({ inPlanes: 8, outPlanes: 8, featureSize: 3, groups: 2 }), [2, 8, 3, 3], 'vicinity::lesa_binary'],

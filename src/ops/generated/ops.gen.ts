@@ -1177,6 +1177,11 @@ export function vicinity_halo_attention(q: Tensor, kv: Tensor, heightRel: Tensor
   return call((ids.vicinity_halo_attention ??= opId('vicinity::halo_attention', '')), [q, kv, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed, groupedKv]) as Tensor;
 }
 
+/** `vicinity::halo_attention_projected(Tensor q, Tensor x, Tensor kv_weight, Tensor? kv_bias, Tensor height_rel, Tensor width_rel, int heads, int block, int halo, int mask_h, int mask_w, float scale, bool scale_pos_embed=False) -> Tensor` */
+export function vicinity_halo_attention_projected(q: Tensor, x: Tensor, kvWeight: Tensor, kvBias: Tensor | null | undefined, heightRel: Tensor, widthRel: Tensor, heads: number, block: number, halo: number, maskH: number, maskW: number, scale: number, scalePosEmbed?: boolean): Tensor {
+  return call((ids.vicinity_halo_attention_projected ??= opId('vicinity::halo_attention_projected', '')), [q, x, kvWeight, kvBias, heightRel, widthRel, heads, block, halo, maskH, maskW, scale, scalePosEmbed]) as Tensor;
+}
+
 /** `vicinity::window_softmax_attention(Tensor q, Tensor key, Tensor value, Tensor rows, Tensor cols, Tensor? bias, Tensor? key_embed, int kernel_size, int dilation=1, float scale=1.) -> Tensor` */
 export function vicinity_window_softmax_attention(q: Tensor, key: Tensor, value: Tensor, rows: Tensor, cols: Tensor, bias: Tensor | null | undefined, keyEmbed: Tensor | null | undefined, kernelSize: number, dilation?: number, scale?: number): Tensor {
   return call((ids.vicinity_window_softmax_attention ??= opId('vicinity::window_softmax_attention', '')), [q, key, value, rows, cols, bias, keyEmbed, kernelSize, dilation, scale]) as Tensor;
