@@ -47,6 +47,9 @@ at::Tensor halo_attention_projected(const at::Tensor& q, const at::Tensor& x, co
                                     const at::Tensor& width_rel, int64_t heads, int64_t block, int64_t halo,
                                     int64_t mask_h, int64_t mask_w, double scale, bool scale_pos_embed);
 
+// lsag_variant_attention.cc: LSAG's local attention over the T shift variants (Eq. 2–4, U_kv on the query side).
+at::Tensor lsag_variant_attention(const at::Tensor& a, const at::Tensor& z, const c10::optional<at::Tensor>& bias);
+
 // lesa_binary.cc: LESA's binary term (Eq. 1, 3): logits, bn_similarity, softmax, Σ_j P·v and Σ_j P·r^v.
 std::tuple<at::Tensor, at::Tensor, at::Tensor> lesa_binary(const at::Tensor& qkv, const at::Tensor& relative,
                                                            const at::Tensor& weight, const at::Tensor& bias,

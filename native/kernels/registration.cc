@@ -31,6 +31,7 @@ TORCH_LIBRARY(vicinity, m) {
         "Tensor width_rel, int heads, int block, int halo, int mask_h, int mask_w, float scale, "
         "bool scale_pos_embed=False) -> Tensor",
         &vicinity::halo_attention_projected);
+  m.def("lsag_variant_attention(Tensor a, Tensor z, Tensor? bias) -> Tensor", &vicinity::lsag_variant_attention);
   m.def("lesa_binary(Tensor qkv, Tensor relative, Tensor weight, Tensor bias, Tensor running_mean, "
         "Tensor running_var, int qk_planes, bool batch_stats, float eps) -> (Tensor, Tensor, Tensor)",
         &vicinity::lesa_binary);

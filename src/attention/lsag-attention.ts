@@ -26,7 +26,9 @@
  *      local attention never forms the T variants' keys and values — with U_kv = [W_k; W_v],
  *      q·(W_k z_t + b_k) = (W_kᵀ q)·z_t + q·b_k and Σ_t w_t (W_v z_t + b_v) = W_v (Σ_t w_t z_t) + b_v Σ_t w_t,
  *      so the D → 2·dh projection of B·N·T tokens becomes two D-wide products per query head
- *      (≈ 5× fewer MACs and no (B, N, T, 2·dh) tensor for T = 18, D = 192, h = 3); global
+ *      (≈ 5× fewer MACs and no (B, N, T, 2·dh) tensor for T = 18, D = 192, h = 3); on CPU the
+ *      softmax over the variants and Σ_t w_t z_t are one kernel (`vicinity::lsag_variant_attention`)
+ *      that reads the variants in place (no attention dropout: with it, batched matmuls); global
  *      attention runs libtorch ≥ 2's scaled_dot_product_attention (flash attention on CPU), the
  *      g query heads of a K/V head folded into its query axis. Both agree with the reference
  *      order to rounding; countMacs counts the reference order.
@@ -38,6 +40,7 @@ import { booleanOption, divisibleBy, integerAtLeast, knownOptions, numberInRange
 import { Module } from '../nn/module.js';
 import { truncNormal_, zeros_ } from '../nn/init.js';
 import { fastPathsEnabled, useFused } from '../ops/fused.js';
+import * as aten from '../ops/generated/ops.gen.js';
 import * as F from '../ops/functional.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -204,21 +207,32 @@ export class LsagLocalAttention extends LsagAttentionBase<[Tensor, Tensor]> {
     const bias = this.Wkv.bias?.reshape([2, hk, dh, 1]) ?? null;
     // Head-major queries, so each K/V head is one (B·N·g, dh) × (dh, D) product (no broadcast copies).
     const qh = q.mul(this.scale).permute([2, 0, 1, 3, 4]).reshape([hk, BN * g, dh]);
-    const tokenMajor = (t: Tensor, width: number) =>                        // (hk, B·N·g, ·) → (B·N, hk·g, ·)
-      t.reshape([hk, BN, g, width]).permute([1, 0, 2, 3]).reshape([BN, hk * g, width]);
-    const z = variants.reshape([T, BN, D]).transpose(0, 1);                 // (B·N, T, D), a view
-    let logits = tokenMajor(qh.matmul(w.select(0, 0)), D)                   // W_kᵀ q: (B·N, hk·g, D)
-      .matmul(z.transpose(1, 2));                                           // (B·N, hk·g, T)
-    if (bias) logits = logits.add(tokenMajor(qh.matmul(bias.select(0, 0)), 1));
-    const attention = logits.softmax(-1);                                   // Eq. (3)  (B·N, hk·g, T)
-    const weights = this.attnDrop.forward(attention);
-    const mixed = weights.matmul(z)                                         // Σ_t w_t z_t: (B·N, hk·g, D)
-      .reshape([BN, hk, g, D]).permute([1, 0, 2, 3]).reshape([hk, BN * g, D]);
+    const a = qh.matmul(w.select(0, 0));                                    // W_kᵀ q: (hk, B·N·g, D)
+    const c = bias ? qh.matmul(bias.select(0, 0)) : null;                   // q·b_k: (hk, B·N·g, 1)
+    let weights: Tensor | null = null;                                      // set when attention dropout may drop
+    let mixed: Tensor;                                                      // Σ_t w_t z_t: (hk, B·N·g, D)
+    if (!(this.attnDrop.training && this.attnDrop.p > 0) && useFused(['vicinity::lsag_variant_attention'], variants.device)) {
+      // Eq. (3)–(4) over the variants in one kernel (native/kernels/lsag_variant_attention.cc): it
+      // reads the (T, B·N, D) variants in place, where the matmuls below copy them to (B·N, T, D).
+      mixed = aten.vicinity_lsag_variant_attention(a.reshape([hk, BN, g, D]), variants.reshape([T, BN, D]),
+        c?.reshape([hk, BN, g]) ?? null).reshape([hk, BN * g, D]);
+    } else {
+      const tokenMajor = (t: Tensor, width: number) =>                      // (hk, B·N·g, ·) → (B·N, hk·g, ·)
+        t.reshape([hk, BN, g, width]).permute([1, 0, 2, 3]).reshape([BN, hk * g, width]);
+      const z = variants.reshape([T, BN, D]).transpose(0, 1);               // (B·N, T, D), a view
+      let logits = tokenMajor(a, D).matmul(z.transpose(1, 2));              // (B·N, hk·g, T)
+      if (c) logits = logits.add(tokenMajor(c, 1));
+      const attention = logits.softmax(-1);                                 // Eq. (3)  (B·N, hk·g, T)
+      const dropped = this.attnDrop.forward(attention);
+      if (dropped !== attention) weights = dropped;
+      mixed = dropped.matmul(z)                                             // (B·N, hk·g, D)
+        .reshape([BN, hk, g, D]).permute([1, 0, 2, 3]).reshape([hk, BN * g, D]);
+    }
     let pooled = mixed.matmul(w.select(0, 1).transpose(1, 2));              // Eq. (4): (hk, B·N·g, dh)
     if (bias) {
       const vBias = bias.select(0, 1).reshape([hk, 1, dh]);
       // Σ_t w_t = 1 unless attention dropout dropped some weights.
-      pooled = pooled.add(weights === attention ? vBias
+      pooled = pooled.add(weights === null ? vBias
         : weights.sum(-1, { keepdim: true }).reshape([BN, hk, g]).permute([1, 0, 2]).reshape([hk, BN * g, 1]).mul(vBias));
     }
     return pooled.reshape([hk, B, N, g, dh]).permute([1, 2, 0, 3, 4]);      // (B, N, hk, g, dh)

@@ -33,6 +33,7 @@ export type FusedOpName =
   | 'vicinity::window_softmax_attention'
   | 'vicinity::window_softmax_attention_qkv'
   | 'vicinity::lesa_binary'
+  | 'vicinity::lsag_variant_attention'
   | 'aten::scaled_dot_product_attention';
 
 export interface FusedOp {
@@ -107,6 +108,12 @@ export const FUSED_OPS: Readonly<Record<FusedOpName, FusedOp>> = {
     source: 'lesa_binary.cc',
     devices: ['cpu'],
     composite: 'LesaBinaryAttention (classification): gathered embeddings, three logit einsums, bn_similarity, softmax, ·v and ·r^v (lesa-binary.ts)',
+  },
+  'vicinity::lsag_variant_attention': {
+    name: 'vicinity::lsag_variant_attention',
+    source: 'lsag_variant_attention.cc',
+    devices: ['cpu'],
+    composite: 'LsagLocalAttention: logits and Σ_t w_t z_t as batched matmuls over the (B·N, T, D) view of the variants, softmax (lsag-attention.ts)',
   },
   'aten::scaled_dot_product_attention': {
     name: 'aten::scaled_dot_product_attention',

@@ -135,8 +135,10 @@ for (const multiQuery of [true, false]) {
           assert.equal(fast.ops.has('aten::scaled_dot_product_attention'), sdpaInTorch);
           assert.ok(!reference.ops.has('aten::scaled_dot_product_attention'));
         } else {
-          // Wq, Wkv (over every variant) and proj in the reference order; the fast path skips Wkv.
+          // Wq, Wkv (over every variant) and proj in the reference order; the fast path skips Wkv
+          // and attends over the variants in the kernel.
           assert.deepEqual([fast.ops.get('aten::linear'), reference.ops.get('aten::linear')], [2, 3]);
+          assert.equal(fast.ops.get('vicinity::lsag_variant_attention'), 1);
         }
         fast.grads.forEach((t, i) => {
           const worst = tidy(() => t.sub(reference.grads[i]).abs().max().item() as number);
@@ -161,8 +163,10 @@ test('LSAG local attention with attention dropout: the fast path scales the valu
   for (const p of m.parameters()) noGrad(() => tidy(() => p.copy_(randn(p.shape, { seed: p.numel + 1, dtype: 'float64' }))));
   const x = randn([2, 4, 8], { seed: 12, dtype: 'float64' });
   const variants = randn([3, 2, 4, 8], { seed: 13, dtype: 'float64' });
+  const ops = new Set<string>();
   const y = (mode: 'auto' | 'composite') => { manualSeed(14); return withKernelMode(mode, () => m.forward(x, variants)); };
-  const worst = tidy(() => y('auto').sub(y('composite')).abs().max().item() as number);
+  const worst = tidy(() => observeOps((op) => ops.add(op), () => y('auto')).sub(y('composite')).abs().max().item() as number);
+  assert.ok(!ops.has('vicinity::lsag_variant_attention'), 'the kernel has no attention dropout: the matmul path runs');
   assert.ok(worst < 1e-12, `max |fast − reference| ${worst}`);
   m.dispose();
 }));

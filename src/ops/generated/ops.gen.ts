@@ -1196,3 +1196,8 @@ export function vicinity_window_softmax_attention_qkv(qkv: Tensor, heads: number
 export function vicinity_lesa_binary(qkv: Tensor, relative: Tensor, weight: Tensor, bias: Tensor, runningMean: Tensor, runningVar: Tensor, qkPlanes: number, batchStats: boolean, eps: number): [Tensor, Tensor, Tensor] {
   return call((ids.vicinity_lesa_binary ??= opId('vicinity::lesa_binary', '')), [qkv, relative, weight, bias, runningMean, runningVar, qkPlanes, batchStats, eps]) as [Tensor, Tensor, Tensor];
 }
+
+/** `vicinity::lsag_variant_attention(Tensor a, Tensor z, Tensor? bias) -> Tensor` */
+export function vicinity_lsag_variant_attention(a: Tensor, z: Tensor, bias?: Tensor | null): Tensor {
+  return call((ids.vicinity_lsag_variant_attention ??= opId('vicinity::lsag_variant_attention', '')), [a, z, bias]) as Tensor;
+}
