@@ -17,6 +17,7 @@
 import { parseArgs } from 'node:util';
 import { countMacs } from '../src/analysis/macs.js';
 import { createModel, modelInfo, type Classifier } from '../src/models/registry.js';
+import { HALONET_NANO, haloNet } from '../src/models/entries/halonet.js';
 import { resnetFamily } from '../src/models/resnet-family.js';
 import { manualSeed } from '../src/tensor/creation.js';
 import { setKernelMode, type KernelMode } from '../src/ops/fused.js';
@@ -52,6 +53,10 @@ const CONV_TWINS: Candidate[] = [
   {
     name: 'conv twin of lesa_resnet_nano (bottlenecks [1, 1, 2, 2], widths 16–128)', macs: null, ...nano,
     build: () => resnetFamily({ depths: [1, 1, 2, 2], widths: [16, 32, 64, 128], stem: 'cifar', stemWidth: 32, stageStrides: [1, 2, 2, 1], ...nano }),
+  },
+  {
+    name: 'conv twin of halonet_nano (every stage a conv stage)', macs: null, ...nano,
+    build: () => haloNet({ ...HALONET_NANO, convStages: 4, ...nano }),
   },
 ];
 

@@ -46,10 +46,10 @@
 // `vicinity::halo_attention_projected` is the same attention with HaloAttention's kv projection
 // (a 1×1 conv without padding: one GEMM per image, W·x_b) inside, taking the input map x instead of
 // kv: forward projects the whole kv map (kept for backward, as the separate conv's output was);
-// backward forms ∂kv for kGradChunkBytes of images at a time and takes each chunk straight on to
-// ∂x_b = Wᵀ·∂kv_b, ∂W += ∂kv_b·x_bᵀ and ∂bias, so the whole ∂kv map never exists (with the conv's
-// backward it was most of the layer's peak). ∂W runs over fixed 16-row blocks, images in order, so
-// its bits do not depend on the thread count either.
+// backward forms ∂kv for ~1 MiB of images (at least an eighth of the batch) at a time and takes
+// each chunk straight on to ∂x_b = Wᵀ·∂kv_b, ∂W += ∂kv_b·x_bᵀ and ∂bias, so the whole ∂kv map never
+// exists (with the conv's backward it was most of the layer's peak). Each image's products are
+// one task's GEMMs, summed into ∂W in image order, so its bits do not depend on the thread count.
 // Deviations: CPU only; no double backward (training never needs it). float32's exponential is a
 // vectorisable polynomial (softmax_exp, ≤ ~1 ulp on the softmax's range) instead of libm's expf;
 // float64 keeps std::exp.
@@ -218,10 +218,13 @@ class HaloAttentionFn : public torch::autograd::Function<HaloAttentionFn> {
   }
 };
 
-/** Rows of ∂W per task in the projection's backward: fixed, so every GEMM is the same whatever the thread count. */
-constexpr int64_t kWeightRows = 16;
 /** ∂kv is produced for this many bytes of images at a time (at least one image) in the projected op's backward. */
 constexpr int64_t kGradChunkBytes = 1 << 20;
+/**
+ * … or in at most this many chunks: each chunk is two parallel regions, whose start and finish
+ * cost ~0.5 ms here (a training batch of 128 in 64 chunks ran the backward 30% slower than whole).
+ */
+constexpr int64_t kMaxGradChunks = 8;
 
 /** kv_b = W·x_b (+ bias) for every image b: (B, Ckv, H, W) from x (B, C, H, W) contiguous and W (Ckv, C). */
 at::Tensor project_kv(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias) {
@@ -247,48 +250,51 @@ at::Tensor project_kv(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
 /**
  * The projection's backward for images [b0, b1), whose ∂kv is gkv (b1 − b0, Ckv, H, W): ∂x_b = Wᵀ·∂kv_b
- * (written), ∂W += ∂kv_b·x_bᵀ and ∂bias += Σ ∂kv_b over the pixels, images in order (gw and gbias
- * are written, not added to, for b0 = 0).
+ * (written) and ∂W += ∂kv_b·x_bᵀ, ∂bias += Σ ∂kv_b over the pixels (gw and gbias are written, not
+ * added to, for b0 = 0). Each image's products are one task's; their sum runs in image order, so
+ * the bits do not depend on the thread count.
  */
 void project_kv_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gkv, int64_t b0, int64_t b1,
                          at::Tensor& gx, at::Tensor& gw, at::Tensor& gbias) {
   const int64_t C = x.size(1), hw = x.size(2) * x.size(3), ckv = w.size(0);
+  at::Tensor wpart = at::empty({b1 - b0, ckv, C}, w.options());  // per image: ∂kv_b·x_bᵀ
+  at::Tensor bpart = gbias.defined() ? at::empty({b1 - b0, ckv}, w.options()) : at::Tensor();
   AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "halo_attention_project_backward", [&] {
     const scalar_t *xp = x.data_ptr<scalar_t>(), *wp = w.data_ptr<scalar_t>(), *gkvp = gkv.data_ptr<scalar_t>();
-    scalar_t *gxp = gx.data_ptr<scalar_t>(), *gwp = gw.data_ptr<scalar_t>();
-    scalar_t* gbp = gbias.defined() ? gbias.data_ptr<scalar_t>() : nullptr;
+    scalar_t *gxp = gx.data_ptr<scalar_t>(), *wpp = wpart.data_ptr<scalar_t>();
+    scalar_t* bpp = bpart.defined() ? bpart.data_ptr<scalar_t>() : nullptr;
     at::parallel_for(b0, b1, 1, [&](int64_t begin, int64_t end) {
       tile::SingleThreadedBlas single;
       for (int64_t b = begin; b < end; ++b) {
-        tile::gemm<scalar_t>(true, false, C, hw, ckv, scalar_t(1), wp, C, gkvp + (b - b0) * ckv * hw, hw, scalar_t(0),
-                             gxp + b * C * hw, hw);
-      }
-    });
-    const int64_t row_blocks = (ckv + kWeightRows - 1) / kWeightRows;
-    at::parallel_for(0, row_blocks, 1, [&](int64_t begin, int64_t end) {
-      tile::SingleThreadedBlas single;
-      for (int64_t rb = begin; rb < end; ++rb) {
-        const int64_t r0 = rb * kWeightRows, rows = std::min(kWeightRows, ckv - r0);
-        for (int64_t b = b0; b < b1; ++b) {
-          const scalar_t* g = gkvp + ((b - b0) * ckv + r0) * hw;
-          tile::gemm<scalar_t>(false, true, rows, C, hw, scalar_t(1), g, hw, xp + b * C * hw, hw,
-                               b == 0 ? scalar_t(0) : scalar_t(1), gwp + r0 * C, C);
-          for (int64_t r = 0; gbp != nullptr && r < rows; ++r) {
-            scalar_t sum = b == 0 ? scalar_t(0) : gbp[r0 + r];
-            for (int64_t i = 0; i < hw; ++i) sum += g[r * hw + i];
-            gbp[r0 + r] = sum;
-          }
+        const scalar_t* g = gkvp + (b - b0) * ckv * hw;
+        tile::gemm<scalar_t>(true, false, C, hw, ckv, scalar_t(1), wp, C, g, hw, scalar_t(0), gxp + b * C * hw, hw);
+        tile::gemm<scalar_t>(false, true, ckv, C, hw, scalar_t(1), g, hw, xp + b * C * hw, hw, scalar_t(0),
+                             wpp + (b - b0) * ckv * C, C);
+        for (int64_t r = 0; bpp != nullptr && r < ckv; ++r) {
+          scalar_t sum = 0;
+          for (int64_t i = 0; i < hw; ++i) sum += g[r * hw + i];
+          bpp[(b - b0) * ckv + r] = sum;
         }
       }
     });
   });
+  for (int64_t i = 0; i < b1 - b0; ++i) {
+    if (b0 + i == 0) {
+      gw.copy_(wpart[0]);
+      if (gbias.defined()) gbias.copy_(bpart[0]);
+    } else {
+      gw.add_(wpart[i]);
+      if (gbias.defined()) gbias.add_(bpart[i]);
+    }
+  }
 }
 
 /**
  * HaloAttention's kv projection (a 1×1 conv, timm's `kv`) and the attention as one operator, so
  * that ∂kv never exists whole: backward produces it for a chunk of images at a time
- * (kGradChunkBytes) and takes each chunk straight on to ∂x, ∂W and ∂bias. Forward keeps the kv map
- * for backward, as the separate conv + halo_attention did (no recomputation).
+ * (kGradChunkBytes, kMaxGradChunks) and takes each chunk straight on to ∂x, ∂W and ∂bias.
+ * Forward keeps the kv map for backward, as the separate conv + halo_attention did (no
+ * recomputation).
  */
 class HaloAttentionProjectedFn : public torch::autograd::Function<HaloAttentionProjectedFn> {
  public:
@@ -334,7 +340,8 @@ class HaloAttentionProjectedFn : public torch::autograd::Function<HaloAttentionP
     at::Tensor partial = at::zeros({g.B * g.nh, 2, g.rows() * g.dqk}, q.options());
     const at::Tensor tables = at::cat({s[2], s[3]});
     const int64_t image_bytes = kv[0].numel() * static_cast<int64_t>(kv.element_size());
-    const int64_t chunk = std::clamp<int64_t>(kGradChunkBytes / image_bytes, 1, g.B);
+    const int64_t fewest = (g.B + kMaxGradChunks - 1) / kMaxGradChunks;  // images per chunk at kMaxGradChunks
+    const int64_t chunk = std::clamp<int64_t>(std::max(kGradChunkBytes / image_bytes, fewest), 1, g.B);
     at::Tensor gkv = at::empty({chunk, kv.size(1), kv.size(2), kv.size(3)}, kv.options());
     for (int64_t b0 = 0; b0 < g.B; b0 += chunk) {
       const int64_t b1 = std::min(g.B, b0 + chunk);
