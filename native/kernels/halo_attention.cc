@@ -339,9 +339,14 @@ class HaloAttentionProjectedFn : public torch::autograd::Function<HaloAttentionP
     at::Tensor gw = at::empty(w.sizes(), w.options()), gbias = bias.defined() ? at::empty_like(bias) : at::Tensor();
     at::Tensor partial = at::zeros({g.B * g.nh, 2, g.rows() * g.dqk}, q.options());
     const at::Tensor tables = at::cat({s[2], s[3]});
-    const int64_t image_bytes = kv[0].numel() * static_cast<int64_t>(kv.element_size());
+    if (g.B == 0) {  // an empty batch: no image adds to ∂W
+      gw.zero_();
+      if (gbias.defined()) gbias.zero_();
+    }
+    const int64_t image_bytes = kv.size(1) * g.Hb * g.Wb * static_cast<int64_t>(kv.element_size());
     const int64_t fewest = (g.B + kMaxGradChunks - 1) / kMaxGradChunks;  // images per chunk at kMaxGradChunks
-    const int64_t chunk = std::clamp<int64_t>(std::max(kGradChunkBytes / image_bytes, fewest), 1, g.B);
+    const int64_t chunk =
+        std::clamp<int64_t>(std::max(kGradChunkBytes / image_bytes, fewest), 1, std::max<int64_t>(g.B, 1));
     at::Tensor gkv = at::empty({chunk, kv.size(1), kv.size(2), kv.size(3)}, kv.options());
     for (int64_t b0 = 0; b0 < g.B; b0 += chunk) {
       const int64_t b1 = std::min(g.B, b0 + chunk);

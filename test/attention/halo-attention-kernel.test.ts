@@ -212,3 +212,15 @@ test('bad arguments throw errors naming the shapes', () => tidy(() => {
   assert.throws(projected({ x: x.to('float64') }), /halo_attention_projected: x, kv_weight and kv_bias must be CPU tensors of q's dtype Float, got Double on cpu/);
   assert.throws(projected({ block: 3 }), /halo_attention: the kv map 8×8 is not a whole number of 3×3 blocks; pad it first/);
 }));
+
+test('an empty batch: empty output, zero gradients for the projection (the projected op writes ∂W and ∂bias only per image)', () => assertNoLeaks(() => tidy(() => {
+  const m = new HaloAttention({ dim: 8, numHeads: 2, blockSize: 4, haloSize: 1, qkvBias: true });
+  const x = randn([0, 8, 8, 8]).requiresGrad_();
+  const ops = new Set<string>();
+  const y = observeOps((op) => ops.add(op), () => m.forward(x));
+  assert.ok(ops.has('vicinity::halo_attention_projected'));
+  assert.deepEqual(y.shape, [0, 8, 8, 8]);
+  y.sum().backward();
+  for (const p of [m.kv.weight, m.kv.bias as Tensor]) assert.equal((p.grad as Tensor).abs().sum().item(), 0);
+  m.dispose();
+})));
