@@ -250,9 +250,8 @@ at::Tensor project_kv(const at::Tensor& x, const at::Tensor& w, const at::Tensor
 
 /**
  * The projection's backward for images [b0, b1), whose ∂kv is gkv (b1 − b0, Ckv, H, W): ∂x_b = Wᵀ·∂kv_b
- * (written) and ∂W += ∂kv_b·x_bᵀ, ∂bias += Σ ∂kv_b over the pixels (gw and gbias are written, not
- * added to, for b0 = 0). Each image's products are one task's; their sum runs in image order, so
- * the bits do not depend on the thread count.
+ * (written) and ∂W += ∂kv_b·x_bᵀ, ∂bias += Σ ∂kv_b over the pixels. Each image's products are one
+ * task's; their sum runs in image order, so the bits do not depend on the thread count.
  */
 void project_kv_backward(const at::Tensor& x, const at::Tensor& w, const at::Tensor& gkv, int64_t b0, int64_t b1,
                          at::Tensor& gx, at::Tensor& gw, at::Tensor& gbias) {
@@ -279,13 +278,8 @@ void project_kv_backward(const at::Tensor& x, const at::Tensor& w, const at::Ten
     });
   });
   for (int64_t i = 0; i < b1 - b0; ++i) {
-    if (b0 + i == 0) {
-      gw.copy_(wpart[0]);
-      if (gbias.defined()) gbias.copy_(bpart[0]);
-    } else {
-      gw.add_(wpart[i]);
-      if (gbias.defined()) gbias.add_(bpart[i]);
-    }
+    gw.add_(wpart[i]);
+    if (gbias.defined()) gbias.add_(bpart[i]);
   }
 }
 
@@ -336,13 +330,9 @@ class HaloAttentionProjectedFn : public torch::autograd::Function<HaloAttentionP
     if (!grads[0].defined()) return result;
     const at::Tensor &q = s[0], &kv = s[1], &out = s[4], &x = s[5], &w = s[6], &bias = s[7], &gout = grads[0];
     at::Tensor gq = at::empty(q.sizes(), q.options()), gx = at::empty(x.sizes(), x.options());
-    at::Tensor gw = at::empty(w.sizes(), w.options()), gbias = bias.defined() ? at::empty_like(bias) : at::Tensor();
+    at::Tensor gw = at::zeros(w.sizes(), w.options()), gbias = bias.defined() ? at::zeros_like(bias) : at::Tensor();
     at::Tensor partial = at::zeros({g.B * g.nh, 2, g.rows() * g.dqk}, q.options());
     const at::Tensor tables = at::cat({s[2], s[3]});
-    if (g.B == 0) {  // an empty batch: no image adds to ∂W
-      gw.zero_();
-      if (gbias.defined()) gbias.zero_();
-    }
     const int64_t image_bytes = kv.size(1) * g.Hb * g.Wb * static_cast<int64_t>(kv.element_size());
     const int64_t fewest = (g.B + kMaxGradChunks - 1) / kMaxGradChunks;  // images per chunk at kMaxGradChunks
     const int64_t chunk =
