@@ -112,7 +112,7 @@ const result = {
   date: new Date().toISOString(),
   calls, repeats, threads,
   libtorch: native.buildInfo().torchVersion,
-  env: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null },
+  env: { OMP_WAIT_POLICY: process.env.OMP_WAIT_POLICY ?? null, GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? null, OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null },
   vicinityUs: vicinityCases(),
   pytorchUs: pythonCases(),
 };

@@ -15,8 +15,8 @@
  * Fairness:
  * - identical network: vicinity's initial state dict and batch are exported (raw bytes + JSON)
  *   and loaded into PyTorch, and the losses of the first steps are compared;
- * - same process environment: OMP_WAIT_POLICY and OPENBLAS_NUM_THREADS are set before vicinity
- *   loads libtorch, and the PyTorch child inherits them; both use `--threads` intra-op threads;
+ * - same process environment: OMP_WAIT_POLICY, GOMP_SPINCOUNT and OPENBLAS_NUM_THREADS are set
+ *   before vicinity loads libtorch, and the PyTorch child inherits them; both use `--threads` intra-op threads;
  * - drift: PyTorch runs as a child process that waits on stdin, and the timed steps alternate in
  *   rounds (vicinity first in even rounds, PyTorch first in odd ones);
  * - other processes (this machine is shared): each turn waits for a quiet machine (within
@@ -67,10 +67,10 @@ if (policy !== undefined && !['passive', 'active', 'unset'].includes(policy)) {
   throw new RangeError(`--omp-wait-policy must be passive, active or unset, got '${policy}'`);
 }
 if (policy === 'passive' || policy === 'active') process.env.OMP_WAIT_POLICY = policy.toUpperCase();
-// vicinity sets PASSIVE when the variable is absent. libgomp treats any other value as absent
-// (parse_wait_policy returns -1, after printing "Invalid value for environment variable
-// OMP_WAIT_POLICY"), which is how this process gets libgomp's unset behaviour; PyTorch's child
-// gets the variable truly removed.
+// Without the flag vicinity sets PASSIVE with GOMP_SPINCOUNT 30000 (src/native/binding.ts);
+// `passive` is PASSIVE alone. libgomp treats any other value as absent (parse_wait_policy returns
+// -1, after printing "Invalid value for environment variable OMP_WAIT_POLICY"), which is how this
+// process gets libgomp's unset behaviour; PyTorch's child gets the variable truly removed.
 if (policy === 'unset') process.env.OMP_WAIT_POLICY = 'unset';
 if (opts['openblas-threads']) process.env.OPENBLAS_NUM_THREADS = opts['openblas-threads'];
 
@@ -354,6 +354,7 @@ const result = {
   config: { batch, steps, warmup, rounds, threads, pytorchThreads: ready.threads, seed, lr, forwardTidy },
   env: {
     OMP_WAIT_POLICY: policy === 'unset' ? '(unset)' : (process.env.OMP_WAIT_POLICY ?? null),
+    GOMP_SPINCOUNT: process.env.GOMP_SPINCOUNT ?? null,
     OPENBLAS_NUM_THREADS: process.env.OPENBLAS_NUM_THREADS ?? null,
     MALLOC_MMAP_THRESHOLD_: process.env.MALLOC_MMAP_THRESHOLD_ ?? null,
     MALLOC_TRIM_THRESHOLD_: process.env.MALLOC_TRIM_THRESHOLD_ ?? null,
@@ -374,6 +375,7 @@ const result = {
 
 const ms = (s: number) => `${(s * 1e3).toFixed(1)} ms`;
 console.log(`ResNet-18 step, batch ${batch}, ${threads} threads, OMP_WAIT_POLICY=${result.env.OMP_WAIT_POLICY}, ` +
+  `GOMP_SPINCOUNT=${result.env.GOMP_SPINCOUNT ?? '(unset)'}, ` +
   `${forwardTidy ? 'forward in its own tidy, ' : ''}` +
   `${steps} timed steps (+${warmup} warm-up) in ${rounds} alternating rounds`);
 for (const [name, s] of [['vicinity', vicStats], ['pytorch', ptStats]] as const) {

@@ -2,7 +2,8 @@
 // there), fused on CPU with a hand-written backward, as `vicinity::la_attention`:
 //   q (B, m, d, P), key map and value map (B, m, d, H, W) with P = H·W (the output grid),
 //   offsets Δp' (B, m, K, 2, P) (t = 0 dy, 1 dx; K = k² points in raster order, ky outer)
-//   → y (B, m, d, P).
+//   → y (B, m, d, P). q, key and value are read in place at any image (batch) stride as long as
+//   each image's block is contiguous: LALayer passes channel slices of its one q/k/v projection.
 // Per batch b, head n, pixel p = (i, j) and kernel point r = (ry, rx) (each in −⌊k/2⌋ … ⌊k/2⌋):
 //   key_r   = bilinear(key map, i + ry + dy, j + rx + dx): floor() held constant (one-sided
 //             coordinate gradient at integers), each of the 4 corners outside the map reads 0
@@ -88,19 +89,35 @@ Geometry check_inputs(const at::Tensor& q, const at::Tensor& key, const at::Tens
   return Geometry{B, m, d, H, W, H * W, kernel_size, K, softmax, eps, chunk};
 }
 
+/**
+ * `t` as the kernel reads it: each image's (m, d, …) block contiguous, images at any stride — q, k
+ * and v may be channel slices of one (B, 3·C, Ho, Wo) projection (LALayer's fused q/k/v conv),
+ * read in place — else a contiguous copy.
+ */
+at::Tensor images_dense(const at::Tensor& t) {
+  return t.size(0) > 1 && t.select(0, 0).is_contiguous() ? t : t.contiguous();
+}
+
+/** The batch strides (elements) of q, key and value; the kernel's own tensors are contiguous. */
+struct InputStrides {
+  int64_t q, key, value;
+};
+
 /** Runs fn(head slices, scratch) for every (b, n) in parallel, one scratch per thread's range. */
 template <typename scalar_t, typename Fn>
-void for_each_head(const Geometry& g, const at::TensorOptions& options, const HeadSlices<scalar_t>& base, const Fn& fn) {
+void for_each_head(const Geometry& g, const at::TensorOptions& options, const HeadSlices<scalar_t>& base,
+                   const InputStrides& in, const Fn& fn) {
   const int64_t map = g.d * g.P, points = g.K * g.P;
   auto shift = [](auto* p, int64_t by) { return p == nullptr ? p : p + by; };
   at::parallel_for(0, g.B * g.m, 1, [&](int64_t begin, int64_t end) {
     Scratch<scalar_t> scratch(g, options);
     for (int64_t t = begin; t < end; ++t) {
+      const int64_t b = t / g.m, n = t % g.m;
       const HeadSlices<scalar_t> h{
-          shift(base.q, t * map), shift(base.key, t * map), shift(base.value, t * map),
-          shift(base.off, t * 2 * points), shift(base.weights, t * points), shift(base.y, t * map),
-          shift(base.grad_y, t * map), shift(base.grad_q, t * map), shift(base.grad_key, t * map),
-          shift(base.grad_value, t * map), shift(base.grad_off, t * 2 * points)};
+          shift(base.q, b * in.q + n * map), shift(base.key, b * in.key + n * map),
+          shift(base.value, b * in.value + n * map), shift(base.off, t * 2 * points), shift(base.weights, t * points),
+          shift(base.y, t * map), shift(base.grad_y, t * map), shift(base.grad_q, t * map),
+          shift(base.grad_key, t * map), shift(base.grad_value, t * map), shift(base.grad_off, t * 2 * points)};
       fn(h, scratch);
     }
   });
@@ -111,7 +128,8 @@ class LaAttention : public torch::autograd::Function<LaAttention> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& q, const at::Tensor& key, const at::Tensor& value,
                             const at::Tensor& offsets, int64_t kernel_size, bool softmax, double eps) {
     const Geometry g = check_inputs(q, key, value, offsets, kernel_size, softmax, eps);
-    at::Tensor qc = q.contiguous(), kc = key.contiguous(), vc = value.contiguous(), oc = offsets.contiguous();
+    at::Tensor qc = images_dense(q), kc = images_dense(key), vc = images_dense(value), oc = offsets.contiguous();
+    const InputStrides in{qc.stride(0), kc.stride(0), vc.stride(0)};
     at::Tensor y = at::empty({g.B, g.m, g.d, g.P}, q.options());
     at::Tensor weights = at::empty({g.B, g.m, g.K, g.P}, q.options());
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "la_attention_forward", [&] {
@@ -119,7 +137,7 @@ class LaAttention : public torch::autograd::Function<LaAttention> {
                                       oc.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), y.data_ptr<scalar_t>(),
                                       nullptr, nullptr, nullptr, nullptr, nullptr};
       with_width(g.d, [&](auto width) {
-        for_each_head(g, q.options(), base,
+        for_each_head(g, q.options(), base, in,
                       [&](const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) { forward_head<width()>(g, h, s); });
       });
     });
@@ -138,8 +156,9 @@ class LaAttention : public torch::autograd::Function<LaAttention> {
     variable_list result(7);  // q, key, value, offsets; none for kernel_size, mode and eps
     if (!grads[0].defined()) return result;
     at::Tensor grad_y = grads[0].contiguous();
-    at::Tensor grad_q = at::empty_like(q), grad_key = at::empty_like(key), grad_value = at::empty_like(value);
-    at::Tensor grad_off = at::empty_like(offsets);
+    const InputStrides in{q.stride(0), key.stride(0), value.stride(0)};
+    at::Tensor grad_q = at::empty(q.sizes(), q.options()), grad_key = at::empty(key.sizes(), key.options());
+    at::Tensor grad_value = at::empty(value.sizes(), value.options()), grad_off = at::empty_like(offsets);
     AT_DISPATCH_FLOATING_TYPES(q.scalar_type(), "la_attention_backward", [&] {
       const HeadSlices<scalar_t> base{q.data_ptr<scalar_t>(), key.data_ptr<scalar_t>(), value.data_ptr<scalar_t>(),
                                       offsets.data_ptr<scalar_t>(), weights.data_ptr<scalar_t>(), nullptr,
@@ -147,7 +166,7 @@ class LaAttention : public torch::autograd::Function<LaAttention> {
                                       grad_key.data_ptr<scalar_t>(), grad_value.data_ptr<scalar_t>(),
                                       grad_off.data_ptr<scalar_t>()};
       with_width(g.d, [&](auto width) {
-        for_each_head(g, q.options(), base,
+        for_each_head(g, q.options(), base, in,
                       [&](const HeadSlices<scalar_t>& h, Scratch<scalar_t>& s) { backward_head<width()>(g, h, s); });
       });
     });

@@ -35,6 +35,7 @@ import { recordAttention } from './attention-capture.js';
 import { Conv2d, Module, Sequential } from '../nn/index.js';
 import { useFused } from '../ops/fused.js';
 import { divisibleBy, integerAtLeast, knownOptions, oneOf, optionNames, referenceOptions } from '../nn/layers/validation.js';
+import * as F from '../ops/functional.js';
 import * as aten from '../ops/generated/ops.gen.js';
 import { ShapeError } from '../tensor/shape-error.js';
 import type { Tensor } from '../tensor/tensor.js';
@@ -247,9 +248,7 @@ export class LALayer extends Module {
   private projections(x: Tensor, options: LAForwardOptions): LAProjections {
     this.checkInput(x);
     const w = options.weights ?? this.weights();
-    const q = this.project(x, w.q);                              // Eq. (3)
-    const k = this.project(x, w.k);                              // Eq. (4)
-    const v = this.project(x, w.v);                              // Eq. (5)
+    const [q, k, v] = this.projectQkv(x, w);                     // Eq. (3)–(5)
     const [B, , Ho, Wo] = q.shape;
     const raw = options.rawOffsets ?? this.rawOffsets(x, w);
     this.checkRawOffsets(raw, [B, this.offsetChannels, Ho, Wo]);
@@ -314,7 +313,16 @@ export class LALayer extends Module {
     return y.reshape([B, m * d, Ho, Wo]);                       // (B, C_out, Ho, Wo)
   }
 
-  /** Eq. (3)–(5): a 1×1 projection at stride s, (B, C_in, H, W) → (B, C_out, Ho, Wo). */
+  /**
+   * Eq. (3)–(5): with groups 1 one conv over the three weights (F.conv2dSplit), whose channel
+   * slices the fused kernel reads in place.
+   */
+  private projectQkv(x: Tensor, w: LALayerWeights): [Tensor, Tensor, Tensor] {
+    const [q, k, v] = F.conv2dSplit(x, [w.q, w.k, w.v], null, { stride: this.stride, groups: this.groups });
+    return [q, k, v];
+  }
+
+  /** A 1×1 projection at stride s, (B, C_in, H, W) → (B, C_out, Ho, Wo). */
   private project(x: Tensor, weight: Tensor): Tensor {
     return aten.conv2d(x, weight, null, this.stride, 0, 1, this.groups);
   }

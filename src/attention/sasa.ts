@@ -96,9 +96,8 @@ function heads(t: Tensor, numHeads: number): Tensor {
 export function standAloneSelfAttention2d(x: Tensor, w: AttentionConvWeights, c: SasaConfig): Tensor {
   const [B, , H, W] = x.shape;
   const { numHeads: nh, kernelSize: k } = c;
-  const query = heads(F.conv2d(x, w.queryWeight, w.queryBias), nh);          // (B, nh, H·W, dh), unscaled
-  const key = heads(F.conv2d(x, w.keyWeight, w.keyBias), nh);                 // (B, nh, H·W, dh)
-  const value = heads(F.conv2d(x, w.valueWeight, w.valueBias), nh);           // (B, nh, H·W, dh)
+  const [query, key, value] = F.conv2dSplit(x, [w.queryWeight, w.keyWeight, w.valueWeight],
+    [w.queryBias, w.keyBias, w.valueBias]).map((t) => heads(t, nh));         // 3 × (B, nh, H·W, dh), q unscaled
   const placement = { kernelSize: k, placement: 'centred', device: x.device } as const;
   const index = windowIndex(H, W, placement);
   const r = relativeEmbedding(w.relH, w.relW, nh, k);  // (nh, T, dh)

@@ -29,7 +29,7 @@ export async function doctor(options: { json?: boolean } = {}): Promise<number> 
     cxx11Abi: info.cxx11Abi,
     intraOpThreads: native.getNumThreads(),
     blasThreads: `${info.blasThreads} (${info.blasLibrary})`,
-    ompWaitPolicy: process.env.OMP_WAIT_POLICY ?? '(unset)',
+    ompWaitPolicy: `${process.env.OMP_WAIT_POLICY ?? '(unset)'}, GOMP_SPINCOUNT ${process.env.GOMP_SPINCOUNT ?? '(unset)'}`,
     cuda: info.cudaAvailable ? `yes, ${info.cudaDevices} device(s)` : 'no',
     addon: addonPath,
     addonCompiler: info.compiler,

@@ -141,6 +141,9 @@ export const addonPath = path.join(packageRoot, 'build', backend, 'vicinity.node
 /** Thread count used at start-up: VICINITY_NUM_THREADS (checked by thread-limit.ts's rule), else every available core. */
 export const defaultThreads = threadsFromEnvironment() ?? os.availableParallelism();
 
+/** The idle OpenMP threads' spin (GOMP_SPINCOUNT) vicinity sets with PASSIVE when neither is set. */
+export const OPENMP_SPIN_COUNT = 30_000;
+
 function load(): NativeAddon {
   if (!existsSync(addonPath)) {
     throw new Error(
@@ -150,7 +153,14 @@ function load(): NativeAddon {
     );
   }
   // libgomp reads its settings once, when libtorch is loaded: they must be in the environment first.
-  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
+  // Idle OpenMP threads spin 30,000 iterations (tens of µs), then sleep: the gaps between one op's
+  // parallel region and the next are mostly shorter than that, and waking a sleeping thread for
+  // each costs more than the region of a small op (docs/benchmarks.md, "Threads and the OpenMP
+  // wait policy"). A user's own OMP_WAIT_POLICY or GOMP_SPINCOUNT is left as it is.
+  if (process.env.OMP_WAIT_POLICY === undefined) {
+    process.env.OMP_WAIT_POLICY = 'PASSIVE';
+    process.env.GOMP_SPINCOUNT ??= String(OPENMP_SPIN_COUNT);
+  }
   try {
     return createRequire(import.meta.url)(addonPath) as NativeAddon;
   } catch (e) {

@@ -20,6 +20,24 @@ export function conv2d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o:
   return aten.conv2d(x, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1);
 }
 
+/**
+ * conv2d of one x by several weights of one geometry (and their biases: all given or all null), as
+ * one conv over the weights concatenated along the output channels, split back: one pass over x
+ * and one GEMM each way instead of one per weight; the outputs are channel slices (views) of the
+ * one map. With groups > 1 (a concatenation would mix the weights' rows across groups) or mixed
+ * biases, one conv per weight.
+ */
+export function conv2dSplit(x: Tensor, weights: Tensor[], biases: (Tensor | null)[] | null = null, o: Conv2dOptions = {}): Tensor[] {
+  const b = biases ?? weights.map(() => null);
+  if (b.length !== weights.length) {
+    throw new RangeError(`conv2dSplit: ${weights.length} weights but ${b.length} biases; give one bias (or null) per weight`);
+  }
+  const withBias = b.filter((t) => t !== null).length;
+  if ((o.groups ?? 1) !== 1 || (withBias > 0 && withBias < b.length)) return weights.map((w, i) => conv2d(x, w, b[i], o));
+  const bias = withBias > 0 ? aten.cat(b as Tensor[], 0) : null;
+  return conv2d(x, aten.cat(weights, 0), bias, o).split(weights.map((w) => w.shape[0]), 1);
+}
+
 export function conv1d(x: Tensor, weight: Tensor, bias: Tensor | null = null, o: { stride?: number; padding?: number; dilation?: number; groups?: number } = {}): Tensor {
   return aten.conv1d(x, weight, bias, o.stride ?? 1, o.padding ?? 0, o.dilation ?? 1, o.groups ?? 1);
 }

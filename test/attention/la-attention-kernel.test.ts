@@ -4,7 +4,8 @@
  * and every gradient (float64, both aggregations, per-point and per-pixel offsets, stride 2, groups,
  * odd sizes, batch 1, zero offsets, windows pushed fully outside the map, d with and without a
  * remainder of 8), in float32 within rounding, under the float64 gradcheck through q, k, v and the
- * offsets, bit-for-bit across thread counts; a NaN sampling position poisons only its own pixel and
+ * offsets, bit-for-bit across thread counts and between channel slices of a packed q/k/v map (read
+ * in place) and contiguous copies; a NaN sampling position poisons only its own pixel and
  * point; it counts the composite's MACs, and rejects bad
  * arguments with messages naming the shapes. The fixtures run through it in la-layer.test.ts.
  */
@@ -168,6 +169,22 @@ test('the op gives the same bits at 1 and 2 threads (each (b, head) is one task)
   });
 }));
 
+
+test('q, k, v as channel slices of one packed projection (read in place) give the bits of contiguous copies', () => tidy(() => {
+  const [B, m, d, H, W] = [3, 2, 8, 5, 4];
+  const { off } = opInputs(B, m, d, H, W, 3, 90);
+  const packed = randn([B, 3 * m * d, H, W], { seed: 91 });                 // LALayer's fused q/k/v conv output
+  const offsets = off.to('float32');
+  const run = (contiguous: boolean): Tensor[] => {
+    const leaf = packed.detach().requiresGrad_();
+    const [q, k, v] = leaf.split(m * d, 1).map((t) => (contiguous ? t.contiguous() : t));
+    const y = aten.vicinity_la_attention(q.reshape([B, m, d, H * W]), k.reshape([B, m, d, H, W]),
+      v.reshape([B, m, d, H, W]), offsets, 3, 'normalized', 1e-6);
+    return [y, grad(y.mul(y).sum(), [leaf])[0] as Tensor];
+  };
+  const [views, copies] = [run(false), run(true)];
+  views.forEach((t, i) => assert.deepEqual(values(t), values(copies[i]), i === 0 ? 'output' : 'gradient'));
+}));
 test('a NaN sampling position gives NaN at its pixel and head only, and NaN offset gradients at its point', () => tidy(() => {
   for (const [d, mode] of [[8, 'softmax'], [8, 'normalized'], [3, 'softmax']] as const) {
     const { q, k, v, off } = opInputs(1, 2, d, 4, 5, 3, 90);

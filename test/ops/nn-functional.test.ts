@@ -1,10 +1,11 @@
 /**
  * Parity with PyTorch for src/ops/functional.ts, part 1: conv2d/conv1d (stride, padding,
- * dilation, groups, bias), max/avg/adaptive pooling, batchNorm (training updates the running
- * statistics in place; eval uses them), layerNorm, groupNorm, activations (relu, gelu exact and
- * tanh, silu, sigmoid, softplus, tanh, leakyRelu, elu, hardsigmoid), softmax/logSoftmax and the
- * losses (crossEntropy with label smoothing, class weights and ignore index; nllLoss; mseLoss) —
- * values and input gradients in float32 and float64. Sampling ops: nn-sampling.test.ts.
+ * dilation, groups, bias), conv2dSplit (several weights as one conv), max/avg/adaptive pooling,
+ * batchNorm (training updates the running statistics in place; eval uses them), layerNorm,
+ * groupNorm, activations (relu, gelu exact and tanh, silu, sigmoid, softplus, tanh, leakyRelu, elu,
+ * hardsigmoid), softmax/logSoftmax and the losses (crossEntropy with label smoothing, class weights
+ * and ignore index; nllLoss; mseLoss) — values and input gradients in float32 and float64.
+ * Sampling ops: nn-sampling.test.ts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -48,6 +49,14 @@ const convs: OpCase[] = [
   { name: 'conv2d float64, every option', inputs: { x: IMG64, w: rn([6, 2, 3, 2], 18, 'float64'), b: rn([6], 19, 'float64') },
     ts: ({ x, w, b }) => F.conv2d(x, w, b, { stride: [1, 2], padding: [2, 1], dilation: [2, 1], groups: 2 }),
     py: 'F.conv2d(x, w, b, stride=(1, 2), padding=(2, 1), dilation=(2, 1), groups=2)', grad: true },
+  { name: 'conv2dSplit: three 1×1 weights with biases at stride 2 (one conv, outputs concatenated)',
+    inputs: { x: IMG, w1: rn([4, 3, 1, 1], 22), w2: rn([2, 3, 1, 1], 23), w3: rn([4, 3, 1, 1], 24), b1: B4, b2: rn([2], 25), b3: rn([4], 26) },
+    ts: ({ x, w1, w2, w3, b1, b2, b3 }) => F.cat(F.conv2dSplit(x, [w1, w2, w3], [b1, b2, b3], { stride: 2 }), 1),
+    py: 'torch.cat([F.conv2d(x, w, b, stride=2) for w, b in ((w1, b1), (w2, b2), (w3, b3))], 1)', grad: true },
+  { name: 'conv2dSplit: groups 3 (one conv per weight), no biases',
+    inputs: { x: G6, w1: rn([6, 2, 1, 1], 27), w2: rn([3, 2, 1, 1], 28) },
+    ts: ({ x, w1, w2 }) => F.cat(F.conv2dSplit(x, [w1, w2], null, { groups: 3 }), 1),
+    py: 'torch.cat([F.conv2d(x, w1, groups=3), F.conv2d(x, w2, groups=3)], 1)', grad: true },
   { name: 'conv1d stride 2 padding 1 with bias', inputs: { x: SEQ, w: rn([4, 3, 3], 20), b: B4 }, ts: ({ x, w, b }) => F.conv1d(x, w, b, { stride: 2, padding: 1 }),
     py: 'F.conv1d(x, w, b, stride=2, padding=1)', grad: true },
   { name: 'conv1d dilation 2 groups 3', inputs: { x: SEQ, w: rn([3, 1, 2], 21) }, ts: ({ x, w }) => F.conv1d(x, w, null, { dilation: 2, groups: 3 }),
