@@ -16,7 +16,8 @@
  * - identical network: vicinity's initial state dict and batch are exported (raw bytes + JSON)
  *   and loaded into PyTorch, and the losses of the first steps are compared;
  * - same process environment: OMP_WAIT_POLICY, GOMP_SPINCOUNT and OPENBLAS_NUM_THREADS are set
- *   before vicinity loads libtorch, and the PyTorch child inherits them; both use `--threads` intra-op threads;
+ *   before vicinity loads libtorch, and the PyTorch child inherits them; both use `--threads`
+ *   intra-op threads;
  * - drift: PyTorch runs as a child process that waits on stdin, and the timed steps alternate in
  *   rounds (vicinity first in even rounds, PyTorch first in odd ones);
  * - other processes (this machine is shared): each turn waits for a quiet machine (within

@@ -5,9 +5,8 @@
  * odd sizes, batch 1, zero offsets, windows pushed fully outside the map, d with and without a
  * remainder of 8), in float32 within rounding, under the float64 gradcheck through q, k, v and the
  * offsets, bit-for-bit across thread counts and between channel slices of a packed q/k/v map (read
- * in place) and contiguous copies; a NaN sampling position poisons only its own pixel and
- * point; it counts the composite's MACs, and rejects bad
- * arguments with messages naming the shapes. The fixtures run through it in la-layer.test.ts.
+ * in place) and contiguous copies; a NaN sampling position poisons only its own pixel and point;
+ * it counts the composite's MACs, and rejects bad arguments with messages naming the shapes. The fixtures run through it in la-layer.test.ts.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';

@@ -22,6 +22,21 @@ test('doctor reports libtorch, threads, BLAS, CUDA and the build, and passes its
   assert.match(String(report.facts.backend), new RegExp(`^${backend}: (pip torch 2\\.\\d+\\.\\d+ in \\.venv|Debian libtorch-dev 1\\.13\\.\\d+|.*torch)`));
 });
 
+test('the OpenMP wait policy: PASSIVE with a 30,000-iteration spin unless the user set either variable', () => {
+  const policy = (env: Record<string, string>) => {
+    const clean = { ...process.env };
+    delete clean.OMP_WAIT_POLICY;
+    delete clean.GOMP_SPINCOUNT;
+    const r = spawnSync(process.execPath, [cli, 'doctor', '--json'], { encoding: 'utf8', env: { ...clean, ...env } });
+    assert.equal(r.status, 0, r.stdout + r.stderr);
+    return (JSON.parse(r.stdout) as { facts: { ompWaitPolicy: string } }).facts.ompWaitPolicy;
+  };
+  assert.equal(policy({}), 'PASSIVE, GOMP_SPINCOUNT 30000');
+  assert.equal(policy({ GOMP_SPINCOUNT: '5000' }), 'PASSIVE, GOMP_SPINCOUNT 5000');
+  assert.equal(policy({ OMP_WAIT_POLICY: 'PASSIVE' }), 'PASSIVE, GOMP_SPINCOUNT (unset)');
+  assert.equal(policy({ OMP_WAIT_POLICY: 'ACTIVE' }), 'ACTIVE, GOMP_SPINCOUNT (unset)');
+});
+
 test('doctor rejects an unknown VICINITY_BACKEND, naming the choices', () => {
   const r = spawnSync(process.execPath, [cli, 'doctor'], { encoding: 'utf8', env: { ...process.env, VICINITY_BACKEND: 'torch3' } });
   assert.notEqual(r.status, 0);
