@@ -23,7 +23,7 @@ import { NN_OPS } from './aten-nn.js';
 import { TENSOR_OPS } from './aten-tensor.js';
 import { CallView, GraphBuilder, onnxDType, pruneGraph, type OpTranslation } from './graph.js';
 import { encodeModel } from './onnx-proto.js';
-import { ExportError, fitTraces, recordForward, type Trace } from './trace.js';
+import { ExportError, fitTraces, recordForward, tensorIds, type Trace } from './trace.js';
 
 /** The opset the exporter writes: 17 has LayerNormalization and GridSample (16+). */
 export const ONNX_OPSET = 17;
@@ -85,7 +85,10 @@ function checkModel(model: Module): void {
 function buildGraph(trace: Trace, inputName: string, outputName: string): GraphBuilder {
   const g = new GraphBuilder(trace, inputName);
   for (const call of trace.calls) {
-    const needed = call.batchDependent || call.outputs.some((o) => trace.values[o].dynamic);
+    // A concatenation of parameters (F.conv2dSplit's projection weights) stays a Concat node, so
+    // that every parameter remains an initializer under its state-dict name.
+    const joinsParameters = call.op === 'aten::cat' && tensorIds(call.args).some((id) => trace.values[id].kind === 'parameter');
+    const needed = call.batchDependent || call.outputs.some((o) => trace.values[o].dynamic) || joinsParameters;
     if (!needed) continue;   // constant-folded: its results become initializers where used
     // an in-place op (relu_, add_.Tensor) computes what its out-of-place form does; trace.ts
     // already points later readers of its first argument at its result
