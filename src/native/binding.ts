@@ -142,7 +142,7 @@ export const addonPath = path.join(packageRoot, 'build', backend, 'vicinity.node
 export const defaultThreads = threadsFromEnvironment() ?? os.availableParallelism();
 
 /** The idle OpenMP threads' spin (GOMP_SPINCOUNT) vicinity sets with PASSIVE when neither is set. */
-export const OPENMP_SPIN_COUNT = 30_000;
+const OPENMP_SPIN_COUNT = 30_000;
 
 function load(): NativeAddon {
   if (!existsSync(addonPath)) {
