@@ -31,6 +31,7 @@
 #include <limits>
 #include <vector>
 
+#include "channel_dots.h"
 #include "kernel_options.h"
 #include "kernels.h"
 #include "softmax_exp.h"
@@ -72,14 +73,6 @@ VariantGeometry check_inputs(const at::Tensor& a, const at::Tensor& z, const at:
 
 VICINITY_KERNEL_OPTIONS_BEGIN
 
-template <typename T>
-VICINITY_KERNEL_INLINE T dot(const T* __restrict__ x, const T* __restrict__ y, int64_t n) {
-  T s = 0;
-#pragma omp simd reduction(+ : s)
-  for (int64_t k = 0; k < n; ++k) s += x[k] * y[k];
-  return s;
-}
-
 /** Tokens [begin, end): w (hk, M, g, T) and mixed (hk, M, g, D). */
 template <typename T>
 VICINITY_X86_64_V3_CLONES void forward_tokens(const VariantGeometry& g, const T* a, const T* z, const T* bias, T* w,
@@ -95,7 +88,7 @@ VICINITY_X86_64_V3_CLONES void forward_tokens(const VariantGeometry& g, const T*
         const T c = bias != nullptr ? bias[r] : T(0);
         T top = -std::numeric_limits<T>::infinity();
         for (int64_t t = 0; t < nt; ++t) {
-          wr[t] = dot(av, zn + t * zt, D) + c;
+          wr[t] = dot(D, av, zn + t * zt) + c;
           top = std::max(top, wr[t]);
         }
         T sum = 0;
@@ -135,7 +128,7 @@ VICINITY_X86_64_V3_CLONES void backward_tokens(const VariantGeometry& g, const T
         const T* wr = w + r * nt;
         T weighted = 0;  // Σ_s w_s·∂w_s
         for (int64_t t = 0; t < nt; ++t) {
-          dl[t] = dot(go, zn + t * zt, D);  // ∂w_t
+          dl[t] = dot(D, go, zn + t * zt);  // ∂w_t
           weighted += wr[t] * dl[t];
         }
         T dc = 0;
